@@ -1,0 +1,1134 @@
+/**
+ * The Raft algorithm: elections (PreVote, CheckQuorum, leader lease), log replication with flow
+ * control, snapshots sent in chunks, ReadIndex, leadership transfer and one-at-a-time membership
+ * changes. Owns every protocol decision. Must never do I/O, read a clock or draw randomness other
+ * than from the injected source: time is a count of tick() calls, and all effects leave through
+ * the outbox (`msgs`, `readStates`) and the log's unstable part, collected by RawNode into a Ready.
+ *
+ * Structure follows the paper: step() does the term checks common to every role (§5.1), then
+ * dispatches to stepLeader / stepCandidate / stepFollower.
+ */
+import { RaftLog } from "./log.js";
+import { Progress } from "./progress.js";
+import { majorityValue, voteResult } from "./quorum.js";
+import { type RandomSource, randomInt } from "./random.js";
+import type { LogStorage } from "./storage.js";
+import {
+  type ConfChange,
+  type Configuration,
+  decodeConfig,
+  type Entry,
+  encodeConfig,
+  entrySize,
+  type Message,
+  type MessageType,
+  type NodeId,
+  type ReadState,
+  type Role,
+  type Snapshot,
+  type SnapshotChunk,
+  type SnapshotMetadata,
+} from "./types.js";
+
+/**
+ * Known bugs that can be switched on to prove the simulator catches them. Test-only: the product
+ * never sets these.
+ */
+export interface PlantedBugs {
+  /** Commit by counting replicas of an entry from an earlier term (Figure 8 of the paper). */
+  readonly commitOldTermEntries?: boolean;
+  /** Grant votes without the §5.4.1 log up-to-date check. */
+  readonly grantVoteWithoutLogCheck?: boolean;
+  /** Hand a vote to storage without the vote (so a restart forgets it). Applied by RawNode. */
+  readonly skipVotePersist?: boolean;
+}
+
+/** How a read is confirmed: a quorum round (safe), or the leader's lease when it is valid. */
+export type ReadMode = "quorum" | "lease";
+
+export interface RaftOptions {
+  readonly id: NodeId;
+  readonly storage: LogStorage;
+  /** Seeded generator for election jitter. */
+  readonly random: RandomSource;
+  /** Ticks without a leader before campaigning; the actual timeout is randomized in [electionTicks, 2×electionTicks). Default 10. */
+  readonly electionTicks?: number;
+  /** Ticks between leader heartbeats. Default 1. */
+  readonly heartbeatTicks?: number;
+  /** Run a PreVote round before raising the term (dissertation §9.6). Default true. */
+  readonly preVote?: boolean;
+  /** Leader steps down when it has not heard from a quorum for an election timeout; followers in contact with a leader refuse votes. Default true. */
+  readonly checkQuorum?: boolean;
+  /** Ticks by which clocks may disagree over one election timeout; the lease is electionTicks − this. Default 2. */
+  readonly leaseDriftTicks?: number;
+  /** Upper bound of entry bytes in one append message. Default 1 MiB. */
+  readonly maxMsgBytes?: number;
+  /** Appends in flight to one follower in replicate state. Default 256. */
+  readonly maxInflight?: number;
+  /** Snapshot bytes per message. Default 1 MiB. */
+  readonly maxSnapshotChunkBytes?: number;
+  /** Proposals are refused while this many bytes are appended but not committed. Default 64 MiB. */
+  readonly maxUncommittedBytes?: number;
+  /** Index already applied by the state machine (when restarting). */
+  readonly applied?: number;
+  /** Test-only planted bugs. */
+  readonly bugs?: PlantedBugs;
+}
+
+/** Why a proposal was refused. */
+export type ProposeError =
+  | "not_leader"
+  | "transfer_in_progress"
+  | "too_many_uncommitted"
+  | "config_pending"
+  | "no_commit_in_term"
+  | "invalid_config_change";
+
+export type ProposeResult =
+  | { readonly ok: true; readonly index: number; readonly term: number }
+  | {
+      readonly ok: false;
+      readonly error: ProposeError;
+      readonly leader: NodeId | null;
+      readonly message: string;
+    };
+
+interface PendingRead {
+  readonly requestId: number;
+  readonly from: NodeId;
+  readonly index: number;
+  readonly seq: number;
+}
+
+interface IncomingSnapshot {
+  readonly metadata: SnapshotMetadata;
+  readonly parts: Uint8Array[];
+  received: number;
+}
+
+const EMPTY = new Uint8Array(0);
+
+export class Raft {
+  readonly id: NodeId;
+  term = 0;
+  vote: NodeId | null = null;
+  role: Role = "follower";
+  leader: NodeId | null = null;
+  readonly log: RaftLog;
+
+  /** Configuration from the snapshot, then every config entry after it: the latest one is in effect (dissertation §4.1). */
+  private baseConfig: Configuration;
+  private baseConfigIndex: number;
+  private configLog: { index: number; config: Configuration }[] = [];
+  config: Configuration;
+  configIndex: number;
+
+  readonly progress = new Map<NodeId, Progress>();
+  private votes = new Map<NodeId, boolean>();
+
+  /** Outbox: drained by RawNode.ready(). */
+  msgs: Message[] = [];
+  readStates: ReadState[] = [];
+
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly leaseDriftTicks: number;
+  readonly maxMsgBytes: number;
+  readonly maxInflight: number;
+  readonly maxSnapshotChunkBytes: number;
+  readonly maxUncommittedBytes: number;
+  readonly bugs: PlantedBugs;
+  private readonly random: RandomSource;
+
+  /** Ticks seen by this node since it started: its own clock, used by leases. */
+  tickCount = 0;
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTimeout = 0;
+  /** Peers heard from during the current CheckQuorum window. */
+  private recentActive = new Set<NodeId>();
+
+  /** Leader: transfer target and the first index of this term (its no-op). */
+  transferee: NodeId | null = null;
+  private termStartIndex = 0;
+  private uncommittedBytes = 0;
+  private uncommittedMarks: { index: number; bytes: number }[] = [];
+
+  private readSeq = 0;
+  private pendingReads: PendingRead[] = [];
+  private readsAwaitingCommit: { requestId: number; from: NodeId; mode: ReadMode }[] = [];
+
+  private incoming: IncomingSnapshot | null = null;
+
+  constructor(opts: RaftOptions) {
+    this.id = opts.id;
+    this.electionTicks = opts.electionTicks ?? 10;
+    this.heartbeatTicks = opts.heartbeatTicks ?? 1;
+    if (!(this.heartbeatTicks >= 1 && this.electionTicks > this.heartbeatTicks)) {
+      throw new Error("raft: need 1 <= heartbeatTicks < electionTicks");
+    }
+    this.preVote = opts.preVote ?? true;
+    this.checkQuorum = opts.checkQuorum ?? true;
+    this.leaseDriftTicks = opts.leaseDriftTicks ?? 2;
+    this.maxMsgBytes = opts.maxMsgBytes ?? 1 << 20;
+    this.maxInflight = opts.maxInflight ?? 256;
+    this.maxSnapshotChunkBytes = opts.maxSnapshotChunkBytes ?? 1 << 20;
+    this.maxUncommittedBytes = opts.maxUncommittedBytes ?? 64 << 20;
+    this.bugs = opts.bugs ?? {};
+    this.random = opts.random;
+
+    const storage = opts.storage;
+    this.log = new RaftLog(storage, opts.applied ?? 0);
+    this.log.onAppend = (entries) => this.onLogAppend(entries);
+    const { hardState, config } = storage.initialState();
+    this.baseConfig = config;
+    this.baseConfigIndex = storage.firstIndex() - 1;
+    this.config = config;
+    this.configIndex = this.baseConfigIndex;
+    this.scanConfigEntries(storage.firstIndex(), storage.lastIndex() + 1);
+
+    if (hardState.commit > storage.lastIndex()) {
+      throw new Error(
+        `raft: stored commit ${hardState.commit} is beyond the last stored index ${storage.lastIndex()}`,
+      );
+    }
+    this.term = hardState.term;
+    this.vote = hardState.vote;
+    this.log.commitTo(hardState.commit);
+    this.becomeFollower(this.term, null);
+  }
+
+  // ---------------------------------------------------------------- configuration
+
+  private scanConfigEntries(lo: number, hi: number): void {
+    for (let i = lo; i < hi; ) {
+      const batch = this.log.slice(i, hi, 8 << 20);
+      for (const e of batch) if (e.type === "config") this.pushConfig(e.index, decodeConfig(e.data));
+      i += batch.length;
+    }
+  }
+
+  private pushConfig(index: number, config: Configuration): void {
+    this.configLog.push({ index, config });
+    this.setConfig(config, index);
+  }
+
+  /** Called by the log for every entry appended (after any truncation it performed). */
+  private onLogAppend(entries: readonly Entry[]): void {
+    const from = entries[0]!.index;
+    if (this.configLog.length > 0 && this.configLog[this.configLog.length - 1]!.index >= from) {
+      // A conflicting suffix was cut: configurations it carried are no longer in the log.
+      while (this.configLog.length > 0 && this.configLog[this.configLog.length - 1]!.index >= from)
+        this.configLog.pop();
+      const last = this.configLog[this.configLog.length - 1];
+      this.setConfig(last ? last.config : this.baseConfig, last ? last.index : this.baseConfigIndex);
+    }
+    for (const e of entries) if (e.type === "config") this.pushConfig(e.index, decodeConfig(e.data));
+  }
+
+  private setConfig(config: Configuration, index: number): void {
+    this.config = config;
+    this.configIndex = index;
+    if (this.role === "leader") this.syncProgressWithConfig();
+  }
+
+  /** The configuration in effect at `index` (for snapshots taken at an applied index). */
+  configAt(index: number): Configuration {
+    let c = this.baseConfig;
+    for (const x of this.configLog) {
+      if (x.index <= index) c = x.config;
+      else break;
+    }
+    return c;
+  }
+
+  isVoter(id: NodeId = this.id): boolean {
+    return this.config.voters.includes(id);
+  }
+
+  private members(): NodeId[] {
+    return [...this.config.voters, ...this.config.learners];
+  }
+
+  private syncProgressWithConfig(): void {
+    const members = new Set(this.members());
+    members.add(this.id);
+    for (const id of [...this.progress.keys()]) if (!members.has(id)) this.progress.delete(id);
+    for (const id of members) {
+      const learner = !this.config.voters.includes(id);
+      const pr = this.progress.get(id);
+      if (!pr) {
+        const np = new Progress(this.log.lastIndex() + 1, this.maxInflight, learner);
+        if (id === this.id) np.match = this.stableLastIndex();
+        this.progress.set(id, np);
+      } else if (pr.isLearner !== learner) {
+        pr.isLearner = learner;
+      }
+    }
+    if (this.transferee !== null && !this.config.voters.includes(this.transferee)) this.transferee = null;
+  }
+
+  // ---------------------------------------------------------------- role changes
+
+  private resetRandomizedElectionTimeout(): void {
+    this.randomizedElectionTimeout = randomInt(this.random, this.electionTicks, 2 * this.electionTicks);
+  }
+
+  private reset(term: number): void {
+    if (this.term !== term) {
+      this.term = term;
+      this.vote = null;
+    }
+    this.leader = null;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.resetRandomizedElectionTimeout();
+    this.transferee = null;
+    this.votes.clear();
+    this.recentActive.clear();
+    this.failPendingReads();
+    this.progress.clear();
+    this.uncommittedBytes = 0;
+    this.uncommittedMarks = [];
+  }
+
+  becomeFollower(term: number, leader: NodeId | null): void {
+    this.reset(term);
+    this.role = "follower";
+    this.leader = leader;
+  }
+
+  private becomePreCandidate(): void {
+    if (this.role === "leader") throw new Error("raft: leader cannot become pre-candidate");
+    // PreVote changes neither term nor vote: a node cut off from the cluster cannot inflate terms.
+    this.votes.clear();
+    this.role = "preCandidate";
+    this.leader = null;
+  }
+
+  private becomeCandidate(): void {
+    if (this.role === "leader") throw new Error("raft: leader cannot become candidate");
+    this.reset(this.term + 1);
+    this.vote = this.id;
+    this.role = "candidate";
+  }
+
+  private becomeLeader(): void {
+    if (this.role === "follower") throw new Error("raft: follower cannot become leader");
+    this.reset(this.term);
+    this.role = "leader";
+    this.leader = this.id;
+    this.syncProgressWithConfig();
+    for (const pr of this.progress.values()) {
+      pr.next = this.log.lastIndex() + 1;
+      pr.ackedTick = Number.NEGATIVE_INFINITY;
+    }
+    this.progress.get(this.id)!.match = this.stableLastIndex();
+    // A no-op opens the term: entries of earlier terms commit only with it (§5.4.2), and ReadIndex waits for it.
+    this.termStartIndex = this.log.lastIndex() + 1;
+    this.appendEntries([{ term: this.term, index: this.termStartIndex, type: "normal", data: EMPTY }]);
+    this.bcastAppend();
+  }
+
+  private stableLastIndex(): number {
+    const unstable = this.log.unstableEntries();
+    if (unstable.length > 0) return unstable[0]!.index - 1;
+    if (this.log.unstableSnapshot) return this.log.unstableSnapshot.metadata.index - 1;
+    return this.log.storage.lastIndex();
+  }
+
+  /** True when this node may campaign: a voter in the configuration it knows. */
+  promotable(): boolean {
+    return this.isVoter(this.id);
+  }
+
+  private campaign(kind: "preVote" | "vote" | "transfer"): void {
+    if (!this.promotable()) return;
+    let term: number;
+    let type: MessageType;
+    if (kind === "preVote") {
+      this.becomePreCandidate();
+      term = this.term + 1;
+      type = "preVote";
+    } else {
+      this.becomeCandidate();
+      term = this.term;
+      type = "vote";
+    }
+    this.votes.set(this.id, true);
+    if (this.tally() === "won") {
+      if (kind === "preVote") this.campaign("vote");
+      else this.becomeLeader();
+      return;
+    }
+    const index = this.log.lastIndex();
+    const logTerm = this.log.lastTerm();
+    for (const id of this.config.voters) {
+      if (id === this.id) continue;
+      this.send({ type, from: this.id, to: id, term, index, logTerm, force: kind === "transfer" });
+    }
+  }
+
+  private tally(): "won" | "lost" | "pending" {
+    return voteResult(this.config.voters, this.votes);
+  }
+
+  /** Starts an election now (as if the election timeout fired): PreVote first when enabled. */
+  hup(): void {
+    if (this.role === "leader") return;
+    this.electionElapsed = 0;
+    this.campaign(this.preVote ? "preVote" : "vote");
+  }
+
+  // ---------------------------------------------------------------- ticks
+
+  /** Advance logical time by one tick. */
+  tick(): void {
+    this.tickCount++;
+    if (this.role === "leader") this.tickLeader();
+    else this.tickElection();
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.campaign(this.preVote ? "preVote" : "vote");
+    }
+  }
+
+  private tickLeader(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.electionTicks) {
+      this.electionElapsed = 0;
+      if (this.checkQuorum) {
+        this.recentActive.add(this.id);
+        let active = 0;
+        for (const id of this.config.voters) if (this.recentActive.has(id)) active++;
+        this.recentActive.clear();
+        if (this.config.voters.length > 0 && active < (this.config.voters.length >> 1) + 1) {
+          this.becomeFollower(this.term, null);
+          return;
+        }
+      }
+      // A transfer that has not completed within an election timeout is abandoned.
+      this.transferee = null;
+    }
+    for (const [id, pr] of this.progress) {
+      if (pr.state === "snapshot" && this.tickCount - pr.snapshotSentTick >= this.electionTicks) {
+        this.sendSnapshotChunk(id, pr);
+      }
+    }
+    if (this.heartbeatElapsed >= this.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.bcastHeartbeat();
+    }
+  }
+
+  // ---------------------------------------------------------------- step
+
+  /** Handle one message from a peer. Messages not addressed to this node are ignored. */
+  step(m: Message): void {
+    if (m.to !== this.id || m.from === this.id) return;
+    if (m.term > this.term) {
+      if (m.type === "vote" || m.type === "preVote") {
+        if (!m.force && this.inLease()) return; // a live leader's followers do not disturb it (§9.6 / CheckQuorum)
+      }
+      if (m.type === "preVote" || (m.type === "preVoteResp" && !m.reject)) {
+        // A PreVote never changes our term; a granted PreVote response is counted as is.
+      } else if (m.type === "append" || m.type === "heartbeat" || m.type === "snapshot") {
+        this.becomeFollower(m.term, m.from);
+      } else {
+        this.becomeFollower(m.term, null);
+      }
+    } else if (m.term < this.term) {
+      if ((this.checkQuorum || this.preVote) && (m.type === "append" || m.type === "heartbeat")) {
+        // A stale leader learns our term and steps down (it may have been cut off and come back).
+        this.send({
+          type: "appendResp",
+          from: this.id,
+          to: m.from,
+          term: this.term,
+          index: 0,
+          reject: false,
+        });
+      } else if (m.type === "preVote") {
+        this.send({ type: "preVoteResp", from: this.id, to: m.from, term: this.term, reject: true });
+      }
+      return;
+    }
+
+    if (m.type === "vote" || m.type === "preVote") {
+      this.handleVoteRequest(m);
+      return;
+    }
+    switch (this.role) {
+      case "leader":
+        this.stepLeader(m);
+        break;
+      case "candidate":
+      case "preCandidate":
+        this.stepCandidate(m);
+        break;
+      case "follower":
+        this.stepFollower(m);
+        break;
+    }
+  }
+
+  /** A follower (or a node recently started) that may still be inside a live leader's lease. */
+  private inLease(): boolean {
+    if (!this.checkQuorum) return false;
+    if (this.tickCount < this.electionTicks) return true; // after a restart we cannot know whether we acked a lease
+    return this.leader !== null && this.electionElapsed < this.electionTicks;
+  }
+
+  private handleVoteRequest(m: Message): void {
+    const isPre = m.type === "preVote";
+    const canVote =
+      this.vote === m.from || (this.vote === null && this.leader === null) || (isPre && m.term > this.term);
+    const upToDate = this.bugs.grantVoteWithoutLogCheck || this.log.isUpToDate(m.index ?? 0, m.logTerm ?? 0);
+    const respType = isPre ? "preVoteResp" : "voteResp";
+    if (canVote && upToDate) {
+      this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: false });
+      if (!isPre) {
+        this.electionElapsed = 0;
+        this.vote = m.from;
+      }
+    } else {
+      this.send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true });
+    }
+  }
+
+  private stepCandidate(m: Message): void {
+    switch (m.type) {
+      case "append":
+      case "heartbeat":
+      case "snapshot":
+        // Someone won this term (§5.2).
+        this.becomeFollower(m.term, m.from);
+        this.stepFollower(m);
+        return;
+      case "preVoteResp":
+      case "voteResp": {
+        const expected = this.role === "preCandidate" ? "preVoteResp" : "voteResp";
+        if (m.type !== expected) return;
+        if (!m.reject && this.role === "preCandidate" && m.term !== this.term + 1) return;
+        this.votes.set(m.from, !m.reject);
+        const r = this.tally();
+        if (r === "won") {
+          if (this.role === "preCandidate") this.campaign("vote");
+          else {
+            this.becomeLeader();
+          }
+        } else if (r === "lost") {
+          this.becomeFollower(this.term, null);
+        }
+        return;
+      }
+      case "timeoutNow":
+        return;
+      case "readIndexResp":
+        this.readStates.push({ requestId: m.requestId ?? 0, index: -1 });
+        return;
+      default:
+        return;
+    }
+  }
+
+  private stepFollower(m: Message): void {
+    switch (m.type) {
+      case "append":
+        this.electionElapsed = 0;
+        this.leader = m.from;
+        this.handleAppend(m);
+        return;
+      case "heartbeat":
+        this.electionElapsed = 0;
+        this.leader = m.from;
+        this.handleHeartbeat(m);
+        return;
+      case "snapshot":
+        this.electionElapsed = 0;
+        this.leader = m.from;
+        this.handleSnapshotChunk(m);
+        return;
+      case "timeoutNow":
+        // Leadership transfer: campaign now, and let voters ignore their lease for us (§3.10).
+        this.campaign("transfer");
+        return;
+      case "readIndexResp":
+        this.readStates.push({ requestId: m.requestId ?? 0, index: m.reject ? -1 : (m.index ?? -1) });
+        return;
+      default:
+        return;
+    }
+  }
+
+  private stepLeader(m: Message): void {
+    const pr = this.progress.get(m.from);
+    switch (m.type) {
+      case "appendResp": {
+        if (!pr) return;
+        this.recentActive.add(m.from);
+        if (m.sentTick !== undefined && m.sentTick > pr.ackedTick) pr.ackedTick = m.sentTick;
+        this.handleAppendResponse(m, pr);
+        return;
+      }
+      case "heartbeatResp": {
+        if (!pr) return;
+        this.recentActive.add(m.from);
+        if (m.sentTick !== undefined && m.sentTick > pr.ackedTick) pr.ackedTick = m.sentTick;
+        if (m.readSeq !== undefined && m.readSeq > pr.ackedReadSeq) pr.ackedReadSeq = m.readSeq;
+        pr.onHeartbeatResponse();
+        if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr);
+        this.releaseConfirmedReads();
+        return;
+      }
+      case "snapshotResp": {
+        if (!pr) return;
+        this.recentActive.add(m.from);
+        if (pr.state !== "snapshot" || !pr.pendingSnapshot || pr.pendingSnapshot.index !== m.index) return;
+        if (m.reject) {
+          pr.becomeProbe();
+          this.sendAppend(m.from, pr);
+          return;
+        }
+        pr.snapshotOffset = m.offset ?? 0;
+        this.sendSnapshotChunk(m.from, pr);
+        return;
+      }
+      case "readIndex":
+        if (!pr) return; // learners may read too; only unknown nodes are refused
+        this.readIndexAsLeader(m.requestId ?? 0, m.from, m.force ? "lease" : "quorum");
+        return;
+      default:
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------- replication (leader)
+
+  private handleAppendResponse(m: Message, pr: Progress): void {
+    const from = m.from;
+    if (m.reject) {
+      let hint = m.rejectHint ?? 0;
+      if ((m.logTerm ?? 0) > 0) hint = this.findConflictByTerm(hint, m.logTerm ?? 0);
+      if (pr.maybeDecrTo(m.index ?? 0, hint)) {
+        if (pr.state === "replicate") pr.becomeProbe();
+        this.sendAppend(from, pr);
+      }
+      return;
+    }
+    if (pr.maybeUpdate(m.index ?? 0)) {
+      if (pr.state === "probe") pr.becomeReplicate();
+      else if (pr.state === "snapshot" && pr.pendingSnapshot && pr.match >= pr.pendingSnapshot.index) {
+        pr.becomeProbe();
+        pr.becomeReplicate();
+      }
+      if (this.maybeCommit()) {
+        this.bcastAppend();
+      } else {
+        while (!pr.isPaused() && pr.next <= this.log.lastIndex()) {
+          if (!this.sendAppend(from, pr)) break;
+        }
+      }
+      if (from === this.transferee && pr.match === this.log.lastIndex()) {
+        this.send({ type: "timeoutNow", from: this.id, to: from, term: this.term });
+      }
+    }
+  }
+
+  /** Largest index ≤ `index` whose term is ≤ `term` (the fast backtracking of §5.3's note). */
+  private findConflictByTerm(index: number, term: number): number {
+    let i = Math.min(index, this.log.lastIndex());
+    for (; i > 0; i--) {
+      const t = this.log.term(i);
+      if (t < 0 || t <= term) break;
+    }
+    return i;
+  }
+
+  /** Sends entries (or a snapshot) to one peer; returns false when nothing was sent. */
+  private sendAppend(to: NodeId, pr: Progress, allowEmpty = true): boolean {
+    if (pr.isPaused()) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    if (prevTerm < 0 || pr.next < this.log.firstIndex()) {
+      this.startSnapshot(to, pr);
+      return true;
+    }
+    const entries = this.log.slice(pr.next, this.log.lastIndex() + 1, this.maxMsgBytes);
+    if (entries.length === 0 && !allowEmpty) return false;
+    this.send({
+      type: "append",
+      from: this.id,
+      to,
+      term: this.term,
+      index: prevIndex,
+      logTerm: prevTerm,
+      entries,
+      commit: this.log.committed,
+      sentTick: this.tickCount,
+    });
+    pr.sentEntries(prevIndex + entries.length, entries.length);
+    return true;
+  }
+
+  private bcastAppend(): void {
+    for (const [id, pr] of this.progress) {
+      if (id === this.id) continue;
+      this.sendAppend(id, pr, false);
+    }
+  }
+
+  private bcastHeartbeat(readSeq?: number): void {
+    const seq = readSeq ?? this.readSeq;
+    for (const [id, pr] of this.progress) {
+      if (id === this.id) continue;
+      this.send({
+        type: "heartbeat",
+        from: this.id,
+        to: id,
+        term: this.term,
+        // Never more than the follower is known to hold, so it can commit without checking terms.
+        commit: Math.min(pr.match, this.log.committed),
+        sentTick: this.tickCount,
+        readSeq: seq,
+      });
+    }
+  }
+
+  private startSnapshot(to: NodeId, pr: Progress): void {
+    const snap = this.log.storage.snapshot();
+    if (snap.metadata.index === 0) return; // nothing to send yet; the follower is probed again later
+    pr.becomeSnapshot(snap.metadata, this.tickCount);
+    this.sendSnapshotChunk(to, pr);
+  }
+
+  private sendSnapshotChunk(to: NodeId, pr: Progress): void {
+    const snap = this.log.storage.snapshot();
+    if (!pr.pendingSnapshot || snap.metadata.index !== pr.pendingSnapshot.index) {
+      // A newer snapshot replaced the one being sent: start over with it.
+      if (snap.metadata.index === 0) return;
+      pr.becomeSnapshot(snap.metadata, this.tickCount);
+    }
+    const total = snap.data.byteLength;
+    const offset = Math.min(pr.snapshotOffset, total);
+    const end = Math.min(total, offset + this.maxSnapshotChunkBytes);
+    const chunk: SnapshotChunk = {
+      metadata: snap.metadata,
+      offset,
+      totalBytes: total,
+      data: snap.data.subarray(offset, end),
+      done: end >= total,
+    };
+    pr.snapshotSentTick = this.tickCount;
+    this.send({
+      type: "snapshot",
+      from: this.id,
+      to,
+      term: this.term,
+      snapshot: chunk,
+      sentTick: this.tickCount,
+    });
+  }
+
+  /** Advances the commit index to what a majority holds, counting only entries of this term (§5.4.2). */
+  private maybeCommit(): boolean {
+    const mci = majorityValue(this.config.voters, (id) => this.progress.get(id)?.match ?? 0);
+    if (!Number.isFinite(mci) || mci <= this.log.committed) return false;
+    if (!this.bugs.commitOldTermEntries && this.log.term(mci) !== this.term) return false;
+    this.log.commitTo(mci);
+    this.onCommitAdvanced();
+    return true;
+  }
+
+  private onCommitAdvanced(): void {
+    const committed = this.log.committed;
+    while (this.uncommittedMarks.length > 0 && this.uncommittedMarks[0]!.index <= committed) {
+      this.uncommittedBytes -= this.uncommittedMarks.shift()!.bytes;
+    }
+    if (this.readsAwaitingCommit.length > 0 && this.committedInTerm()) {
+      const waiting = this.readsAwaitingCommit;
+      this.readsAwaitingCommit = [];
+      for (const r of waiting) this.readIndexAsLeader(r.requestId, r.from, r.mode);
+    }
+    // A leader removed from the configuration manages the change until it commits, then steps down (§4.2.2).
+    if (this.role === "leader" && !this.isVoter(this.id) && this.configIndex <= committed) {
+      this.becomeFollower(this.term, null);
+    }
+  }
+
+  private committedInTerm(): boolean {
+    return this.log.term(this.log.committed) === this.term;
+  }
+
+  private appendEntries(entries: Entry[]): void {
+    this.log.append(entries);
+    let bytes = 0;
+    for (const e of entries) bytes += entrySize(e);
+    this.uncommittedBytes += bytes;
+    this.uncommittedMarks.push({ index: entries[entries.length - 1]!.index, bytes });
+    // Our own copy counts toward a majority only once it is durable: see onPersisted().
+    this.maybeCommit();
+  }
+
+  // ---------------------------------------------------------------- replication (follower)
+
+  private handleAppend(m: Message): void {
+    const prevIndex = m.index ?? 0;
+    if (prevIndex < this.log.committed) {
+      this.send({
+        type: "appendResp",
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        index: this.log.committed,
+        sentTick: m.sentTick,
+      });
+      return;
+    }
+    const lastNew = this.log.maybeAppend(prevIndex, m.logTerm ?? 0, m.commit ?? 0, m.entries ?? []);
+    if (lastNew >= 0) {
+      this.send({
+        type: "appendResp",
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        index: lastNew,
+        sentTick: m.sentTick,
+      });
+      return;
+    }
+    let hintIndex = Math.min(prevIndex, this.log.lastIndex());
+    hintIndex = this.findConflictByTerm(hintIndex, m.logTerm ?? 0);
+    const hintTerm = Math.max(0, this.log.term(hintIndex));
+    this.send({
+      type: "appendResp",
+      from: this.id,
+      to: m.from,
+      term: this.term,
+      index: prevIndex,
+      reject: true,
+      rejectHint: hintIndex,
+      logTerm: hintTerm,
+      sentTick: m.sentTick,
+    });
+  }
+
+  private handleHeartbeat(m: Message): void {
+    this.log.commitTo(Math.min(m.commit ?? 0, this.log.lastIndex()));
+    this.send({
+      type: "heartbeatResp",
+      from: this.id,
+      to: m.from,
+      term: this.term,
+      sentTick: m.sentTick,
+      readSeq: m.readSeq,
+    });
+  }
+
+  private handleSnapshotChunk(m: Message): void {
+    const chunk = m.snapshot;
+    if (!chunk) return;
+    const meta = chunk.metadata;
+    const ack = (offset: number, reject = false): void =>
+      this.send({
+        type: "snapshotResp",
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        index: meta.index,
+        offset,
+        reject,
+      });
+    if (meta.index <= this.log.committed) {
+      // Already have everything it covers.
+      this.incoming = null;
+      this.send({
+        type: "appendResp",
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        index: this.log.committed,
+        sentTick: m.sentTick,
+      });
+      return;
+    }
+    if (chunk.offset === 0) this.incoming = { metadata: meta, parts: [], received: 0 };
+    const inc = this.incoming;
+    if (!inc || inc.metadata.index !== meta.index || inc.metadata.term !== meta.term) {
+      ack(0);
+      return;
+    }
+    if (chunk.offset === inc.received) {
+      if (chunk.data.byteLength > 0) inc.parts.push(chunk.data.slice());
+      inc.received += chunk.data.byteLength;
+    } else if (chunk.offset > inc.received) {
+      ack(inc.received);
+      return;
+    }
+    if (!(chunk.done && inc.received === chunk.totalBytes)) {
+      ack(inc.received);
+      return;
+    }
+    const data = new Uint8Array(inc.received);
+    let at = 0;
+    for (const p of inc.parts) {
+      data.set(p, at);
+      at += p.byteLength;
+    }
+    this.incoming = null;
+    this.restore({ metadata: meta, data });
+    // Only the snapshot's prefix is known to match the leader; entries we kept after it may not.
+    this.send({
+      type: "appendResp",
+      from: this.id,
+      to: m.from,
+      term: this.term,
+      index: meta.index,
+      sentTick: m.sentTick,
+    });
+  }
+
+  /** Installs a snapshot from the leader; keeps our log when it already holds the snapshot's last entry. */
+  private restore(snap: Snapshot): void {
+    const meta = snap.metadata;
+    if (this.log.matchTerm(meta.index, meta.term)) {
+      this.log.commitTo(meta.index);
+      return;
+    }
+    this.log.restore(snap);
+    this.baseConfig = meta.config;
+    this.baseConfigIndex = meta.index;
+    this.configLog = [];
+    this.setConfig(meta.config, meta.index);
+  }
+
+  // ---------------------------------------------------------------- persistence feedback
+
+  /** RawNode reports that entries up to (index, term) are durable. */
+  onPersisted(index: number, term: number): void {
+    this.log.stableTo(index, term);
+    if (this.role === "leader" && this.log.matchTerm(index, term)) {
+      const self = this.progress.get(this.id);
+      if (self?.maybeUpdate(index) && this.maybeCommit()) this.bcastAppend();
+    }
+  }
+
+  onSnapshotPersisted(index: number): void {
+    this.log.stableSnapTo(index);
+  }
+
+  /** RawNode reports the config baseline after the caller compacted storage. */
+  onCompacted(): void {
+    const first = this.log.storage.firstIndex();
+    const keepFrom = this.configLog.findIndex((c) => c.index >= first);
+    if (keepFrom > 0) {
+      const drop = this.configLog.splice(0, keepFrom);
+      const last = drop[drop.length - 1]!;
+      this.baseConfig = last.config;
+      this.baseConfigIndex = last.index;
+    } else if (keepFrom < 0 && this.configLog.length > 0) {
+      const last = this.configLog[this.configLog.length - 1]!;
+      this.configLog = [];
+      this.baseConfig = last.config;
+      this.baseConfigIndex = last.index;
+    }
+  }
+
+  // ---------------------------------------------------------------- local requests
+
+  /** Appends normal entries; only the leader accepts them. */
+  propose(datas: readonly Uint8Array[]): ProposeResult {
+    const refused = this.checkProposable();
+    if (refused) return refused;
+    if (this.uncommittedBytes > this.maxUncommittedBytes) {
+      return this.refuse(
+        "too_many_uncommitted",
+        "too many bytes proposed but not yet committed; retry later",
+      );
+    }
+    const first = this.log.lastIndex() + 1;
+    const entries: Entry[] = datas.map((data, i) => ({
+      term: this.term,
+      index: first + i,
+      type: "normal",
+      data,
+    }));
+    if (entries.length === 0) return { ok: true, index: first - 1, term: this.term };
+    this.appendEntries(entries);
+    this.bcastAppend();
+    return { ok: true, index: first + entries.length - 1, term: this.term };
+  }
+
+  /**
+   * Proposes one membership change. Safe one-at-a-time changes (dissertation §4.1 and its 2015
+   * erratum): refused until the leader has committed an entry of its own term and while another
+   * change is uncommitted.
+   */
+  proposeConfChange(cc: ConfChange): ProposeResult {
+    const refused = this.checkProposable();
+    if (refused) return refused;
+    if (!this.committedInTerm()) {
+      return this.refuse(
+        "no_commit_in_term",
+        "the leader has not committed an entry in its term yet; retry shortly",
+      );
+    }
+    if (this.configIndex > this.log.committed) {
+      return this.refuse("config_pending", "another membership change is still being committed");
+    }
+    const voters = new Set(this.config.voters);
+    const learners = new Set(this.config.learners);
+    switch (cc.type) {
+      case "addVoter":
+        if (voters.has(cc.id)) return this.refuse("invalid_config_change", `${cc.id} is already a voter`);
+        learners.delete(cc.id);
+        voters.add(cc.id);
+        break;
+      case "addLearner":
+        if (voters.has(cc.id) || learners.has(cc.id)) {
+          return this.refuse("invalid_config_change", `${cc.id} is already a member`);
+        }
+        learners.add(cc.id);
+        break;
+      case "remove":
+        if (!voters.has(cc.id) && !learners.has(cc.id)) {
+          return this.refuse("invalid_config_change", `${cc.id} is not a member`);
+        }
+        voters.delete(cc.id);
+        learners.delete(cc.id);
+        if (voters.size === 0) return this.refuse("invalid_config_change", "cannot remove the last voter");
+        break;
+    }
+    const config: Configuration = { voters: [...voters], learners: [...learners] };
+    const index = this.log.lastIndex() + 1;
+    this.appendEntries([{ term: this.term, index, type: "config", data: encodeConfig(config) }]);
+    this.bcastAppend();
+    return { ok: true, index, term: this.term };
+  }
+
+  private checkProposable(): ProposeResult | null {
+    if (this.role !== "leader") return this.refuse("not_leader", "this node is not the leader");
+    if (this.transferee !== null) {
+      return this.refuse("transfer_in_progress", `leadership is being transferred to ${this.transferee}`);
+    }
+    return null;
+  }
+
+  private refuse(error: ProposeError, message: string): ProposeResult {
+    return { ok: false, error, leader: this.leader, message };
+  }
+
+  /**
+   * Starts a linearizable read. The answer arrives as a ReadState with the same requestId: an
+   * index to wait for (apply it, then read locally), or -1 when the read could not be confirmed.
+   */
+  readIndex(requestId: number, mode: ReadMode = "quorum"): void {
+    if (this.role === "leader") {
+      this.readIndexAsLeader(requestId, this.id, mode);
+    } else if (this.leader !== null && this.role === "follower") {
+      this.send({
+        type: "readIndex",
+        from: this.id,
+        to: this.leader,
+        term: this.term,
+        requestId,
+        force: mode === "lease",
+      });
+    } else {
+      this.readStates.push({ requestId, index: -1 });
+    }
+  }
+
+  private readIndexAsLeader(requestId: number, from: NodeId, mode: ReadMode): void {
+    if (!this.committedInTerm()) {
+      // Until our no-op commits we do not know the commit index of earlier terms (§6.4 step 1).
+      this.readsAwaitingCommit.push({ requestId, from, mode });
+      return;
+    }
+    const index = this.log.committed;
+    if (this.config.voters.length === 1 && this.isVoter(this.id)) {
+      this.answerRead(requestId, from, index);
+      return;
+    }
+    if (mode === "lease" && this.leaseValid()) {
+      this.answerRead(requestId, from, index);
+      return;
+    }
+    this.readSeq++;
+    this.pendingReads.push({ requestId, from, index, seq: this.readSeq });
+    this.bcastHeartbeat(this.readSeq);
+  }
+
+  private releaseConfirmedReads(): void {
+    if (this.pendingReads.length === 0) return;
+    const confirmed = majorityValue(this.config.voters, (id) =>
+      id === this.id ? this.readSeq : (this.progress.get(id)?.ackedReadSeq ?? 0),
+    );
+    while (this.pendingReads.length > 0 && this.pendingReads[0]!.seq <= confirmed) {
+      const r = this.pendingReads.shift()!;
+      this.answerRead(r.requestId, r.from, r.index);
+    }
+  }
+
+  private answerRead(requestId: number, from: NodeId, index: number): void {
+    if (from === this.id) this.readStates.push({ requestId, index });
+    else this.send({ type: "readIndexResp", from: this.id, to: from, term: this.term, requestId, index });
+  }
+
+  private failPendingReads(): void {
+    for (const r of this.pendingReads) {
+      if (r.from === this.id) this.readStates.push({ requestId: r.requestId, index: -1 });
+    }
+    for (const r of this.readsAwaitingCommit) {
+      if (r.from === this.id) this.readStates.push({ requestId: r.requestId, index: -1 });
+    }
+    this.pendingReads = [];
+    this.readsAwaitingCommit = [];
+  }
+
+  /**
+   * The tick (on this node's clock) until which this leader is sure no other leader can exist:
+   * a quorum acknowledged a message sent at `start`, and none of them votes for another candidate
+   * for an election timeout after receiving it. The drift bound covers clocks running at different rates.
+   */
+  leaseExpiresAtTick(): number {
+    if (this.role !== "leader" || !this.checkQuorum) return Number.NEGATIVE_INFINITY;
+    const start = majorityValue(this.config.voters, (id) =>
+      id === this.id ? this.tickCount : (this.progress.get(id)?.ackedTick ?? Number.NEGATIVE_INFINITY),
+    );
+    return start + this.electionTicks - this.leaseDriftTicks;
+  }
+
+  leaseValid(): boolean {
+    return this.tickCount < this.leaseExpiresAtTick();
+  }
+
+  /** Starts handing leadership to `to` (§3.10): catch it up, then tell it to campaign at once. */
+  transferLeadership(to: NodeId): { ok: true } | { ok: false; message: string } {
+    if (this.role !== "leader") return { ok: false, message: "this node is not the leader" };
+    if (to === this.id) return { ok: false, message: "this node already leads" };
+    if (!this.isVoter(to)) return { ok: false, message: `${to} is not a voter` };
+    const pr = this.progress.get(to);
+    if (!pr) return { ok: false, message: `${to} is not a member` };
+    if (this.transferee === to) return { ok: true };
+    this.transferee = to;
+    this.electionElapsed = 0;
+    if (pr.match === this.log.lastIndex()) {
+      this.send({ type: "timeoutNow", from: this.id, to, term: this.term });
+    } else {
+      this.sendAppend(to, pr);
+    }
+    return { ok: true };
+  }
+
+  private send(m: Message): void {
+    this.msgs.push(m);
+  }
+}

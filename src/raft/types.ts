@@ -1,0 +1,181 @@
+/**
+ * The vocabulary of the Raft core: entries, messages, hard state, snapshots, configurations and
+ * the Ready batch. Owns only data shapes and tiny helpers over them; must never hold behaviour
+ * that touches I/O, time or randomness.
+ */
+
+/** A member's identity. Stable across restarts and address changes. */
+export type NodeId = string;
+
+/** `normal` carries application data (an empty payload is the leader's term-start no-op); `config` carries a whole {@link Configuration}. */
+export type EntryType = "normal" | "config";
+
+/** One log entry. */
+export interface Entry {
+  readonly term: number;
+  readonly index: number;
+  readonly type: EntryType;
+  readonly data: Uint8Array;
+}
+
+/** The state that must be durable before any message that depends on it leaves the node. */
+export interface HardState {
+  readonly term: number;
+  readonly vote: NodeId | null;
+  readonly commit: number;
+}
+
+/** Who votes and who only replicates. A node is in at most one of the two lists. */
+export interface Configuration {
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+}
+
+/** One-server-at-a-time membership change, as proposed by an operator. */
+export type ConfChange =
+  | { readonly type: "addVoter"; readonly id: NodeId }
+  | { readonly type: "addLearner"; readonly id: NodeId }
+  | { readonly type: "remove"; readonly id: NodeId };
+
+export interface SnapshotMetadata {
+  /** Last log index the snapshot covers. */
+  readonly index: number;
+  readonly term: number;
+  /** The configuration in effect at `index`. */
+  readonly config: Configuration;
+}
+
+export interface Snapshot {
+  readonly metadata: SnapshotMetadata;
+  readonly data: Uint8Array;
+}
+
+export type Role = "follower" | "preCandidate" | "candidate" | "leader";
+
+export type MessageType =
+  | "preVote"
+  | "preVoteResp"
+  | "vote"
+  | "voteResp"
+  | "append"
+  | "appendResp"
+  | "heartbeat"
+  | "heartbeatResp"
+  | "snapshot"
+  | "snapshotResp"
+  | "timeoutNow"
+  | "readIndex"
+  | "readIndexResp";
+
+/**
+ * A message between cores. One flat shape (as etcd's raftpb.Message) keeps the wire codec simple;
+ * each type documents which fields it uses.
+ */
+export interface Message {
+  readonly type: MessageType;
+  readonly from: NodeId;
+  readonly to: NodeId;
+  /** Sender's term; for preVote, the term the sender would campaign in. */
+  readonly term: number;
+  /** append: term of entry `index`; vote/preVote: candidate's last log term; reject hints: hint term. */
+  readonly logTerm?: number;
+  /** append: index preceding `entries`; vote/preVote: candidate's last index; appendResp: match index or reject hint. */
+  readonly index?: number;
+  readonly entries?: readonly Entry[];
+  /** Leader's commit index (append, heartbeat). */
+  readonly commit?: number;
+  readonly reject?: boolean;
+  /** appendResp reject: follower's hint of where logs may diverge (index in `index`, term in `logTerm`). */
+  readonly rejectHint?: number;
+  /** Leader's tick counter when it sent an append/heartbeat; echoed back to measure the lease. */
+  readonly sentTick?: number;
+  /** ReadIndex round: the read sequence a heartbeat confirms (echoed back) or a forwarded read's id. */
+  readonly readSeq?: number;
+  /** readIndex / readIndexResp: the caller's request id, carried through for follower reads. */
+  readonly requestId?: number;
+  /** snapshot: a chunk of a snapshot. snapshotResp: `index` is the snapshot index, `offset` bytes received so far. */
+  readonly snapshot?: SnapshotChunk;
+  readonly offset?: number;
+  /** vote: this campaign is a leadership transfer and may disturb a live leader's lease. readIndex: the follower asks for a lease read. */
+  readonly force?: boolean;
+}
+
+export interface SnapshotChunk {
+  readonly metadata: SnapshotMetadata;
+  readonly offset: number;
+  readonly totalBytes: number;
+  readonly data: Uint8Array;
+  readonly done: boolean;
+}
+
+/** The outcome of a ReadIndex request: once the local applied index reaches `index`, a local read is linearizable. */
+export interface ReadState {
+  readonly requestId: number;
+  /** Commit index confirmed by a quorum; -1 when the read could not be served (no leader, leadership lost). */
+  readonly index: number;
+}
+
+/** Volatile state the layers above watch: who leads and what this node is. */
+export interface SoftState {
+  readonly leader: NodeId | null;
+  readonly role: Role;
+  readonly term: number;
+}
+
+/**
+ * One batch of work for the caller. Handle it in this order, then call `advance(rd)`:
+ * 1. persist `snapshot` (if any), then `entries` (truncating any stored suffix from `entries[0].index`), then `hardState`;
+ *    when `mustSync`, make them durable (fdatasync) first;
+ * 2. send `messages` (every one of them may depend on step 1);
+ * 3. apply `committedEntries` in order, and serve `readStates` once applied reaches their index.
+ */
+export interface Ready {
+  readonly softState?: SoftState;
+  readonly hardState?: HardState;
+  readonly snapshot?: Snapshot;
+  readonly entries: readonly Entry[];
+  readonly messages: readonly Message[];
+  readonly committedEntries: readonly Entry[];
+  readonly readStates: readonly ReadState[];
+  readonly mustSync: boolean;
+}
+
+export const EMPTY_CONFIG: Configuration = Object.freeze({ voters: [], learners: [] });
+
+export function isEmptyHardState(hs: HardState): boolean {
+  return hs.term === 0 && hs.vote === null && hs.commit === 0;
+}
+
+export function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder("utf-8", { fatal: true });
+
+/** A config entry carries the whole new configuration, so the latest one in a log is self-contained. */
+export function encodeConfig(config: Configuration): Uint8Array {
+  return textEncoder.encode(JSON.stringify({ voters: [...config.voters], learners: [...config.learners] }));
+}
+
+export function decodeConfig(data: Uint8Array): Configuration {
+  const parsed: unknown = JSON.parse(textDecoder.decode(data));
+  if (
+    typeof parsed !== "object" ||
+    parsed === null ||
+    !Array.isArray((parsed as { voters?: unknown }).voters) ||
+    !Array.isArray((parsed as { learners?: unknown }).learners)
+  ) {
+    throw new Error("config entry: malformed configuration");
+  }
+  const { voters, learners } = parsed as { voters: unknown[]; learners: unknown[] };
+  if (!voters.every((v) => typeof v === "string") || !learners.every((v) => typeof v === "string")) {
+    throw new Error("config entry: member ids must be strings");
+  }
+  return { voters: voters as string[], learners: learners as string[] };
+}
+
+/** Bytes an entry costs in a message; used for batching and the uncommitted budget. */
+export function entrySize(e: Entry): number {
+  return e.data.byteLength + 24;
+}
