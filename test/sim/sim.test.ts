@@ -1,0 +1,58 @@
+/**
+ * The simulator as a test: thousands of hostile seeds must pass every safety check, and the
+ * simulator must have teeth: each planted bug is caught within a bounded number of seeds. Runs are
+ * deterministic, so a failing seed printed here replays with `npm run sim -- --seeds 1 --from SEED`.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { PlantedBugs } from "../../src/raft/raft.js";
+import { runSeeds } from "./pool.js";
+import { replayCommand } from "./run.js";
+
+const SEEDS = Number(process.env.BALLOT_SIM_SEEDS ?? 4000);
+const FROM = Number(process.env.BALLOT_SIM_FROM ?? 1);
+
+describe("deterministic simulation", () => {
+  it(`${SEEDS} seeds from ${FROM}: no safety violation, a leader and progress after faults heal, linearizable history`, async () => {
+    const res = await runSeeds(FROM, SEEDS, {});
+    const first = res.failed[0];
+    const detail = first
+      ? `seed ${first.seed}: ${first.error}\nreplay: ${replayCommand(first.seed, {})}\n${(first.trace ?? []).join("\n")}`
+      : "";
+    console.log(`sim: ${res.passed} seeds passed, ${res.failed.length} failed (${res.elapsedMs} ms)`);
+    assert.equal(res.failed.length, 0, detail);
+  });
+
+  it("the same seed replays the same run", async () => {
+    const a = await runSeeds(4242, 1, {}, 1);
+    const b = await runSeeds(4242, 1, {}, 1);
+    assert.deepEqual(a.outcomes[0]!.stats, b.outcomes[0]!.stats);
+    assert.ok((a.outcomes[0]!.stats?.events ?? 0) > 1000);
+  });
+});
+
+/**
+ * Each planted bug, with the fault rate and the number of seeds within which the simulator finds it.
+ * Measured: vote without log check — about half of all seeds; forgotten vote — about 1 in 50 at 2×
+ * faults; Figure 8 — about 1 in 270 at 2× faults (its chain needs two leaders lost within
+ * milliseconds of their election). The scripted Figure 8 in test/raft/figure8.test.ts shows the
+ * last one deterministically too.
+ */
+const planted: { bug: keyof PlantedBugs; faultRate: number; within: number; expect: RegExp }[] = [
+  { bug: "grantVoteWithoutLogCheck", faultRate: 1, within: 50, expect: /leader completeness|state machine safety|committed term/ },
+  { bug: "skipVotePersist", faultRate: 2, within: 400, expect: /election safety/ },
+  { bug: "commitOldTermEntries", faultRate: 2, within: 800, expect: /leader completeness|state machine safety|committed term/ },
+];
+
+describe("the simulator catches planted bugs", () => {
+  for (const p of planted) {
+    it(`${p.bug}: caught within ${p.within} seeds`, async () => {
+      const opts = { bugs: { [p.bug]: true }, faultRate: p.faultRate };
+      const res = await runSeeds(1, p.within, opts, undefined, true);
+      const caught = res.failed[0];
+      assert.ok(caught, `${p.bug} went unnoticed over ${p.within} seeds`);
+      assert.match(caught.error ?? "", p.expect);
+      console.log(`${p.bug}: caught at seed ${caught.seed}: ${caught.error}`);
+    });
+  }
+});
