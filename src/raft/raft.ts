@@ -153,6 +153,8 @@ export class Raft {
   /** Leader: transfer target and the first index of this term (its no-op). */
   transferee: NodeId | null = null;
   private termStartIndex = 0;
+  /** Set once this leader sent TimeoutNow: the target may win with forced votes, so the lease is void for the term. */
+  private leaseVoid = false;
   private uncommittedBytes = 0;
   private uncommittedMarks: { index: number; bytes: number }[] = [];
 
@@ -286,6 +288,7 @@ export class Raft {
     this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
     this.transferee = null;
+    this.leaseVoid = false;
     this.votes.clear();
     this.recentActive.clear();
     this.failPendingReads();
@@ -630,15 +633,14 @@ export class Raft {
         pr.becomeReplicate();
       }
       if (this.maybeCommit()) {
-        this.bcastAppend();
+        // Followers learn the new commit index now, not at the next heartbeat: their applies (and reads) wait on it.
+        this.bcastAppend(true);
       } else {
         while (!pr.isPaused() && pr.next <= this.log.lastIndex()) {
           if (!this.sendAppend(from, pr)) break;
         }
       }
-      if (from === this.transferee && pr.match === this.log.lastIndex()) {
-        this.send({ type: "timeoutNow", from: this.id, to: from, term: this.term });
-      }
+      if (from === this.transferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(from);
     }
   }
 
@@ -678,10 +680,11 @@ export class Raft {
     return true;
   }
 
-  private bcastAppend(): void {
+  /** Sends new entries to every follower; with `allowEmpty`, an empty append where there is nothing new (to carry the commit index). */
+  private bcastAppend(allowEmpty = false): void {
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
-      this.sendAppend(id, pr, false);
+      this.sendAppend(id, pr, allowEmpty);
     }
   }
 
@@ -916,7 +919,7 @@ export class Raft {
     this.log.stableTo(index, term);
     if (this.role === "leader" && this.log.matchTerm(index, term)) {
       const self = this.progress.get(this.id);
-      if (self?.maybeUpdate(index) && this.maybeCommit()) this.bcastAppend();
+      if (self?.maybeUpdate(index) && this.maybeCommit()) this.bcastAppend(true);
     }
   }
 
@@ -1099,7 +1102,9 @@ export class Raft {
    * for an election timeout after receiving it. The drift bound covers clocks running at different rates.
    */
   leaseExpiresAtTick(): number {
-    if (this.role !== "leader" || !this.checkQuorum) return Number.NEGATIVE_INFINITY;
+    if (this.role !== "leader" || !this.checkQuorum || this.leaseVoid || this.transferee !== null) {
+      return Number.NEGATIVE_INFINITY;
+    }
     const start = majorityValue(this.config.voters, (id) =>
       id === this.id ? this.tickCount : (this.progress.get(id)?.ackedTick ?? Number.NEGATIVE_INFINITY),
     );
@@ -1121,11 +1126,16 @@ export class Raft {
     this.transferee = to;
     this.electionElapsed = 0;
     if (pr.match === this.log.lastIndex()) {
-      this.send({ type: "timeoutNow", from: this.id, to, term: this.term });
+      this.sendTimeoutNow(to);
     } else {
       this.sendAppend(to, pr);
     }
     return { ok: true };
+  }
+
+  private sendTimeoutNow(to: NodeId): void {
+    this.leaseVoid = true;
+    this.send({ type: "timeoutNow", from: this.id, to, term: this.term });
   }
 
   private send(m: Message): void {
