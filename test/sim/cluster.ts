@@ -228,7 +228,7 @@ export class Simulation {
 
   private trace(line: string): void {
     if (!this.opts.trace) return;
-    this.traceLog.push(`${String(this.now).padStart(6)}ms ${line}`);
+    this.traceLog.push(`${this.now.toFixed(1).padStart(7)}ms ${line}`);
     if (this.traceLog.length > 400) this.traceLog.splice(0, this.traceLog.length - 300);
   }
 
@@ -238,7 +238,7 @@ export class Simulation {
 
   private fail(message: string): never {
     this.trace(`FAIL ${message}`);
-    throw new SimFailure(`t=${this.now}ms: ${message}`);
+    throw new SimFailure(`t=${this.now.toFixed(1)}ms: ${message}`);
   }
 
   // ---------------------------------------------------------------- node lifecycle
@@ -997,7 +997,7 @@ function describeMessage(m: Message): string {
   if (m.logTerm !== undefined) s += ` lt${m.logTerm}`;
   if (m.entries && m.entries.length > 0) s += ` +${m.entries.length}`;
   if (m.commit !== undefined) s += ` c${m.commit}`;
-  if (m.reject) s += ` REJECT hint ${m.rejectHint ?? ""}`;
+  if (m.reject) s += m.rejectHint !== undefined ? ` REJECT hint ${m.rejectHint}` : " REJECT";
   if (m.snapshot)
     s += ` snap@${m.snapshot.metadata.index} off ${m.snapshot.offset}${m.snapshot.done ? " done" : ""}`;
   return s;

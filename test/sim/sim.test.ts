@@ -39,9 +39,19 @@ describe("deterministic simulation", () => {
  * last one deterministically too.
  */
 const planted: { bug: keyof PlantedBugs; faultRate: number; within: number; expect: RegExp }[] = [
-  { bug: "grantVoteWithoutLogCheck", faultRate: 1, within: 50, expect: /leader completeness|state machine safety|committed term/ },
+  {
+    bug: "grantVoteWithoutLogCheck",
+    faultRate: 1,
+    within: 50,
+    expect: /leader completeness|state machine safety|committed term/,
+  },
   { bug: "skipVotePersist", faultRate: 2, within: 400, expect: /election safety/ },
-  { bug: "commitOldTermEntries", faultRate: 2, within: 800, expect: /leader completeness|state machine safety|committed term/ },
+  {
+    bug: "commitOldTermEntries",
+    faultRate: 2,
+    within: 800,
+    expect: /leader completeness|state machine safety|committed term/,
+  },
 ];
 
 describe("the simulator catches planted bugs", () => {
