@@ -43,9 +43,9 @@ function pump(nodes: Node[], byId: Map<string, Node>): void {
       while (n.raw.hasReady()) {
         progressed = true;
         const rd = n.raw.ready();
-        if (rd.snapshot) n.storage.applySnapshot(rd.snapshot);
-        if (rd.entries.length > 0) n.storage.append(rd.entries);
-        if (rd.hardState) n.storage.setHardState(rd.hardState);
+        n.storage.save(rd, (err) => {
+          if (err) throw err;
+        });
         for (const m of rd.messages) inbox.push(m);
         if (rd.committedEntries.length > 0)
           n.applied = rd.committedEntries[rd.committedEntries.length - 1]!.index;
@@ -63,7 +63,7 @@ function compact(n: Node): void {
   const applied = n.applied;
   if (applied - n.storage.firstIndex() < 200_000) return;
   const config = n.raw.raft.configAt(applied);
-  n.storage.createSnapshot({ index: applied, term: n.storage.term(applied), config }, new Uint8Array(0));
+  n.storage.writeSnapshot({ index: applied, term: n.storage.term(applied), config }, []);
   n.storage.compact(applied - 1000);
   n.raw.compacted();
 }

@@ -4,15 +4,15 @@
  * (conflict detection, truncation, up-to-date comparison). Must never decide roles or send messages.
  */
 import { CompactedError, type LogStorage, UnavailableError } from "./storage.js";
-import type { Entry, Snapshot } from "./types.js";
+import type { Entry, SnapshotMetadata } from "./types.js";
 
 export class RaftLog {
   readonly storage: LogStorage;
   /** Entries not yet reported stable; unstable[0] has index `offset`. */
   private unstable: Entry[] = [];
   private offset: number;
-  /** A snapshot received from the leader and not yet persisted. */
-  unstableSnapshot: Snapshot | null = null;
+  /** A snapshot received from the leader and not yet installed by the caller. */
+  unstableSnapshot: SnapshotMetadata | null = null;
   committed: number;
   /** Highest index handed out for applying (applied by the caller once advance() returns). */
   applied: number;
@@ -28,13 +28,13 @@ export class RaftLog {
   }
 
   firstIndex(): number {
-    if (this.unstableSnapshot) return this.unstableSnapshot.metadata.index + 1;
+    if (this.unstableSnapshot) return this.unstableSnapshot.index + 1;
     return this.storage.firstIndex();
   }
 
   lastIndex(): number {
     if (this.unstable.length > 0) return this.offset + this.unstable.length - 1;
-    if (this.unstableSnapshot) return this.unstableSnapshot.metadata.index;
+    if (this.unstableSnapshot) return this.unstableSnapshot.index;
     return this.storage.lastIndex();
   }
 
@@ -48,8 +48,8 @@ export class RaftLog {
       return this.unstable[index - this.offset]!.term;
     }
     if (this.unstableSnapshot) {
-      if (index === this.unstableSnapshot.metadata.index) return this.unstableSnapshot.metadata.term;
-      if (index < this.unstableSnapshot.metadata.index) return -1;
+      if (index === this.unstableSnapshot.index) return this.unstableSnapshot.term;
+      if (index < this.unstableSnapshot.index) return -1;
     }
     if (index > this.lastIndex()) return -1;
     if (index === 0) return 0;
@@ -163,7 +163,7 @@ export class RaftLog {
   }
 
   stableSnapTo(index: number): void {
-    if (this.unstableSnapshot && this.unstableSnapshot.metadata.index === index) this.unstableSnapshot = null;
+    if (this.unstableSnapshot && this.unstableSnapshot.index === index) this.unstableSnapshot = null;
   }
 
   /** Entries committed but not yet handed out for applying, at most maxBytes. */
@@ -183,11 +183,11 @@ export class RaftLog {
   }
 
   /** Replaces the whole log with a snapshot received from the leader. */
-  restore(snapshot: Snapshot): void {
-    this.unstableSnapshot = snapshot;
+  restore(meta: SnapshotMetadata): void {
+    this.unstableSnapshot = meta;
     this.unstable = [];
-    this.offset = snapshot.metadata.index + 1;
-    this.committed = snapshot.metadata.index;
-    this.applied = snapshot.metadata.index;
+    this.offset = meta.index + 1;
+    this.committed = meta.index;
+    this.applied = meta.index;
   }
 }

@@ -25,7 +25,6 @@ import {
   type NodeId,
   type ReadState,
   type Role,
-  type Snapshot,
   type SnapshotChunk,
   type SnapshotMetadata,
 } from "./types.js";
@@ -102,7 +101,6 @@ interface PendingRead {
 
 interface IncomingSnapshot {
   readonly metadata: SnapshotMetadata;
-  readonly parts: Uint8Array[];
   received: number;
 }
 
@@ -129,6 +127,8 @@ export class Raft {
   /** Outbox: drained by RawNode.ready(). */
   msgs: Message[] = [];
   readStates: ReadState[] = [];
+  /** Received snapshot chunks for the caller to write (the core never holds a whole snapshot). */
+  snapshotChunks: SnapshotChunk[] = [];
 
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
@@ -338,7 +338,7 @@ export class Raft {
   private stableLastIndex(): number {
     const unstable = this.log.unstableEntries();
     if (unstable.length > 0) return unstable[0]!.index - 1;
-    if (this.log.unstableSnapshot) return this.log.unstableSnapshot.metadata.index - 1;
+    if (this.log.unstableSnapshot) return this.log.unstableSnapshot.index - 1;
     return this.log.storage.lastIndex();
   }
 
@@ -706,28 +706,29 @@ export class Raft {
   }
 
   private startSnapshot(to: NodeId, pr: Progress): void {
-    const snap = this.log.storage.snapshot();
-    if (snap.metadata.index === 0) return; // nothing to send yet; the follower is probed again later
-    pr.becomeSnapshot(snap.metadata, this.tickCount);
+    const meta = this.log.storage.snapshotMetadata();
+    if (meta.index === 0) return; // nothing to send yet; the follower is probed again later
+    pr.becomeSnapshot(meta, this.tickCount);
     this.sendSnapshotChunk(to, pr);
   }
 
   private sendSnapshotChunk(to: NodeId, pr: Progress): void {
-    const snap = this.log.storage.snapshot();
-    if (!pr.pendingSnapshot || snap.metadata.index !== pr.pendingSnapshot.index) {
+    const storage = this.log.storage;
+    const meta = storage.snapshotMetadata();
+    if (!pr.pendingSnapshot || meta.index !== pr.pendingSnapshot.index) {
       // A newer snapshot replaced the one being sent: start over with it.
-      if (snap.metadata.index === 0) return;
-      pr.becomeSnapshot(snap.metadata, this.tickCount);
+      if (meta.index === 0) return;
+      pr.becomeSnapshot(meta, this.tickCount);
     }
-    const total = snap.data.byteLength;
+    const total = storage.snapshotSize();
     const offset = Math.min(pr.snapshotOffset, total);
-    const end = Math.min(total, offset + this.maxSnapshotChunkBytes);
+    const data = storage.readSnapshot(offset, this.maxSnapshotChunkBytes);
     const chunk: SnapshotChunk = {
-      metadata: snap.metadata,
+      metadata: meta,
       offset,
       totalBytes: total,
-      data: snap.data.subarray(offset, end),
-      done: end >= total,
+      data,
+      done: offset + data.byteLength >= total,
     };
     pr.snapshotSentTick = this.tickCount;
     this.send({
@@ -839,7 +840,16 @@ export class Raft {
     const chunk = m.snapshot;
     if (!chunk) return;
     const meta = chunk.metadata;
-    const ack = (offset: number, reject = false): void =>
+    const ackAppend = (index: number): void =>
+      this.send({
+        type: "appendResp",
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        index,
+        sentTick: m.sentTick,
+      });
+    const ackOffset = (offset: number): void =>
       this.send({
         type: "snapshotResp",
         from: this.id,
@@ -847,69 +857,46 @@ export class Raft {
         term: this.term,
         index: meta.index,
         offset,
-        reject,
       });
     if (meta.index <= this.log.committed) {
       // Already have everything it covers.
       this.incoming = null;
-      this.send({
-        type: "appendResp",
-        from: this.id,
-        to: m.from,
-        term: this.term,
-        index: this.log.committed,
-        sentTick: m.sentTick,
-      });
+      ackAppend(this.log.committed);
       return;
     }
-    if (chunk.offset === 0) this.incoming = { metadata: meta, parts: [], received: 0 };
+    if (this.log.matchTerm(meta.index, meta.term)) {
+      // We hold its last entry, so the log up to it matches the leader's: no need to download it.
+      this.incoming = null;
+      this.log.commitTo(meta.index);
+      ackAppend(meta.index);
+      return;
+    }
+    if (chunk.offset === 0) this.incoming = { metadata: meta, received: 0 };
     const inc = this.incoming;
     if (!inc || inc.metadata.index !== meta.index || inc.metadata.term !== meta.term) {
-      ack(0);
+      ackOffset(0);
       return;
     }
     if (chunk.offset === inc.received) {
-      if (chunk.data.byteLength > 0) inc.parts.push(chunk.data.slice());
+      // Handed to the caller to write as it comes: the core never buffers a whole snapshot.
+      this.snapshotChunks.push(chunk);
       inc.received += chunk.data.byteLength;
     } else if (chunk.offset > inc.received) {
-      ack(inc.received);
+      ackOffset(inc.received);
       return;
     }
     if (!(chunk.done && inc.received === chunk.totalBytes)) {
-      ack(inc.received);
+      ackOffset(inc.received);
       return;
-    }
-    const data = new Uint8Array(inc.received);
-    let at = 0;
-    for (const p of inc.parts) {
-      data.set(p, at);
-      at += p.byteLength;
     }
     this.incoming = null;
-    this.restore({ metadata: meta, data });
-    // Only the snapshot's prefix is known to match the leader; entries we kept after it may not.
-    this.send({
-      type: "appendResp",
-      from: this.id,
-      to: m.from,
-      term: this.term,
-      index: meta.index,
-      sentTick: m.sentTick,
-    });
-  }
-
-  /** Installs a snapshot from the leader; keeps our log when it already holds the snapshot's last entry. */
-  private restore(snap: Snapshot): void {
-    const meta = snap.metadata;
-    if (this.log.matchTerm(meta.index, meta.term)) {
-      this.log.commitTo(meta.index);
-      return;
-    }
-    this.log.restore(snap);
+    this.log.restore(meta);
     this.baseConfig = meta.config;
     this.baseConfigIndex = meta.index;
     this.configLog = [];
     this.setConfig(meta.config, meta.index);
+    // Acknowledged (after the install is durable) only up to the snapshot: that is what matches the leader.
+    ackAppend(meta.index);
   }
 
   // ---------------------------------------------------------------- persistence feedback

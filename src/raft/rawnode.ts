@@ -105,6 +105,7 @@ export class RawNode {
     return (
       r.msgs.length > 0 ||
       r.readStates.length > 0 ||
+      r.snapshotChunks.length > 0 ||
       r.log.unstableEntries().length > 0 ||
       r.log.unstableSnapshot !== null ||
       r.log.hasNextCommitted() ||
@@ -135,6 +136,7 @@ export class RawNode {
           ? soft
           : undefined,
       hardState: hard,
+      snapshotChunks: r.snapshotChunks,
       snapshot,
       entries,
       messages: r.msgs,
@@ -142,10 +144,12 @@ export class RawNode {
       readStates: r.readStates,
       mustSync:
         entries.length > 0 ||
+        snapshot !== undefined ||
         (hard !== undefined && (hard.term !== this.prevHard.term || hard.vote !== this.prevHard.vote)),
     };
     r.msgs = [];
     r.readStates = [];
+    r.snapshotChunks = [];
     if (rd.softState) this.prevSoft = rd.softState;
     return rd;
   }
@@ -155,7 +159,7 @@ export class RawNode {
     if (!this.outstanding) throw new Error("raft: advance() without an outstanding ready()");
     this.outstanding = false;
     if (rd.hardState) this.prevHard = rd.hardState;
-    if (rd.snapshot) this.raft.onSnapshotPersisted(rd.snapshot.metadata.index);
+    if (rd.snapshot) this.raft.onSnapshotPersisted(rd.snapshot.index);
     if (rd.entries.length > 0) {
       const last = rd.entries[rd.entries.length - 1]!;
       this.raft.onPersisted(last.index, last.term);

@@ -3,7 +3,7 @@
  * live in src/storage/. The core never writes through this interface: writes come back to the
  * caller in a Ready batch, which persists them and then calls advance().
  */
-import type { Configuration, Entry, HardState, Snapshot } from "./types.js";
+import type { Configuration, Entry, HardState, SnapshotMetadata } from "./types.js";
 
 /** Thrown when an index below the compacted prefix is asked for. */
 export class CompactedError extends Error {
@@ -38,6 +38,10 @@ export interface LogStorage {
   firstIndex(): number;
   /** Index of the last entry held (the snapshot index when the log is empty). */
   lastIndex(): number;
-  /** The latest snapshot (index 0 and empty data when there is none). */
-  snapshot(): Snapshot;
+  /** Metadata of the latest snapshot (index 0 when there is none). */
+  snapshotMetadata(): SnapshotMetadata;
+  /** Size in bytes of the latest snapshot's data. */
+  snapshotSize(): number;
+  /** Up to `maxBytes` of the latest snapshot's data from `offset`: snapshots are streamed, never loaded whole. */
+  readSnapshot(offset: number, maxBytes: number): Uint8Array;
 }

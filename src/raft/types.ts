@@ -124,15 +124,19 @@ export interface SoftState {
 
 /**
  * One batch of work for the caller. Handle it in this order, then call `advance(rd)`:
- * 1. persist `snapshot` (if any), then `entries` (truncating any stored suffix from `entries[0].index`), then `hardState`;
- *    when `mustSync`, make them durable (fdatasync) first;
+ * 1. write `snapshotChunks` to the snapshot being received; install it when `snapshot` is set
+ *    (the log is replaced by it); then persist `entries` (truncating any stored suffix from
+ *    `entries[0].index`) and `hardState`; when `mustSync`, make them durable (fdatasync) first;
  * 2. send `messages` (every one of them may depend on step 1);
  * 3. apply `committedEntries` in order, and serve `readStates` once applied reaches their index.
  */
 export interface Ready {
   readonly softState?: SoftState;
   readonly hardState?: HardState;
-  readonly snapshot?: Snapshot;
+  /** Chunks of a snapshot arriving from the leader, in order, to be written as they come. */
+  readonly snapshotChunks: readonly SnapshotChunk[];
+  /** Install the snapshot whose chunks were received: it replaces the log, and the state machine restores from it. */
+  readonly snapshot?: SnapshotMetadata;
   readonly entries: readonly Entry[];
   readonly messages: readonly Message[];
   readonly committedEntries: readonly Entry[];

@@ -1,33 +1,37 @@
 /**
- * In-memory stable storage: the twin of the write-ahead log for tests and the simulator. Owns a
- * log, hard state and snapshot held in arrays. Must never be used where durability is promised;
- * in the simulator it stands for "what reached the disk".
+ * In-memory storage: the twin of DiskStorage for unit tests and benchmarks. Owns a log, hard state
+ * and snapshot held in arrays. Must never be used where durability is promised.
  */
-import { CompactedError, type InitialState, type LogStorage, UnavailableError } from "../raft/storage.js";
+import { CompactedError, type InitialState, UnavailableError } from "../raft/storage.js";
 import {
   type Configuration,
   EMPTY_CONFIG,
   type Entry,
   type HardState,
-  type Snapshot,
+  type SnapshotChunk,
   type SnapshotMetadata,
 } from "../raft/types.js";
+import type { SaveBatch, SaveCallback, Storage } from "./storage.js";
 
-export class MemoryStorage implements LogStorage {
+const EMPTY = new Uint8Array(0);
+
+export class MemoryStorage implements Storage {
   private hard: HardState = { term: 0, vote: null, commit: 0 };
-  private snap: Snapshot = { metadata: { index: 0, term: 0, config: EMPTY_CONFIG }, data: new Uint8Array(0) };
+  private snapMeta: SnapshotMetadata = { index: 0, term: 0, config: EMPTY_CONFIG };
+  private snapData: Uint8Array = EMPTY;
+  private incoming: { meta: SnapshotMetadata; parts: Uint8Array[]; size: number } | null = null;
   /** ents[0] is a dummy standing for the snapshot's last entry (index and term). */
-  private ents: Entry[] = [{ index: 0, term: 0, type: "normal", data: new Uint8Array(0) }];
+  private ents: Entry[] = [{ index: 0, term: 0, type: "normal", data: EMPTY }];
 
   /** A fresh storage for a brand-new cluster member with the initial configuration. */
   static bootstrap(config: Configuration): MemoryStorage {
     const s = new MemoryStorage();
-    s.snap = { metadata: { index: 0, term: 0, config }, data: new Uint8Array(0) };
+    s.snapMeta = { index: 0, term: 0, config };
     return s;
   }
 
   initialState(): InitialState {
-    return { hardState: this.hard, config: this.snap.metadata.config };
+    return { hardState: this.hard, config: this.snapMeta.config };
   }
 
   private get offset(): number {
@@ -62,23 +66,59 @@ export class MemoryStorage implements LogStorage {
     return this.offset + this.ents.length - 1;
   }
 
-  snapshot(): Snapshot {
-    return this.snap;
+  snapshotMetadata(): SnapshotMetadata {
+    return this.snapMeta;
+  }
+
+  snapshotSize(): number {
+    return this.snapData.byteLength;
+  }
+
+  readSnapshot(offset: number, maxBytes: number): Uint8Array {
+    return this.snapData.subarray(offset, Math.min(this.snapData.byteLength, offset + maxBytes));
   }
 
   hardState(): HardState {
     return this.hard;
   }
 
-  // ---------------------------------------------------------------- writes (by the driver, from a Ready)
+  save(batch: SaveBatch, done: SaveCallback): void {
+    try {
+      for (const c of batch.snapshotChunks) this.receiveChunk(c);
+      if (batch.snapshot) this.install(batch.snapshot);
+      if (batch.entries.length > 0) this.append(batch.entries);
+      if (batch.hardState) this.hard = batch.hardState;
+    } catch (e) {
+      done(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    done(null);
+  }
 
-  setHardState(hs: HardState): void {
-    this.hard = hs;
+  private receiveChunk(c: SnapshotChunk): void {
+    if (c.offset === 0) this.incoming = { meta: c.metadata, parts: [], size: 0 };
+    const inc = this.incoming;
+    if (!inc || inc.meta.index !== c.metadata.index || inc.size !== c.offset) {
+      throw new Error(`storage: snapshot chunk at offset ${c.offset} does not follow what was received`);
+    }
+    inc.parts.push(c.data.slice());
+    inc.size += c.data.byteLength;
+  }
+
+  private install(meta: SnapshotMetadata): void {
+    const inc = this.incoming;
+    if (!inc || inc.meta.index !== meta.index || inc.meta.term !== meta.term) {
+      throw new Error(`storage: no received snapshot to install at ${meta.index}`);
+    }
+    this.incoming = null;
+    if (meta.index <= this.snapMeta.index) return;
+    this.snapMeta = meta;
+    this.snapData = concat(inc.parts, inc.size);
+    this.ents = [{ index: meta.index, term: meta.term, type: "normal", data: EMPTY }];
   }
 
   /** Appends entries, replacing any stored suffix from entries[0].index. */
-  append(entries: readonly Entry[]): void {
-    if (entries.length === 0) return;
+  private append(entries: readonly Entry[]): void {
     const first = entries[0]!.index;
     if (first <= this.offset) {
       // Already covered by the snapshot: keep only what lies after it.
@@ -96,41 +136,40 @@ export class MemoryStorage implements LogStorage {
     for (const e of entries) this.ents.push(e);
   }
 
-  /** Installs a snapshot received from the leader; the log is replaced by it. */
-  applySnapshot(snap: Snapshot): void {
-    if (snap.metadata.index <= this.snap.metadata.index) return;
-    this.snap = snap;
-    this.ents = [
-      { index: snap.metadata.index, term: snap.metadata.term, type: "normal", data: new Uint8Array(0) },
-    ];
-  }
-
-  /** Records a snapshot taken locally at an applied index (the log is kept; compact() trims it). */
-  createSnapshot(metadata: SnapshotMetadata, data: Uint8Array): Snapshot {
-    if (metadata.index <= this.snap.metadata.index)
-      throw new Error("storage: snapshot is older than the current one");
+  writeSnapshot(metadata: SnapshotMetadata, chunks: Iterable<Uint8Array>): void {
+    if (metadata.index <= this.snapMeta.index)
+      throw new Error("storage: snapshot is not newer than the current one");
     if (metadata.index > this.lastIndex()) throw new Error("storage: snapshot beyond the last index");
-    this.snap = { metadata, data };
-    return this.snap;
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    for (const c of chunks) {
+      parts.push(c.slice());
+      size += c.byteLength;
+    }
+    this.snapMeta = metadata;
+    this.snapData = concat(parts, size);
   }
 
-  /** Discards entries up to and including `index` (which must be ≤ the snapshot index). */
   compact(index: number): void {
     if (index <= this.offset) return;
-    if (index > this.snap.metadata.index) throw new Error("storage: compacting past the snapshot");
+    if (index > this.snapMeta.index) throw new Error("storage: compacting past the snapshot");
     const e = this.ents[index - this.offset]!;
     this.ents = [
-      { index: e.index, term: e.term, type: "normal", data: new Uint8Array(0) },
+      { index: e.index, term: e.term, type: "normal", data: EMPTY },
       ...this.ents.slice(index - this.offset + 1),
     ];
   }
 
-  /** A deep-enough copy for simulating "what survives a crash". */
-  clone(): MemoryStorage {
-    const c = new MemoryStorage();
-    c.hard = this.hard;
-    c.snap = this.snap;
-    c.ents = this.ents.slice();
-    return c;
+  close(): void {}
+}
+
+function concat(parts: Uint8Array[], size: number): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
   }
+  return out;
 }

@@ -77,7 +77,9 @@ function figure8(bugs: PlantedBugs): Map<string, Map<number, string>> {
     c.deliverRound();
   }
   assert.equal(c.raft("s5").role, "leader", "S5 can win: its log is more up to date than S2's and S3's");
-  c.deliverAll();
+  // Bounded rounds, not "until quiet": with the bug planted, S3 holds a committed entry S5 contradicts,
+  // and the two can argue forever.
+  for (let round = 0; round < 50 && c.queue.length > 0; round++) c.deliverRound();
   record();
   return applied;
 }

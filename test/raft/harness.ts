@@ -54,7 +54,7 @@ export class TestCluster {
       id,
       storage,
       random: seededRandom(this.seed++),
-      applied: storage.snapshot().metadata.index,
+      applied: storage.snapshotMetadata().index,
       ...this.opts,
     });
   }
@@ -75,9 +75,9 @@ export class TestCluster {
     if (!n.alive) return;
     while (n.raw.hasReady()) {
       const rd = n.raw.ready();
-      if (rd.snapshot) n.storage.applySnapshot(rd.snapshot);
-      if (rd.entries.length > 0) n.storage.append(rd.entries);
-      if (rd.hardState) n.storage.setHardState(rd.hardState);
+      n.storage.save(rd, (err) => {
+        if (err) throw err;
+      });
       for (const m of rd.messages) this.queue.push(m);
       for (const e of rd.committedEntries) n.applied.push(e);
       for (const r of rd.readStates) n.readStates.push(r);

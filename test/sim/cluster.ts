@@ -247,18 +247,17 @@ export class Simulation {
     node.incarnation++;
     node.alive = true;
     node.persisting = false;
-    const snap = node.storage.snapshot();
-    node.kv = SimKv.restore(snap.data);
-    node.kv.appliedIndex = snap.metadata.index;
-    if (snap.metadata.index > 0)
-      this.checkHash(node, snap.metadata.index, node.kv.hash, "restart from snapshot");
+    const snap = node.storage.snapshotMetadata();
+    node.kv = SimKv.restore(node.storage.readSnapshot(0, node.storage.snapshotSize()));
+    node.kv.appliedIndex = snap.index;
+    if (snap.index > 0) this.checkHash(node, snap.index, node.kv.hash, "restart from snapshot");
     node.raw = new RawNode({
       id: node.id,
       storage: node.storage,
       random: seededRandom(Math.floor(this.rng() * 2 ** 32)),
       electionTicks: ELECTION_TICKS,
       heartbeatTicks: HEARTBEAT_TICKS,
-      applied: snap.metadata.index,
+      applied: snap.index,
       maxMsgBytes: this.maxMsgBytes,
       maxInflight: this.maxInflight,
       maxSnapshotChunkBytes: 256,
@@ -434,15 +433,15 @@ export class Simulation {
   private finishReady(node: SimNode, rd: Ready): void {
     const raw = node.raw!;
     // 1. Persist (atomically: a crash before this point loses the whole batch).
-    if (rd.snapshot) node.storage.applySnapshot(rd.snapshot);
-    if (rd.entries.length > 0) node.storage.append(rd.entries);
-    if (rd.hardState) node.storage.setHardState(rd.hardState);
+    node.storage.save(rd, (err) => {
+      if (err) throw err;
+    });
     // 2. Send.
     for (const m of rd.messages) this.send(m);
     // 3. Apply.
     if (rd.snapshot) {
-      const kv = SimKv.restore(rd.snapshot.data);
-      kv.appliedIndex = rd.snapshot.metadata.index;
+      const kv = SimKv.restore(node.storage.readSnapshot(0, node.storage.snapshotSize()));
+      kv.appliedIndex = rd.snapshot.index;
       this.checkHash(node, kv.appliedIndex, kv.hash, "installed snapshot");
       node.kv = kv;
       this.trace(`${node.id} installed snapshot at ${kv.appliedIndex}`);
@@ -512,11 +511,11 @@ export class Simulation {
   private maybeSnapshot(node: SimNode): void {
     const raw = node.raw!;
     const applied = node.kv.appliedIndex;
-    const snapIndex = node.storage.snapshot().metadata.index;
+    const snapIndex = node.storage.snapshotMetadata().index;
     if (applied - snapIndex < SNAPSHOT_EVERY) return;
-    node.storage.createSnapshot(
+    node.storage.writeSnapshot(
       { index: applied, term: node.storage.term(applied), config: raw.raft.configAt(applied) },
-      node.kv.snapshot(),
+      [node.kv.snapshot()],
     );
     const compactTo = applied - KEEP_TRAILING;
     if (compactTo > node.storage.firstIndex()) {
