@@ -84,6 +84,10 @@ export class MemoryStorage implements Storage {
 
   save(batch: SaveBatch, done: SaveCallback): void {
     try {
+      const first = batch.entries[0]?.index;
+      if (first !== undefined && !batch.snapshot && first > this.lastIndex() + 1) {
+        throw new Error(`storage: gap appending index ${first} after last index ${this.lastIndex()}`);
+      }
       for (const c of batch.snapshotChunks) this.receiveChunk(c);
       if (batch.snapshot) this.install(batch.snapshot);
       if (batch.entries.length > 0) this.append(batch.entries);
@@ -120,11 +124,10 @@ export class MemoryStorage implements Storage {
   /** Appends entries, replacing any stored suffix from entries[0].index. */
   private append(entries: readonly Entry[]): void {
     const first = entries[0]!.index;
-    if (first <= this.offset) {
-      // Already covered by the snapshot: keep only what lies after it.
-      const skip = this.offset + 1 - first;
-      if (skip >= entries.length) return;
-      entries = entries.slice(skip);
+    if (first <= Math.max(this.offset, this.snapMeta.index)) {
+      throw new Error(
+        `storage: entry ${first} is covered by the snapshot at ${this.snapMeta.index}: committed entries are never replaced`,
+      );
     }
     const at = entries[0]!.index - this.offset;
     if (at > this.ents.length) {

@@ -1,0 +1,552 @@
+/**
+ * Durable storage for one node: the data directory's identity, the write-ahead log of entries and
+ * hard state, snapshots, compaction, and the index that lets the core read any held entry. Owns
+ * the meaning of WAL records and recovery. Must never decide anything Raft decides.
+ *
+ * Memory stays bounded: per held entry only its term and position are kept; entry data lives in a
+ * cache of recent entries (by bytes) and older entries are read back from their segment on demand.
+ *
+ * Layout of a data directory:
+ *   ballot.json   identity (cluster id, node id) and the initial configuration, written once
+ *   wal/          numbered segments of framed records (see wal.ts, record.ts)
+ *   snap/         snapshot files (see snapshots.ts)
+ */
+import { CompactedError, type InitialState, UnavailableError } from "../raft/storage.js";
+import type { Configuration, Entry, HardState, SnapshotMetadata } from "../raft/types.js";
+import { type FileSystem, join, nodeFileSystem } from "./fs.js";
+import {
+  decodeEntry,
+  decodeHardState,
+  decodeReset,
+  encodeHardState,
+  encodeReset,
+  entryFrameSize,
+  FRAME_HEADER,
+  framePayloads,
+  KIND_ENTRY,
+  KIND_HARDSTATE,
+  KIND_RESET,
+  readFrame,
+  writeEntryFrame,
+} from "./record.js";
+import { SnapshotStore } from "./snapshots.js";
+import { type SaveBatch, type SaveCallback, type Storage, StorageError } from "./storage.js";
+import { type Placement, Wal, type WalLogger } from "./wal.js";
+
+export interface DiskStorageOptions {
+  readonly dir: string;
+  readonly nodeId: string;
+  readonly clusterId: string;
+  /** The configuration a brand-new data directory starts with (the initial members; empty for a joining node). */
+  readonly initialConfig: Configuration;
+  readonly fs?: FileSystem;
+  /** WAL segment size. Default 64 MiB. */
+  readonly segmentBytes?: number;
+  /** Bytes of recent entry data kept in memory. Default 64 MiB. */
+  readonly cacheBytes?: number;
+  /** Snapshot frame size (the unit of checksums and of reads by offset). Default 1 MiB. */
+  readonly snapshotFrameBytes?: number;
+  readonly logger?: WalLogger;
+}
+
+interface Identity {
+  format: "ballot-data";
+  version: 1;
+  clusterId: string;
+  nodeId: string;
+  initialConfig: Configuration;
+}
+
+const IDENTITY_FILE = "ballot.json";
+
+export class DiskStorage implements Storage {
+  private readonly fs: FileSystem;
+  readonly dir: string;
+  private readonly wal: Wal;
+  private readonly snapshots: SnapshotStore;
+  private readonly cacheLimit: number;
+  private readonly initialConfig: Configuration;
+  private readonly logger: WalLogger;
+
+  /** Index of the entry before the first one held, and its term. */
+  private base = 0;
+  private baseTerm = 0;
+  /** During replay: whether `base` was set by a reset record (else the first entry seen sets it provisionally). */
+  private baseFromReset = false;
+  private replayStarted = false;
+  /** Per held entry (position i − base − 1): term, segment and offset (−1 until written). */
+  private terms: number[] = [];
+  private segs: number[] = [];
+  private offs: number[] = [];
+  private cache: (Entry | undefined)[] = [];
+  private cachedBytes = 0;
+  /** Lowest position that may still be cached. */
+  private cacheFrom = 0;
+  private hard: HardState = { term: 0, vote: null, commit: 0 };
+  /** The last hard state handed to the WAL: every new segment starts with it. */
+  private writtenHard: HardState = this.hard;
+  private closed = false;
+
+  private constructor(opts: DiskStorageOptions, identity: Identity) {
+    this.fs = opts.fs ?? nodeFileSystem;
+    this.dir = opts.dir;
+    this.cacheLimit = opts.cacheBytes ?? 64 << 20;
+    this.initialConfig = identity.initialConfig;
+    this.logger = opts.logger ?? { warn: (m) => console.warn(`ballot storage: ${m}`) };
+    this.wal = new Wal(this.fs, join(opts.dir, "wal"), {
+      segmentBytes: opts.segmentBytes,
+      logger: this.logger,
+    });
+    this.snapshots = new SnapshotStore(this.fs, join(opts.dir, "snap"), opts.snapshotFrameBytes);
+  }
+
+  /**
+   * Opens (or creates) a data directory and recovers it: verifies every checksum, truncates a torn
+   * WAL tail (saying so), and throws a StorageError with a one-line reason naming the file and
+   * offset for corruption, or when the directory belongs to another node or cluster.
+   */
+  static open(opts: DiskStorageOptions): DiskStorage {
+    const fs = opts.fs ?? nodeFileSystem;
+    const identity = DiskStorage.checkIdentity(fs, opts);
+    const s = new DiskStorage(opts, identity);
+    s.recover();
+    return s;
+  }
+
+  private static checkIdentity(fs: FileSystem, opts: DiskStorageOptions): Identity {
+    fs.mkdirp(opts.dir);
+    const path = join(opts.dir, IDENTITY_FILE);
+    if (fs.exists(path)) {
+      let id: Identity;
+      try {
+        id = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(fs.readFile(path))) as Identity;
+        if (
+          id.format !== "ballot-data" ||
+          typeof id.nodeId !== "string" ||
+          typeof id.clusterId !== "string"
+        ) {
+          throw new Error("not a Ballot identity file");
+        }
+      } catch (e) {
+        throw new StorageError(
+          "BALLOT_ERR_DATA_DIR",
+          `${path}: unreadable (${(e as Error).message}); refusing to start`,
+        );
+      }
+      if (id.version !== 1)
+        throw new StorageError(
+          "BALLOT_ERR_DATA_DIR",
+          `${path}: unsupported data format version ${id.version}`,
+        );
+      if (id.nodeId !== opts.nodeId || id.clusterId !== opts.clusterId) {
+        throw new StorageError(
+          "BALLOT_ERR_DATA_DIR_IDENTITY",
+          `data directory ${opts.dir} belongs to node '${id.nodeId}' of cluster '${id.clusterId}', not node '${opts.nodeId}' of cluster '${opts.clusterId}'`,
+        );
+      }
+      return id;
+    }
+    const leftovers = fs.list(opts.dir).filter((n) => n !== "wal" && n !== "snap" && !n.startsWith("."));
+    const hasData = fs.list(join(opts.dir, "wal")).length > 0 || fs.list(join(opts.dir, "snap")).length > 0;
+    if (hasData || leftovers.some((n) => n.endsWith(".wal") || n.endsWith(".snap"))) {
+      throw new StorageError(
+        "BALLOT_ERR_DATA_DIR",
+        `data directory ${opts.dir} holds data but no ${IDENTITY_FILE}; refusing to guess whose it is`,
+      );
+    }
+    const id: Identity = {
+      format: "ballot-data",
+      version: 1,
+      clusterId: opts.clusterId,
+      nodeId: opts.nodeId,
+      initialConfig: { voters: [...opts.initialConfig.voters], learners: [...opts.initialConfig.learners] },
+    };
+    const tmp = `${path}.tmp`;
+    if (fs.exists(tmp)) fs.unlink(tmp);
+    const fd = fs.create(tmp);
+    fs.write(fd, new TextEncoder().encode(`${JSON.stringify(id, null, 2)}\n`), 0);
+    fs.syncNow(fd);
+    fs.close(fd);
+    fs.rename(tmp, path);
+    fs.syncDir(opts.dir);
+    return id;
+  }
+
+  private recover(): void {
+    this.snapshots.open();
+    this.wal.recover((payload, at) => this.replay(payload, at));
+    this.alignWithSnapshot(this.snapshotMetadata());
+    if (this.hard.commit > this.lastIndex()) {
+      throw new StorageError(
+        "BALLOT_ERR_WAL_CORRUPT",
+        `WAL ${this.wal.dir}: hard state commits index ${this.hard.commit} but the log ends at ${this.lastIndex()}; refusing to start`,
+      );
+    }
+    this.writtenHard = this.hard;
+    this.wal.startFrames = () => [encodeHardState(this.writtenHard)];
+    this.wal.ensureSegment();
+  }
+
+  private replay(payload: Uint8Array, at: Placement): void {
+    const where = () => `WAL ${this.wal.dir} segment ${at.seq} offset ${at.offset}`;
+    try {
+      switch (payload[0]) {
+        case KIND_ENTRY: {
+          const e = decodeEntry(payload);
+          if (!this.replayStarted) {
+            // Older segments may have been removed by compaction: the log starts where the WAL does.
+            this.replayStarted = true;
+            this.base = e.index - 1;
+            this.baseTerm = -1;
+          }
+          if (e.index <= this.base) {
+            if (this.baseFromReset) return; // covered by the installed snapshot
+            // The segment kept after compaction began with entries that this one overwrites: they were dead.
+            this.resetTo(e.index - 1, -1);
+          }
+          const pos = e.index - this.base - 1;
+          if (pos > this.terms.length) {
+            throw new Error(`entry ${e.index} follows ${this.lastIndex()}: entries are missing`);
+          }
+          this.truncateTo(pos);
+          this.terms.push(e.term);
+          this.segs.push(at.seq);
+          this.offs.push(at.offset);
+          this.cache.push(undefined);
+          return;
+        }
+        case KIND_HARDSTATE:
+          this.hard = decodeHardState(payload);
+          return;
+        case KIND_RESET: {
+          const r = decodeReset(payload);
+          this.resetTo(r.index, r.term);
+          this.replayStarted = true;
+          this.baseFromReset = true;
+          return;
+        }
+        default:
+          throw new Error(`unknown record kind ${payload[0]}`);
+      }
+    } catch (e) {
+      if (e instanceof StorageError) throw e;
+      throw new StorageError(
+        "BALLOT_ERR_WAL_CORRUPT",
+        `${where()}: ${(e as Error).message}; refusing to start`,
+      );
+    }
+  }
+
+  /**
+   * After replay: the snapshot covers everything up to its index. The log must continue it without
+   * a gap; logged entries that contradict it (a crash between installing a leader's snapshot and
+   * logging that) are another history and are dropped.
+   */
+  private alignWithSnapshot(snap: SnapshotMetadata): void {
+    const fail = (why: string): never => {
+      throw new StorageError("BALLOT_ERR_WAL_CORRUPT", `WAL ${this.wal.dir}: ${why}; refusing to start`);
+    };
+    if (this.terms.length === 0 && !this.baseFromReset) {
+      this.resetTo(snap.index, snap.term);
+      return;
+    }
+    if (snap.index < this.base) {
+      if (this.baseFromReset)
+        fail(
+          `a snapshot install at index ${this.base} is logged, but the newest snapshot is at ${snap.index}`,
+        );
+      fail(
+        `the log starts at entry ${this.base + 1} but the snapshot ends at ${snap.index}: entries are missing`,
+      );
+    }
+    if (snap.index === this.base) {
+      if (this.baseTerm >= 0 && this.baseTerm !== snap.term) this.resetTo(snap.index, snap.term);
+      else this.baseTerm = snap.term;
+      return;
+    }
+    if (snap.index <= this.lastIndex() && this.terms[snap.index - this.base - 1] === snap.term) {
+      this.dropBelow(snap.index);
+    } else {
+      this.resetTo(snap.index, snap.term);
+    }
+  }
+
+  private truncateTo(pos: number): void {
+    if (pos >= this.terms.length) return;
+    for (let i = pos; i < this.cache.length; i++) {
+      const c = this.cache[i];
+      if (c) this.cachedBytes -= c.data.byteLength;
+    }
+    this.terms.length = pos;
+    this.segs.length = pos;
+    this.offs.length = pos;
+    this.cache.length = pos;
+    if (this.cacheFrom > pos) this.cacheFrom = pos;
+  }
+
+  private resetTo(index: number, term: number): void {
+    this.base = index;
+    this.baseTerm = term;
+    this.terms = [];
+    this.segs = [];
+    this.offs = [];
+    this.cache = [];
+    this.cachedBytes = 0;
+    this.cacheFrom = 0;
+  }
+
+  /** Forgets entries up to and including `index` (≤ lastIndex). */
+  private dropBelow(index: number): void {
+    const n = index - this.base;
+    if (n <= 0) return;
+    this.baseTerm = this.terms[n - 1]!;
+    for (let i = 0; i < n && i < this.cache.length; i++) {
+      const c = this.cache[i];
+      if (c) this.cachedBytes -= c.data.byteLength;
+    }
+    this.terms.splice(0, n);
+    this.segs.splice(0, n);
+    this.offs.splice(0, n);
+    this.cache.splice(0, n);
+    this.cacheFrom = Math.max(0, this.cacheFrom - n);
+    this.base = index;
+  }
+
+  // ---------------------------------------------------------------- LogStorage (read side)
+
+  initialState(): InitialState {
+    return { hardState: this.hard, config: this.snapshotMetadata().config };
+  }
+
+  firstIndex(): number {
+    return this.base + 1;
+  }
+
+  lastIndex(): number {
+    return this.base + this.terms.length;
+  }
+
+  term(index: number): number {
+    if (index === this.base) return this.baseTerm;
+    if (index < this.base) throw new CompactedError(index, this.base + 1);
+    if (index > this.lastIndex()) throw new UnavailableError(index, this.lastIndex());
+    return this.terms[index - this.base - 1]!;
+  }
+
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    if (lo <= this.base) throw new CompactedError(lo, this.base + 1);
+    if (hi > this.lastIndex() + 1) throw new UnavailableError(hi - 1, this.lastIndex());
+    const out: Entry[] = [];
+    let size = 0;
+    for (let i = lo; i < hi; i++) {
+      const e = this.entryAt(i);
+      size += e.data.byteLength + 24;
+      if (out.length > 0 && size > maxBytes) break;
+      out.push(e);
+    }
+    return out;
+  }
+
+  private entryAt(index: number): Entry {
+    const pos = index - this.base - 1;
+    const cached = this.cache[pos];
+    if (cached) return cached;
+    const seq = this.segs[pos]!;
+    const off = this.offs[pos]!;
+    const head = this.wal.read(seq, off, FRAME_HEADER);
+    const len =
+      head.byteLength === FRAME_HEADER ? new DataView(head.buffer, head.byteOffset).getUint32(0, true) : 0;
+    const bytes = this.wal.read(seq, off, FRAME_HEADER + len);
+    const r = readFrame(bytes, 0);
+    if (r.kind !== "ok") {
+      throw new StorageError(
+        "BALLOT_ERR_WAL_CORRUPT",
+        `WAL ${this.wal.dir} segment ${seq} offset ${off}: entry ${index} unreadable`,
+      );
+    }
+    const rec = decodeEntry(r.payload);
+    if (rec.index !== index || rec.term !== this.terms[pos]) {
+      throw new StorageError(
+        "BALLOT_ERR_WAL_CORRUPT",
+        `WAL ${this.wal.dir} segment ${seq} offset ${off}: expected entry ${index}`,
+      );
+    }
+    return { index: rec.index, term: rec.term, type: rec.type, data: rec.data };
+  }
+
+  snapshotMetadata(): SnapshotMetadata {
+    return this.snapshots.metadata() ?? { index: 0, term: 0, config: this.initialConfig };
+  }
+
+  snapshotSize(): number {
+    return this.snapshots.size();
+  }
+
+  readSnapshot(offset: number, maxBytes: number): Uint8Array {
+    return this.snapshots.read(offset, maxBytes);
+  }
+
+  hardState(): HardState {
+    return this.hard;
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  save(batch: SaveBatch, done: SaveCallback): void {
+    if (this.closed) {
+      done(new StorageError("BALLOT_ERR_CLOSED", "storage is closed"));
+      return;
+    }
+    let frames: Uint8Array;
+    const written: { pos: number; entry: Entry; rel: number }[] = [];
+    let hard: HardState | null = null;
+    try {
+      for (const c of batch.snapshotChunks) this.snapshots.receive(c.metadata, c.offset, c.data);
+      const head: Uint8Array[] = [];
+      if (batch.snapshot) {
+        const meta = batch.snapshot;
+        this.snapshots.installReceived(meta);
+        this.resetTo(meta.index, meta.term);
+        head.push(encodeReset({ index: meta.index, term: meta.term }));
+      }
+      let size = 0;
+      for (const p of head) size += FRAME_HEADER + p.byteLength;
+      const entries = batch.entries;
+      const snapIndex = this.snapshotMetadata().index;
+      if (entries.length > 0 && entries[0]!.index <= Math.max(snapIndex, this.base)) {
+        throw new StorageError(
+          "BALLOT_ERR_LOG_REWRITE",
+          `entry ${entries[0]!.index} is covered by the snapshot at ${snapIndex}: committed entries are never replaced`,
+        );
+      }
+      for (const e of entries) size += entryFrameSize(e.data.byteLength);
+      const hs = batch.hardState ? encodeHardState(batch.hardState) : null;
+      if (hs) size += FRAME_HEADER + hs.byteLength;
+      if (size === 0) {
+        done(null);
+        return;
+      }
+      if (entries.length > 0) {
+        const first = entries[0]!.index;
+        if (first > this.lastIndex() + 1) {
+          throw new StorageError(
+            "BALLOT_ERR_LOG_GAP",
+            `append at index ${first} after last index ${this.lastIndex()}`,
+          );
+        }
+        this.truncateTo(first - this.base - 1);
+      }
+      frames = new Uint8Array(size);
+      let at = 0;
+      if (head.length > 0) {
+        const h = framePayloads(head);
+        frames.set(h, 0);
+        at = h.byteLength;
+      }
+      for (const e of entries) {
+        const pos = this.terms.length;
+        this.terms.push(e.term);
+        this.segs.push(-1);
+        this.offs.push(-1);
+        this.cache.push(e);
+        this.cachedBytes += e.data.byteLength;
+        written.push({ pos, entry: e, rel: at });
+        at = writeEntryFrame(frames, at, e.type, e.term, e.index, e.data);
+      }
+      if (hs && batch.hardState) {
+        const h = framePayloads([hs]);
+        frames.set(h, at);
+        hard = batch.hardState;
+        this.hard = hard;
+      }
+    } catch (e) {
+      done(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    this.wal.write(
+      frames,
+      (p) => {
+        for (const w of written) {
+          // Only if that position still holds this entry: a later save may have replaced it.
+          if (this.cache[w.pos] === w.entry) {
+            this.segs[w.pos] = p.seq;
+            this.offs[w.pos] = p.offset + w.rel;
+          }
+        }
+        if (hard) this.writtenHard = hard;
+      },
+      done,
+    );
+    this.evict();
+  }
+
+  /** Drops cached data of the oldest entries that are safely on disk until the cache fits its budget. */
+  private evict(): void {
+    while (this.cachedBytes > this.cacheLimit && this.cacheFrom < this.cache.length) {
+      const i = this.cacheFrom;
+      const c = this.cache[i];
+      if (c) {
+        if (this.segs[i]! < 0) break; // not written yet: must stay
+        this.cachedBytes -= c.data.byteLength;
+        this.cache[i] = undefined;
+      }
+      this.cacheFrom++;
+    }
+  }
+
+  writeSnapshot(metadata: SnapshotMetadata, chunks: Iterable<Uint8Array>): void {
+    const cur = this.snapshotMetadata();
+    if (metadata.index <= cur.index) {
+      throw new StorageError(
+        "BALLOT_ERR_SNAPSHOT_OLD",
+        `snapshot at ${metadata.index} is not newer than the current one at ${cur.index}`,
+      );
+    }
+    if (metadata.index > this.lastIndex() || this.term(metadata.index) !== metadata.term) {
+      throw new StorageError(
+        "BALLOT_ERR_SNAPSHOT_MISMATCH",
+        `snapshot at ${metadata.index}/${metadata.term} is not an entry of the log`,
+      );
+    }
+    const w = this.snapshots.writer(metadata);
+    try {
+      for (const c of chunks) w.write(c);
+      w.finish();
+    } catch (e) {
+      w.abort();
+      throw e;
+    }
+    this.snapshots.adopt(w);
+  }
+
+  compact(index: number): void {
+    if (index <= this.base) return;
+    if (index > this.snapshotMetadata().index) {
+      throw new StorageError(
+        "BALLOT_ERR_COMPACT",
+        `cannot compact to ${index}: past the snapshot at ${this.snapshotMetadata().index}`,
+      );
+    }
+    this.dropBelow(index);
+    // Segments holding nothing after `index` can go: live entries sit in non-decreasing segments.
+    const firstSeg = this.terms.length > 0 && this.segs[0]! >= 0 ? this.segs[0]! : this.wal.currentSeq();
+    this.wal.removeBefore(firstSeg);
+  }
+
+  /** WAL segment numbers held (oldest first), for tests and metrics. */
+  segmentSeqs(): number[] {
+    return this.wal.segmentSeqs();
+  }
+
+  /** Bytes of entry data in the cache. */
+  cacheSize(): number {
+    return this.cachedBytes;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.wal.close();
+    this.snapshots.close();
+  }
+}

@@ -1,0 +1,270 @@
+/**
+ * The segmented write-ahead log: numbered segment files of framed records, appended with group
+ * commit (everything that arrives while an fdatasync is in flight goes out in the next single
+ * write and single fdatasync), rotated by size, scanned and repaired at recovery. Owns files,
+ * offsets and durability ordering. Must never interpret what records mean (that is DiskStorage's).
+ *
+ * Durability rules kept here:
+ * - a segment is fdatasync'd in full before the next one is created, so only the last segment can
+ *   have a torn tail; a bad record anywhere else is corruption;
+ * - a new segment is made durable (file, then directory) before anything is written after it;
+ * - a callback runs only after the fdatasync that covers its bytes has completed.
+ */
+import type { FileSystem } from "./fs.js";
+import { join } from "./fs.js";
+import { decodeSegmentHeader, encodeSegmentHeader, framePayloads, readFrame } from "./record.js";
+import { type SaveCallback, StorageError } from "./storage.js";
+
+export interface WalLogger {
+  warn(msg: string): void;
+}
+
+export interface WalOptions {
+  /** Rotate to a new segment once the current one passes this size. Default 64 MiB. */
+  readonly segmentBytes?: number;
+  readonly logger?: WalLogger;
+}
+
+interface Segment {
+  readonly seq: number;
+  readonly path: string;
+  fd: number;
+  size: number;
+}
+
+/** Where a record landed. */
+export interface Placement {
+  readonly seq: number;
+  readonly offset: number;
+}
+
+interface Pending {
+  readonly frames: Uint8Array;
+  readonly placed: ((p: Placement) => void) | null;
+  readonly done: SaveCallback;
+}
+
+const SEGMENT_RE = /^([0-9a-f]{16})\.wal$/;
+
+export function segmentName(seq: number): string {
+  return `${seq.toString(16).padStart(16, "0")}.wal`;
+}
+
+export class Wal {
+  private readonly fs: FileSystem;
+  readonly dir: string;
+  private readonly segmentBytes: number;
+  private readonly logger: WalLogger;
+  private segments: Segment[] = [];
+  private pending: Pending[] = [];
+  private syncing = false;
+  private failed: Error | null = null;
+  /** Supplies the frames a new segment starts with after its header (the current hard state), so old segments can go. */
+  startFrames: () => Uint8Array[] = () => [];
+
+  constructor(fs: FileSystem, dir: string, opts: WalOptions = {}) {
+    this.fs = fs;
+    this.dir = dir;
+    this.segmentBytes = opts.segmentBytes ?? 64 << 20;
+    this.logger = opts.logger ?? { warn: () => {} };
+  }
+
+  /**
+   * Opens the log: calls `onRecord` for every valid record in order, truncates a torn tail of the
+   * last segment (saying so), and throws a StorageError naming the file and offset for anything
+   * that is corruption rather than a crash.
+   */
+  recover(onRecord: (payload: Uint8Array, at: Placement) => void): void {
+    this.fs.mkdirp(this.dir);
+    const names = this.fs
+      .list(this.dir)
+      .filter((n) => SEGMENT_RE.test(n))
+      .sort();
+    const seqs = names.map((n) => Number.parseInt(SEGMENT_RE.exec(n)![1]!, 16));
+    for (let i = 1; i < seqs.length; i++) {
+      if (seqs[i] !== seqs[i - 1]! + 1) {
+        throw new StorageError(
+          "BALLOT_ERR_WAL_CORRUPT",
+          `WAL ${this.dir}: segment ${segmentName(seqs[i - 1]! + 1)} is missing between ${names[i - 1]} and ${names[i]}`,
+        );
+      }
+    }
+    for (let i = 0; i < names.length; i++) {
+      const path = join(this.dir, names[i]!);
+      const last = i === names.length - 1;
+      const fd = this.fs.open(path);
+      const size = this.fs.size(fd);
+      const buf = this.fs.read(fd, 0, size);
+      const seg: Segment = { seq: seqs[i]!, path, fd, size };
+      // The header: a last segment whose header never became durable was being created at the crash.
+      const head = readFrame(buf, 0);
+      if (head.kind !== "ok") {
+        if (last && head.kind !== "corrupt") {
+          this.logger.warn(
+            `WAL ${path}: removing a segment whose creation did not complete (${head.kind === "torn" ? head.reason : "empty"})`,
+          );
+          this.fs.close(fd);
+          this.fs.unlink(path);
+          this.fs.syncDir(this.dir);
+          continue;
+        }
+        throw new StorageError(
+          "BALLOT_ERR_WAL_CORRUPT",
+          `WAL ${path} offset 0: bad segment header; refusing to start`,
+        );
+      }
+      try {
+        const h = decodeSegmentHeader(head.payload);
+        if (h.seq !== seg.seq) throw new Error(`header says segment ${h.seq}`);
+      } catch (e) {
+        throw new StorageError(
+          "BALLOT_ERR_WAL_CORRUPT",
+          `WAL ${path} offset 0: ${(e as Error).message}; refusing to start`,
+        );
+      }
+      let at = head.next;
+      for (;;) {
+        const r = readFrame(buf, at);
+        if (r.kind === "end") break;
+        if (r.kind === "ok") {
+          onRecord(r.payload, { seq: seg.seq, offset: at });
+          at = r.next;
+          continue;
+        }
+        if (r.kind === "torn" && last) {
+          this.logger.warn(`WAL ${path}: truncating a torn tail at offset ${at} of ${size} (${r.reason})`);
+          this.fs.truncate(fd, at);
+          this.fs.syncNow(fd);
+          seg.size = at;
+          break;
+        }
+        const why = r.kind === "torn" ? `${r.reason} in a segment that is not the last` : r.reason;
+        throw new StorageError(
+          "BALLOT_ERR_WAL_CORRUPT",
+          `WAL ${path} offset ${at}: ${why}; refusing to start`,
+        );
+      }
+      this.segments.push(seg);
+    }
+  }
+
+  /** Starts a segment when the log has none (a new data directory, or after every segment was removed). */
+  ensureSegment(): void {
+    if (this.segments.length === 0) this.createSegment(1);
+  }
+
+  private createSegment(seq: number): void {
+    const path = join(this.dir, segmentName(seq));
+    const fd = this.fs.create(path);
+    const frames = framePayloads([encodeSegmentHeader({ seq, firstIndex: 0 }), ...this.startFrames()]);
+    this.fs.write(fd, frames, 0);
+    this.fs.syncNow(fd);
+    this.fs.syncDir(this.dir);
+    this.segments.push({ seq, path, fd, size: frames.byteLength });
+  }
+
+  /** The segments, oldest first. */
+  segmentSeqs(): number[] {
+    return this.segments.map((s) => s.seq);
+  }
+
+  currentSeq(): number {
+    return this.segments[this.segments.length - 1]!.seq;
+  }
+
+  /**
+   * Queues framed records. `placed` learns where they land (at write time); `done` runs once they
+   * are durable. One write and one fdatasync carry everything queued while the previous sync ran.
+   */
+  write(frames: Uint8Array, placed: ((p: Placement) => void) | null, done: SaveCallback): void {
+    if (this.failed) {
+      done(this.failed);
+      return;
+    }
+    this.pending.push({ frames, placed, done });
+    if (!this.syncing) this.flush();
+  }
+
+  private flush(): void {
+    const batch = this.pending;
+    this.pending = [];
+    try {
+      let seg = this.segments[this.segments.length - 1]!;
+      if (seg.size >= this.segmentBytes) {
+        this.fs.syncNow(seg.fd);
+        this.createSegment(seg.seq + 1);
+        seg = this.segments[this.segments.length - 1]!;
+      }
+      let total = 0;
+      for (const p of batch) total += p.frames.byteLength;
+      const out = batch.length === 1 ? batch[0]!.frames : new Uint8Array(total);
+      let at = 0;
+      for (const p of batch) {
+        if (batch.length > 1) out.set(p.frames, at);
+        p.placed?.({ seq: seg.seq, offset: seg.size + at });
+        at += p.frames.byteLength;
+      }
+      this.fs.write(seg.fd, out, seg.size);
+      seg.size += total;
+      this.syncing = true;
+      this.fs.sync(seg.fd, (err) => this.synced(batch, err));
+    } catch (e) {
+      this.fail(batch, e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  private synced(batch: Pending[], err: Error | null): void {
+    this.syncing = false;
+    if (err) {
+      // After a failed fdatasync the page cache cannot be trusted (fsyncgate): stop for good.
+      this.fail(batch, err);
+      return;
+    }
+    for (const p of batch) p.done(null);
+    if (this.pending.length > 0 && !this.failed) this.flush();
+  }
+
+  private fail(batch: Pending[], err: Error): void {
+    const e = new StorageError(
+      "BALLOT_ERR_WAL_WRITE",
+      `WAL ${this.dir}: write failed, storage is stopped: ${err.message}`,
+    );
+    this.failed = e;
+    for (const p of batch) p.done(e);
+    const rest = this.pending;
+    this.pending = [];
+    for (const p of rest) p.done(e);
+  }
+
+  /** Reads `length` bytes at `offset` of segment `seq` (to fetch an entry not in the cache). */
+  read(seq: number, offset: number, length: number): Uint8Array {
+    const seg = this.segments.find((s) => s.seq === seq);
+    if (!seg) throw new StorageError("BALLOT_ERR_WAL_CORRUPT", `WAL ${this.dir}: segment ${seq} is not open`);
+    return this.fs.read(seg.fd, offset, length);
+  }
+
+  /** Deletes every segment older than `seq` (never the current one). */
+  removeBefore(seq: number): void {
+    const keep: Segment[] = [];
+    let removed = false;
+    for (const s of this.segments) {
+      if (s.seq < seq && s !== this.segments[this.segments.length - 1]) {
+        this.fs.close(s.fd);
+        this.fs.unlink(s.path);
+        removed = true;
+      } else keep.push(s);
+    }
+    this.segments = keep;
+    if (removed) this.fs.syncDir(this.dir);
+  }
+
+  /** Whether writes are still queued or syncing. */
+  busy(): boolean {
+    return this.syncing || this.pending.length > 0;
+  }
+
+  close(): void {
+    for (const s of this.segments) this.fs.close(s.fd);
+    this.segments = [];
+  }
+}
