@@ -12,7 +12,9 @@ import type { PlantedBugs } from "../../src/raft/raft.js";
 import { type RandomSource, randomInt, seededRandom } from "../../src/raft/random.js";
 import { RawNode } from "../../src/raft/rawnode.js";
 import type { Entry, Message, NodeId, Ready } from "../../src/raft/types.js";
-import { MemoryStorage } from "../../src/storage/memory.js";
+import { DiskStorage } from "../../src/storage/disk.js";
+import { StorageError } from "../../src/storage/storage.js";
+import { FaultFs } from "../lib/faultfs.js";
 import {
   checkLinearizable,
   type KvInput,
@@ -89,7 +91,11 @@ interface SimNode {
   readonly id: NodeId;
   alive: boolean;
   incarnation: number;
-  storage: MemoryStorage;
+  /** The node's own disk: crashes lose, tear or zero-fill what it had not synced. */
+  readonly fs: FaultFs;
+  /** The real WAL storage on that disk (null while the node is down). */
+  storage: DiskStorage | null;
+  readonly initialConfig: { voters: NodeId[]; learners: NodeId[] };
   raw: RawNode | null;
   kv: SimKv;
   tickMs: number;
@@ -106,7 +112,7 @@ interface SimNode {
 type SimEvent =
   | { kind: "tick"; node: NodeId; inc: number; time: number; seq: number }
   | { kind: "deliver"; msg: Message; time: number; seq: number }
-  | { kind: "persisted"; node: NodeId; inc: number; rd: Ready; time: number; seq: number }
+  | { kind: "io"; complete: () => void; time: number; seq: number }
   | { kind: "client"; client: number; time: number; seq: number }
   | { kind: "opTimeout"; op: OpRecord; nodeId: NodeId; inc: number; time: number; seq: number }
   | { kind: "restart"; node: NodeId; time: number; seq: number }
@@ -196,7 +202,14 @@ export class Simulation {
         id,
         alive: false,
         incarnation: 0,
-        storage: MemoryStorage.bootstrap(config),
+        fs: new FaultFs({
+          random: this.rng,
+          // fdatasync completes after this node's disk latency, in simulated time.
+          schedule: (complete) =>
+            this.schedule({ kind: "io", complete, time: this.now + this.diskLatency(id), seq: 0 }),
+        }),
+        storage: null,
+        initialConfig: config,
         raw: null,
         kv: new SimKv(),
         tickMs: TICK_MS * (1 + (this.rng() - 0.5) * 0.06),
@@ -247,13 +260,32 @@ export class Simulation {
     node.incarnation++;
     node.alive = true;
     node.persisting = false;
-    const snap = node.storage.snapshotMetadata();
-    node.kv = SimKv.restore(node.storage.readSnapshot(0, node.storage.snapshotSize()));
+    try {
+      node.storage = DiskStorage.open({
+        dir: `/${node.id}`,
+        nodeId: node.id,
+        clusterId: "sim",
+        initialConfig: node.initialConfig,
+        fs: node.fs,
+        // Small segments, frames and cache: rotation, segment removal and reads from disk all happen.
+        segmentBytes: 4096,
+        snapshotFrameBytes: 128,
+        cacheBytes: 2048,
+        logger: { warn: (m) => this.trace(`${node.id} storage: ${m}`) },
+      });
+    } catch (e) {
+      if (e instanceof StorageError)
+        this.fail(`${node.id} cannot recover its data after a crash: ${e.message}`);
+      throw e;
+    }
+    const storage = node.storage;
+    const snap = storage.snapshotMetadata();
+    node.kv = SimKv.restore(storage.readSnapshot(0, storage.snapshotSize()));
     node.kv.appliedIndex = snap.index;
     if (snap.index > 0) this.checkHash(node, snap.index, node.kv.hash, "restart from snapshot");
     node.raw = new RawNode({
       id: node.id,
-      storage: node.storage,
+      storage,
       random: seededRandom(Math.floor(this.rng() * 2 ** 32)),
       electionTicks: ELECTION_TICKS,
       heartbeatTicks: HEARTBEAT_TICKS,
@@ -282,7 +314,10 @@ export class Simulation {
     this.stats.crashes++;
     node.alive = false;
     node.raw = null;
-    node.persisting = false; // a Ready in flight is lost: nothing of it reached the disk
+    node.persisting = false;
+    // Power cut: what was not synced is lost, torn or zero-filled; syncs in flight never complete.
+    node.fs.crash("random");
+    node.storage = null;
     for (const w of node.pendingWrites.values()) this.unknown(w.op);
     node.pendingWrites.clear();
     node.pendingReads.clear();
@@ -339,12 +374,9 @@ export class Simulation {
         this.afterStep(node);
         return;
       }
-      case "persisted": {
-        const node = this.nodes.get(e.node)!;
-        if (!node.alive || node.incarnation !== e.inc) return;
-        this.finishReady(node, e.rd);
+      case "io":
+        e.complete();
         return;
-      }
       case "client":
         this.clientStep(e.client);
         return;
@@ -413,34 +445,28 @@ export class Simulation {
     if (node.persisting || !raw.hasReady()) return;
     const rd = raw.ready();
     node.persisting = true;
-    const needsDisk = rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined;
-    if (!needsDisk) {
+    const inc = node.incarnation;
+    // The real WAL: group-committed, fdatasync completing in simulated time (or never, if we crash first).
+    node.storage!.save(rd, (err) => {
+      if (!node.alive || node.incarnation !== inc) return;
+      if (err) this.fail(`${node.id} storage failed: ${err.message}`);
       this.finishReady(node, rd);
-      return;
-    }
-    const slow = node.slowDiskUntil > this.now;
-    const latency = slow ? randomInt(this.rng, 10, 60) : this.rng() * 1.5;
-    this.schedule({
-      kind: "persisted",
-      node: node.id,
-      inc: node.incarnation,
-      rd,
-      time: this.now + latency,
-      seq: 0,
     });
+  }
+
+  private diskLatency(id: NodeId): number {
+    const slow = this.nodes.get(id)!.slowDiskUntil > this.now;
+    return slow ? randomInt(this.rng, 10, 60) : this.rng() * 1.5;
   }
 
   private finishReady(node: SimNode, rd: Ready): void {
     const raw = node.raw!;
-    // 1. Persist (atomically: a crash before this point loses the whole batch).
-    node.storage.save(rd, (err) => {
-      if (err) throw err;
-    });
-    // 2. Send.
+    const storage = node.storage!;
+    // 1. Persisted (save() called back). 2. Send.
     for (const m of rd.messages) this.send(m);
     // 3. Apply.
     if (rd.snapshot) {
-      const kv = SimKv.restore(node.storage.readSnapshot(0, node.storage.snapshotSize()));
+      const kv = SimKv.restore(storage.readSnapshot(0, storage.snapshotSize()));
       kv.appliedIndex = rd.snapshot.index;
       this.checkHash(node, kv.appliedIndex, kv.hash, "installed snapshot");
       node.kv = kv;
@@ -511,15 +537,16 @@ export class Simulation {
   private maybeSnapshot(node: SimNode): void {
     const raw = node.raw!;
     const applied = node.kv.appliedIndex;
-    const snapIndex = node.storage.snapshotMetadata().index;
+    const storage = node.storage!;
+    const snapIndex = storage.snapshotMetadata().index;
     if (applied - snapIndex < SNAPSHOT_EVERY) return;
-    node.storage.writeSnapshot(
-      { index: applied, term: node.storage.term(applied), config: raw.raft.configAt(applied) },
+    storage.writeSnapshot(
+      { index: applied, term: storage.term(applied), config: raw.raft.configAt(applied) },
       [node.kv.snapshot()],
     );
     const compactTo = applied - KEEP_TRAILING;
-    if (compactTo > node.storage.firstIndex()) {
-      node.storage.compact(compactTo);
+    if (compactTo > storage.firstIndex()) {
+      storage.compact(compactTo);
       raw.compacted();
     }
   }
