@@ -214,13 +214,16 @@ export class Wal {
   }
 
   private synced(batch: Pending[], err: Error | null): void {
-    this.syncing = false;
     if (err) {
+      this.syncing = false;
       // After a failed fdatasync the page cache cannot be trusted (fsyncgate): stop for good.
       this.fail(batch, err);
       return;
     }
+    // Still "syncing" while the callbacks run, so the writes they trigger queue up and leave
+    // together in the next flush instead of the first of them going out alone.
     for (const p of batch) p.done(null);
+    this.syncing = false;
     if (this.pending.length > 0 && !this.failed) this.flush();
   }
 
