@@ -15,14 +15,17 @@ import { CompactedError, type InitialState, UnavailableError } from "../raft/sto
 import type { Configuration, Entry, HardState, SnapshotMetadata } from "../raft/types.js";
 import { type FileSystem, join, nodeFileSystem } from "./fs.js";
 import {
+  decodeCompact,
   decodeEntry,
   decodeHardState,
   decodeReset,
+  encodeCompact,
   encodeHardState,
   encodeReset,
   entryFrameSize,
   FRAME_HEADER,
   framePayloads,
+  KIND_COMPACT,
   KIND_ENTRY,
   KIND_HARDSTATE,
   KIND_RESET,
@@ -46,6 +49,8 @@ export interface DiskStorageOptions {
   readonly cacheBytes?: number;
   /** Snapshot frame size (the unit of checksums and of reads by offset). Default 1 MiB. */
   readonly snapshotFrameBytes?: number;
+  /** Entries kept behind the snapshot by compactToSnapshot(), so slow followers catch up from the log, not a snapshot. Default 5000. */
+  readonly trailingEntries?: number;
   readonly logger?: WalLogger;
 }
 
@@ -65,6 +70,7 @@ export class DiskStorage implements Storage {
   private readonly wal: Wal;
   private readonly snapshots: SnapshotStore;
   private readonly cacheLimit: number;
+  private readonly trailingEntries: number;
   private readonly initialConfig: Configuration;
   private readonly logger: WalLogger;
 
@@ -91,6 +97,7 @@ export class DiskStorage implements Storage {
     this.fs = opts.fs ?? nodeFileSystem;
     this.dir = opts.dir;
     this.cacheLimit = opts.cacheBytes ?? 64 << 20;
+    this.trailingEntries = opts.trailingEntries ?? 5000;
     this.initialConfig = identity.initialConfig;
     this.logger = opts.logger ?? { warn: (m) => console.warn(`ballot storage: ${m}`) };
     this.wal = new Wal(this.fs, join(opts.dir, "wal"), {
@@ -218,6 +225,11 @@ export class DiskStorage implements Storage {
         case KIND_HARDSTATE:
           this.hard = decodeHardState(payload);
           return;
+        case KIND_COMPACT: {
+          const index = decodeCompact(payload);
+          if (index > this.base && index <= this.lastIndex()) this.dropBelow(index);
+          return;
+        }
         case KIND_RESET: {
           const r = decodeReset(payload);
           this.resetTo(r.index, r.term);
@@ -265,7 +277,7 @@ export class DiskStorage implements Storage {
       return;
     }
     if (snap.index <= this.lastIndex() && this.terms[snap.index - this.base - 1] === snap.term) {
-      this.dropBelow(snap.index);
+      // The log agrees with the snapshot: keep it whole, trailing entries included (slow followers read them).
     } else {
       this.resetTo(snap.index, snap.term);
     }
@@ -528,9 +540,19 @@ export class DiskStorage implements Storage {
       );
     }
     this.dropBelow(index);
+    // Logged so a restart does not bring back entries of a segment that stays. No need to wait for
+    // its sync: if it is lost, the entries are merely kept a little longer.
+    this.wal.write(framePayloads([encodeCompact(index)]), null, () => {});
     // Segments holding nothing after `index` can go: live entries sit in non-decreasing segments.
     const firstSeg = this.terms.length > 0 && this.segs[0]! >= 0 ? this.segs[0]! : this.wal.currentSeq();
     this.wal.removeBefore(firstSeg);
+  }
+
+  /** Compacts to the snapshot less `trailingEntries`; returns the first index still held. */
+  compactToSnapshot(): number {
+    const to = this.snapshotMetadata().index - this.trailingEntries;
+    if (to > this.base) this.compact(to);
+    return this.firstIndex();
   }
 
   /** WAL segment numbers held (oldest first), for tests and metrics. */

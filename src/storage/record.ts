@@ -17,6 +17,7 @@ export const KIND_SEGMENT = 1;
 export const KIND_ENTRY = 2;
 export const KIND_HARDSTATE = 3;
 export const KIND_RESET = 4;
+export const KIND_COMPACT = 5;
 
 const MAGIC = new TextEncoder().encode("BALLOTWAL");
 export const WAL_VERSION = 1;
@@ -223,6 +224,19 @@ export function decodeReset(p: Uint8Array): ResetRecord {
   if (p.length !== 13 || p[0] !== KIND_RESET) throw new Error("not a reset record");
   const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
   return { index: get48(dv, 1), term: get48(dv, 7) };
+}
+
+/** Written by compaction: entries up to `index` are covered by the snapshot and gone (whole segments go later). */
+export function encodeCompact(index: number): Uint8Array {
+  const out = new Uint8Array(7);
+  out[0] = KIND_COMPACT;
+  put48(new DataView(out.buffer), 1, index);
+  return out;
+}
+
+export function decodeCompact(p: Uint8Array): number {
+  if (p.length !== 7 || p[0] !== KIND_COMPACT) throw new Error("not a compact record");
+  return get48(new DataView(p.buffer, p.byteOffset, p.byteLength), 1);
 }
 
 /** Frames several payloads into one buffer (one write). */

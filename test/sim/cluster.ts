@@ -271,6 +271,7 @@ export class Simulation {
         segmentBytes: 4096,
         snapshotFrameBytes: 128,
         cacheBytes: 2048,
+        trailingEntries: KEEP_TRAILING,
         logger: { warn: (m) => this.trace(`${node.id} storage: ${m}`) },
       });
     } catch (e) {
@@ -544,11 +545,8 @@ export class Simulation {
       { index: applied, term: storage.term(applied), config: raw.raft.configAt(applied) },
       [node.kv.snapshot()],
     );
-    const compactTo = applied - KEEP_TRAILING;
-    if (compactTo > storage.firstIndex()) {
-      storage.compact(compactTo);
-      raw.compacted();
-    }
+    storage.compactToSnapshot();
+    raw.compacted(); // cheap and idempotent: the core drops configurations it no longer needs
   }
 
   private send(m: Message): void {

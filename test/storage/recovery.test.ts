@@ -176,6 +176,21 @@ describe("WAL recovery", () => {
     assert.throws(() => DiskStorage.open(opts(fs)), storageError("BALLOT_ERR_DATA_DIR", /no ballot\.json/));
   });
 
+  it("compactToSnapshot keeps the configured number of entries behind the snapshot and removes older segments", async () => {
+    const fs = new FaultFs();
+    const s = DiskStorage.open(opts(fs, [], { segmentBytes: 300, trailingEntries: 10 }));
+    for (let i = 1; i <= 60; i++) await save(s, { entries: [ent(i, 1)] });
+    const before = s.segmentSeqs().length;
+    s.writeSnapshot({ index: 50, term: 1, config: CONFIG }, [new TextEncoder().encode("s")]);
+    assert.equal(s.compactToSnapshot(), 41);
+    assert.ok(s.segmentSeqs().length < before, "whole segments below the kept entries are gone");
+    s.close();
+    const again = DiskStorage.open(opts(fs, [], { segmentBytes: 300, trailingEntries: 10 }));
+    assert.equal(again.firstIndex(), 41);
+    assert.equal(again.lastIndex(), 60);
+    again.close();
+  });
+
   it("a failed fdatasync fails that save and every later one (the page cache cannot be trusted after it)", async () => {
     const fs = new FaultFs();
     const s = DiskStorage.open(opts(fs));
