@@ -1,0 +1,290 @@
+/**
+ * The binary form of peer messages: one message per frame, every field checked on the way in so a
+ * peer that speaks garbage is refused, never believed. Owns bytes only; must never open sockets.
+ *
+ * Layout (little-endian): u8 version, u8 type, u16 presence bits, from and to (u16 length + UTF-8),
+ * f64 term, then each present field in a fixed order. Integers travel as f64 and must come back as
+ * safe non-negative integers; byte payloads as u32 length + bytes.
+ */
+import type {
+  Configuration,
+  Entry,
+  Message,
+  MessageType,
+  SnapshotChunk,
+  SnapshotMetadata,
+} from "../raft/types.js";
+
+export const CODEC_VERSION = 1;
+/** No frame (one message) may be larger than this. */
+export const MAX_FRAME_BYTES = 64 << 20;
+const MAX_ID_BYTES = 256;
+
+const TYPES: readonly MessageType[] = [
+  "preVote",
+  "preVoteResp",
+  "vote",
+  "voteResp",
+  "append",
+  "appendResp",
+  "heartbeat",
+  "heartbeatResp",
+  "snapshot",
+  "snapshotResp",
+  "timeoutNow",
+  "readIndex",
+  "readIndexResp",
+];
+const TYPE_CODE = new Map(TYPES.map((t, i) => [t, i]));
+
+const F_LOGTERM = 1 << 0;
+const F_INDEX = 1 << 1;
+const F_ENTRIES = 1 << 2;
+const F_COMMIT = 1 << 3;
+const F_REJECT = 1 << 4;
+const F_REJECTHINT = 1 << 5;
+const F_SENTTICK = 1 << 6;
+const F_READSEQ = 1 << 7;
+const F_REQUESTID = 1 << 8;
+const F_SNAPSHOT = 1 << 9;
+const F_OFFSET = 1 << 10;
+const F_FORCE = 1 << 11;
+const KNOWN_FLAGS = (1 << 12) - 1;
+
+/** A peer sent bytes that are not a valid message. */
+export class CodecError extends Error {
+  readonly code = "BALLOT_ERR_PEER_PROTOCOL";
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder("utf-8", { fatal: true });
+
+class Writer {
+  buf: Uint8Array;
+  dv: DataView;
+  at = 0;
+  constructor(size: number) {
+    this.buf = new Uint8Array(size);
+    this.dv = new DataView(this.buf.buffer);
+  }
+  ensure(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < this.at + n) cap *= 2;
+    const b = new Uint8Array(cap);
+    b.set(this.buf.subarray(0, this.at));
+    this.buf = b;
+    this.dv = new DataView(b.buffer);
+  }
+  u8(v: number): void {
+    this.ensure(1);
+    this.buf[this.at++] = v;
+  }
+  u16(v: number): void {
+    this.ensure(2);
+    this.dv.setUint16(this.at, v, true);
+    this.at += 2;
+  }
+  u32(v: number): void {
+    this.ensure(4);
+    this.dv.setUint32(this.at, v, true);
+    this.at += 4;
+  }
+  num(v: number): void {
+    this.ensure(8);
+    this.dv.setFloat64(this.at, v, true);
+    this.at += 8;
+  }
+  str(s: string): void {
+    const b = enc.encode(s);
+    if (b.length > MAX_ID_BYTES) throw new RangeError(`id longer than ${MAX_ID_BYTES} bytes`);
+    this.u16(b.length);
+    this.bytes(b);
+  }
+  bytes(b: Uint8Array): void {
+    this.ensure(b.length);
+    this.buf.set(b, this.at);
+    this.at += b.length;
+  }
+  blob(b: Uint8Array): void {
+    this.u32(b.length);
+    this.bytes(b);
+  }
+}
+
+class Reader {
+  private readonly dv: DataView;
+  at = 0;
+  constructor(private readonly buf: Uint8Array) {
+    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+  need(n: number): void {
+    if (this.at + n > this.buf.length) throw new CodecError("message ends early");
+  }
+  u8(): number {
+    this.need(1);
+    return this.buf[this.at++]!;
+  }
+  u16(): number {
+    this.need(2);
+    const v = this.dv.getUint16(this.at, true);
+    this.at += 2;
+    return v;
+  }
+  u32(): number {
+    this.need(4);
+    const v = this.dv.getUint32(this.at, true);
+    this.at += 4;
+    return v;
+  }
+  int(what: string): number {
+    this.need(8);
+    const v = this.dv.getFloat64(this.at, true);
+    this.at += 8;
+    if (!Number.isSafeInteger(v) || v < 0) throw new CodecError(`${what} is not a non-negative integer`);
+    return v;
+  }
+  str(what: string): string {
+    const n = this.u16();
+    if (n > MAX_ID_BYTES) throw new CodecError(`${what} is too long`);
+    this.need(n);
+    try {
+      return dec.decode(this.buf.subarray(this.at, (this.at += n)));
+    } catch {
+      throw new CodecError(`${what} is not UTF-8`);
+    }
+  }
+  blob(): Uint8Array {
+    const n = this.u32();
+    this.need(n);
+    // Copied: the frame buffer is reused by the stream reader.
+    return this.buf.slice(this.at, (this.at += n));
+  }
+  done(): boolean {
+    return this.at === this.buf.length;
+  }
+}
+
+function writeConfig(w: Writer, c: Configuration): void {
+  w.u16(c.voters.length);
+  for (const v of c.voters) w.str(v);
+  w.u16(c.learners.length);
+  for (const l of c.learners) w.str(l);
+}
+
+function readConfig(r: Reader): Configuration {
+  const voters: string[] = [];
+  for (let n = r.u16(); n > 0; n--) voters.push(r.str("voter id"));
+  const learners: string[] = [];
+  for (let n = r.u16(); n > 0; n--) learners.push(r.str("learner id"));
+  return { voters, learners };
+}
+
+/** Encodes a message into a new buffer. */
+export function encodeMessage(m: Message): Uint8Array {
+  let size = 64;
+  for (const e of m.entries ?? []) size += 21 + e.data.byteLength;
+  if (m.snapshot) size += 64 + m.snapshot.data.byteLength;
+  const w = new Writer(size);
+  let flags = 0;
+  if (m.logTerm !== undefined) flags |= F_LOGTERM;
+  if (m.index !== undefined) flags |= F_INDEX;
+  if (m.entries !== undefined) flags |= F_ENTRIES;
+  if (m.commit !== undefined) flags |= F_COMMIT;
+  if (m.reject) flags |= F_REJECT;
+  if (m.rejectHint !== undefined) flags |= F_REJECTHINT;
+  if (m.sentTick !== undefined) flags |= F_SENTTICK;
+  if (m.readSeq !== undefined) flags |= F_READSEQ;
+  if (m.requestId !== undefined) flags |= F_REQUESTID;
+  if (m.snapshot !== undefined) flags |= F_SNAPSHOT;
+  if (m.offset !== undefined) flags |= F_OFFSET;
+  if (m.force) flags |= F_FORCE;
+  w.u8(CODEC_VERSION);
+  w.u8(TYPE_CODE.get(m.type)!);
+  w.u16(flags);
+  w.str(m.from);
+  w.str(m.to);
+  w.num(m.term);
+  if (flags & F_LOGTERM) w.num(m.logTerm!);
+  if (flags & F_INDEX) w.num(m.index!);
+  if (flags & F_ENTRIES) {
+    w.u32(m.entries!.length);
+    for (const e of m.entries!) {
+      w.u8(e.type === "config" ? 1 : 0);
+      w.num(e.term);
+      w.num(e.index);
+      w.blob(e.data);
+    }
+  }
+  if (flags & F_COMMIT) w.num(m.commit!);
+  if (flags & F_REJECTHINT) w.num(m.rejectHint!);
+  if (flags & F_SENTTICK) w.num(m.sentTick!);
+  if (flags & F_READSEQ) w.num(m.readSeq!);
+  if (flags & F_REQUESTID) w.num(m.requestId!);
+  if (flags & F_SNAPSHOT) {
+    const s = m.snapshot!;
+    w.num(s.metadata.index);
+    w.num(s.metadata.term);
+    writeConfig(w, s.metadata.config);
+    w.num(s.offset);
+    w.num(s.totalBytes);
+    w.u8(s.done ? 1 : 0);
+    w.blob(s.data);
+  }
+  if (flags & F_OFFSET) w.num(m.offset!);
+  return w.buf.subarray(0, w.at);
+}
+
+/** Decodes and validates one message; throws CodecError for anything malformed. */
+export function decodeMessage(buf: Uint8Array): Message {
+  const r = new Reader(buf);
+  const version = r.u8();
+  if (version !== CODEC_VERSION) throw new CodecError(`unsupported message version ${version}`);
+  const type = TYPES[r.u8()];
+  if (!type) throw new CodecError("unknown message type");
+  const flags = r.u16();
+  if ((flags & ~KNOWN_FLAGS) !== 0) throw new CodecError("unknown message fields");
+  const m: {
+    -readonly [K in keyof Message]: Message[K];
+  } = { type, from: r.str("from"), to: r.str("to"), term: r.int("term") };
+  if (flags & F_LOGTERM) m.logTerm = r.int("logTerm");
+  if (flags & F_INDEX) m.index = r.int("index");
+  if (flags & F_ENTRIES) {
+    const n = r.u32();
+    if (n > buf.length) throw new CodecError("entry count exceeds the message");
+    const entries: Entry[] = [];
+    for (let i = 0; i < n; i++) {
+      const t = r.u8();
+      if (t > 1) throw new CodecError("unknown entry type");
+      const term = r.int("entry term");
+      const index = r.int("entry index");
+      entries.push({ type: t === 1 ? "config" : "normal", term, index, data: r.blob() });
+    }
+    m.entries = entries;
+  }
+  if (flags & F_COMMIT) m.commit = r.int("commit");
+  if (flags & F_REJECT) m.reject = true;
+  if (flags & F_REJECTHINT) m.rejectHint = r.int("rejectHint");
+  if (flags & F_SENTTICK) m.sentTick = r.int("sentTick");
+  if (flags & F_READSEQ) m.readSeq = r.int("readSeq");
+  if (flags & F_REQUESTID) m.requestId = r.int("requestId");
+  if (flags & F_SNAPSHOT) {
+    const metadata: SnapshotMetadata = {
+      index: r.int("snapshot index"),
+      term: r.int("snapshot term"),
+      config: readConfig(r),
+    };
+    const offset = r.int("snapshot offset");
+    const totalBytes = r.int("snapshot size");
+    const done = r.u8();
+    if (done > 1) throw new CodecError("bad snapshot flag");
+    const data = r.blob();
+    if (offset + data.byteLength > totalBytes) throw new CodecError("snapshot chunk beyond its total size");
+    const chunk: SnapshotChunk = { metadata, offset, totalBytes, data, done: done === 1 };
+    m.snapshot = chunk;
+  }
+  if (flags & F_OFFSET) m.offset = r.int("offset");
+  if (flags & F_FORCE) m.force = true;
+  if (!r.done()) throw new CodecError("trailing bytes after the message");
+  return m;
+}

@@ -1,0 +1,367 @@
+/**
+ * Peer traffic over the node's one HTTP port: each node opens one long-lived outbound stream per
+ * peer with an HTTP Upgrade (`GET /v1/raft`, `Upgrade: ballot-raft/1`) and sends length-prefixed
+ * binary frames on it; it receives on the streams its peers opened. Owns connections, the
+ * handshake (cluster identity, who talks to whom), framing, bounded queues, reconnect with backoff
+ * and jitter, and dead-peer detection. Must never interpret messages beyond validating them.
+ *
+ * A peer that sends garbage, claims another identity, or belongs to another cluster is
+ * disconnected with the reason logged once; the node keeps running.
+ */
+import * as http from "node:http";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type { Message, NodeId } from "../raft/types.js";
+import { CodecError, decodeMessage, encodeMessage } from "./codec.js";
+import { FrameReader, frame } from "./frames.js";
+import type { PeerStatus, Transport } from "./transport.js";
+
+export const RAFT_PATH = "/v1/raft";
+export const UPGRADE_PROTOCOL = "ballot-raft/1";
+
+export interface TransportLogger {
+  info(msg: string): void;
+  warn(msg: string): void;
+}
+
+export interface HttpTransportOptions {
+  readonly self: NodeId;
+  readonly clusterId: string;
+  readonly peers: ReadonlyMap<NodeId, string>;
+  readonly logger?: TransportLogger;
+  /** Bytes queued for one peer before new messages to it are dropped. Default 64 MiB. */
+  readonly maxQueueBytes?: number;
+  /** An inbound stream with no frame for this long is closed as dead. Default 10 s. Outbound streams ping at a third of it. */
+  readonly idleTimeoutMs?: number;
+}
+
+const PING = new Uint8Array(4); // an empty frame
+
+class PeerLink {
+  socket: Socket | null = null;
+  connecting = false;
+  private queue: Uint8Array[] = [];
+  queuedBytes = 0;
+  dropped = 0;
+  private attempts = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private pingTimer: NodeJS.Timeout | null = null;
+  private lastSend = 0;
+  private reported: string | null = null;
+  closed = false;
+
+  constructor(
+    readonly id: NodeId,
+    public url: string,
+    private readonly t: HttpTransport,
+  ) {}
+
+  send(bytes: Uint8Array): void {
+    if (this.closed) return;
+    const s = this.socket;
+    if (s && !this.connecting) {
+      if (s.writableLength > this.t.maxQueueBytes) {
+        this.dropped++; // the peer is not reading: Raft will resend what matters
+        return;
+      }
+      this.lastSend = Date.now();
+      s.write(bytes);
+      return;
+    }
+    this.queue.push(bytes);
+    this.queuedBytes += bytes.byteLength;
+    while (this.queuedBytes > this.t.maxQueueBytes && this.queue.length > 1) {
+      this.queuedBytes -= this.queue.shift()!.byteLength;
+      this.dropped++;
+    }
+    if (!this.connecting && !this.timer) this.connect();
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    this.connecting = true;
+    let target: URL;
+    try {
+      target = new URL(RAFT_PATH, this.url);
+    } catch {
+      this.report(`peer ${this.id}: bad URL ${this.url}`);
+      this.connecting = false;
+      return;
+    }
+    const req = http.request(target, {
+      method: "GET",
+      headers: {
+        Connection: "Upgrade",
+        Upgrade: UPGRADE_PROTOCOL,
+        "X-Ballot-Cluster": this.t.clusterId,
+        "X-Ballot-From": this.t.self,
+        "X-Ballot-To": this.id,
+      },
+      timeout: 5000,
+    });
+    req.on("upgrade", (_res, socket: Socket, head: Buffer) => {
+      this.connecting = false;
+      this.attempts = 0;
+      if (this.closed) {
+        socket.destroy();
+        return;
+      }
+      if (head.length > 0) socket.unshift(head);
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, 5000);
+      this.socket = socket;
+      socket.on("data", () => {}); // peers never write back on our stream; keep it flowing
+      socket.on("error", () => {});
+      socket.on("close", () => {
+        if (this.socket === socket) {
+          this.socket = null;
+          this.stopPing();
+          if (!this.closed) this.report(`peer ${this.id} (${this.url}): stream closed`);
+        }
+      });
+      this.report(null);
+      this.t.logger.info(`peer ${this.id} (${this.url}): connected`);
+      const queued = this.queue;
+      this.queue = [];
+      this.queuedBytes = 0;
+      for (const q of queued) socket.write(q);
+      this.lastSend = Date.now();
+      this.startPing();
+    });
+    req.on("response", (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => {
+        if (body.length < 500) body += d;
+      });
+      res.on("end", () => {
+        this.report(
+          `peer ${this.id} (${this.url}) refused the peer stream: ${res.statusCode} ${body.trim().slice(0, 300)}`,
+        );
+        this.retry();
+      });
+    });
+    req.on("timeout", () => req.destroy(new Error("connect timeout")));
+    req.on("error", (err) => {
+      this.report(`peer ${this.id} (${this.url}) unreachable: ${err.message}`);
+      this.retry();
+    });
+    req.end();
+  }
+
+  private retry(): void {
+    this.connecting = false;
+    if (this.closed || this.timer) return;
+    // Exponential backoff with jitter, so a cluster restarting together does not reconnect in lockstep.
+    const base = Math.min(2000, 50 * 2 ** this.attempts++);
+    const delay = base / 2 + Math.random() * (base / 2);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.queue.length > 0) this.connect();
+    }, delay);
+    this.timer.unref();
+  }
+
+  private startPing(): void {
+    const every = Math.max(50, Math.floor(this.t.idleTimeoutMs / 3));
+    this.pingTimer = setInterval(() => {
+      if (this.socket && Date.now() - this.lastSend >= every) {
+        this.lastSend = Date.now();
+        this.socket.write(PING);
+      }
+    }, every);
+    this.pingTimer.unref();
+  }
+
+  private stopPing(): void {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = null;
+  }
+
+  /** Logs a state change once (not every retry). */
+  private report(problem: string | null): void {
+    if (problem === null) {
+      this.reported = null;
+      return;
+    }
+    const key = problem.replace(/\d+ms/g, "");
+    if (this.reported === key) return;
+    this.reported = key;
+    this.t.logger.warn(problem);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.stopPing();
+    this.socket?.destroy();
+    this.socket = null;
+    this.queue = [];
+    this.queuedBytes = 0;
+  }
+}
+
+/** The HTTP Upgrade peer transport. Mount it on a server with attach() (or call handleUpgrade). */
+export class HttpTransport implements Transport {
+  readonly self: NodeId;
+  readonly clusterId: string;
+  readonly logger: TransportLogger;
+  readonly maxQueueBytes: number;
+  readonly idleTimeoutMs: number;
+  private links = new Map<NodeId, PeerLink>();
+  private inbound = new Set<Duplex>();
+  private onMessage: ((m: Message) => void) | null = null;
+  private closed = false;
+  /** Messages refused from peers (bad frames, wrong identity), for metrics. */
+  rejected = 0;
+
+  constructor(opts: HttpTransportOptions) {
+    this.self = opts.self;
+    this.clusterId = opts.clusterId;
+    this.logger = opts.logger ?? { info: () => {}, warn: (m) => console.warn(`ballot transport: ${m}`) };
+    this.maxQueueBytes = opts.maxQueueBytes ?? 64 << 20;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 10_000;
+    this.setPeers(opts.peers);
+  }
+
+  start(onMessage: (m: Message) => void): void {
+    this.onMessage = onMessage;
+  }
+
+  setPeers(peers: ReadonlyMap<NodeId, string>): void {
+    for (const [id, link] of this.links) {
+      if (!peers.has(id)) {
+        link.close();
+        this.links.delete(id);
+      }
+    }
+    for (const [id, url] of peers) {
+      if (id === this.self) continue;
+      const link = this.links.get(id);
+      if (!link) this.links.set(id, new PeerLink(id, url, this));
+      else if (link.url !== url) {
+        link.close();
+        this.links.set(id, new PeerLink(id, url, this));
+      }
+    }
+  }
+
+  send(messages: readonly Message[]): void {
+    if (this.closed || messages.length === 0) return;
+    // One write per peer per batch.
+    const byPeer = new Map<NodeId, Uint8Array[]>();
+    for (const m of messages) {
+      let list = byPeer.get(m.to);
+      if (!list) byPeer.set(m.to, (list = []));
+      list.push(frame(encodeMessage(m)));
+    }
+    for (const [to, frames] of byPeer) {
+      const link = this.links.get(to);
+      if (!link) continue;
+      link.send(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+    }
+  }
+
+  /** Serves peer streams on `server` (the node's own, or an application's). */
+  attach(server: http.Server): void {
+    server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (!this.handleUpgrade(req, socket, head) && server.listenerCount("upgrade") === 1) {
+        refuse(socket, 404, "no such upgrade endpoint");
+      }
+    });
+  }
+
+  /** Takes over an upgrade request if it is for the peer protocol; returns false when it is not. */
+  handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const path = (req.url ?? "").split("?")[0];
+    if (path !== RAFT_PATH) return false;
+    const h = req.headers;
+    const from = headerValue(h["x-ballot-from"]);
+    const to = headerValue(h["x-ballot-to"]);
+    const cluster = headerValue(h["x-ballot-cluster"]);
+    if (this.closed) return refuse(socket, 503, "node is shutting down");
+    if (req.method !== "GET" || (h.upgrade ?? "").toLowerCase() !== UPGRADE_PROTOCOL) {
+      return refuse(socket, 400, `expected GET ${RAFT_PATH} with Upgrade: ${UPGRADE_PROTOCOL}`);
+    }
+    if (cluster !== this.clusterId) {
+      this.logger.warn(
+        `refused a peer stream from '${from}': it belongs to cluster '${cluster}', this node to '${this.clusterId}'`,
+      );
+      return refuse(socket, 409, `cluster mismatch: this node belongs to cluster '${this.clusterId}'`);
+    }
+    if (!from || from.length > 256) return refuse(socket, 400, "missing X-Ballot-From");
+    if (to && to !== this.self) {
+      this.logger.warn(`refused a peer stream from '${from}' meant for '${to}': this node is '${this.self}'`);
+      return refuse(socket, 409, `this node is '${this.self}', not '${to}'`);
+    }
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${UPGRADE_PROTOCOL}\r\nX-Ballot-Node: ${this.self}\r\n\r\n`,
+    );
+    this.serveInbound(from, socket, head);
+    return true;
+  }
+
+  private serveInbound(from: NodeId, socket: Duplex, head: Buffer): void {
+    this.inbound.add(socket);
+    const reader = new FrameReader();
+    const s = socket as Socket;
+    if (typeof s.setNoDelay === "function") s.setNoDelay(true);
+    if (typeof s.setTimeout === "function") {
+      s.setTimeout(this.idleTimeoutMs, () => {
+        this.logger.warn(`peer ${from}: no traffic for ${this.idleTimeoutMs}ms, closing its stream`);
+        socket.destroy();
+      });
+    }
+    const onData = (chunk: Buffer): void => {
+      try {
+        for (const f of reader.push(chunk)) {
+          if (f.byteLength === 0) continue; // ping
+          const m = decodeMessage(f);
+          if (m.from !== from || m.to !== this.self) {
+            throw new CodecError(
+              `message from '${m.from}' to '${m.to}' on the stream of '${from}' to '${this.self}'`,
+            );
+          }
+          this.onMessage?.(m);
+        }
+      } catch (e) {
+        this.rejected++;
+        this.logger.warn(`peer ${from}: ${(e as Error).message}; disconnecting it`);
+        socket.destroy();
+      }
+    };
+    socket.on("data", onData);
+    socket.on("error", () => {});
+    socket.on("close", () => this.inbound.delete(socket));
+    if (head.length > 0) onData(head);
+  }
+
+  status(): PeerStatus[] {
+    return [...this.links.values()].map((l) => ({
+      id: l.id,
+      url: l.url,
+      connected: l.socket !== null && !l.connecting,
+      queuedBytes: l.queuedBytes + (l.socket?.writableLength ?? 0),
+      dropped: l.dropped,
+    }));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const l of this.links.values()) l.close();
+    for (const s of this.inbound) s.destroy();
+    this.inbound.clear();
+  }
+}
+
+function headerValue(v: string | string[] | undefined): string {
+  return Array.isArray(v) ? (v[0] ?? "") : (v ?? "");
+}
+
+function refuse(socket: Duplex, status: number, message: string): true {
+  const body = JSON.stringify({ error: { code: "peer_refused", message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ""}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+  return true;
+}
