@@ -1,19 +1,43 @@
 #!/usr/bin/env node
 /**
- * The `ballot` command. Owns argument parsing and exit codes; must never hold protocol logic.
- * Today it answers `--version` and `help`; `start`, `dev` and the client commands arrive with the
- * node runtime. Any unknown command or flag is a one-line error and exit code 2.
+ * The `ballot` command. Owns dispatch, usage text and exit codes (0 done, 1 the request or the
+ * node failed, 2 bad usage or configuration); must never hold protocol logic.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+import { ConfigError } from "../server/server.js";
+import { runClient } from "./client.js";
+import { runDev } from "./dev.js";
+import { parseFlags, UsageError } from "./flags.js";
+import { runStart } from "./start.js";
 
-const USAGE = `usage: ballot <command>
+const USAGE = `usage: ballot <command> [flags]
 
-commands available in this version:
-  help            this text
-  --version       print the version
+  start    run a node      --id ID --data-dir DIR --members ID=URL,... [--listen URL]
+                           [--cluster-token T] [--forward-writes] [--heartbeat-interval MS]
+                           [--election-timeout MS] [--snapshot-entries N] [--log-format json|pretty]
+  dev      a local cluster [--nodes 3] [--base-port 2379] [--dir .ballot-dev]
+  get KEY | put KEY VALUE | del KEY | list [PREFIX] | status      [--endpoints URL,...]
+  help, --version
 
-coming with the node runtime (see DESIGN.md): start, dev, get, put, del, list, status,
-members, transfer-leader, elect, snapshot`;
+Every flag can also be given as an environment variable: --data-dir is BALLOT_DATA_DIR.`;
+
+const START_FLAGS = {
+  values: [
+    "id",
+    "data-dir",
+    "listen",
+    "members",
+    "cluster-token",
+    "heartbeat-interval",
+    "election-timeout",
+    "snapshot-entries",
+    "log-format",
+  ],
+  booleans: ["forward-writes"],
+};
+const DEV_FLAGS = { values: ["nodes", "base-port", "dir", "log-format"] };
+const CLIENT_FLAGS = { values: ["endpoints"] };
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
@@ -22,22 +46,55 @@ function version(): string {
   return pkg.version;
 }
 
-export function main(argv: readonly string[]): number {
+export async function main(argv: readonly string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  if (cmd === undefined || cmd === "help" || cmd === "--help" || cmd === "-h") {
-    console.log(USAGE);
-    return cmd === undefined ? 2 : 0;
-  }
-  if (cmd === "--version" || cmd === "-v") {
-    if (rest.length > 0) {
-      console.error(`ballot: --version takes no arguments (got ${rest[0]})`);
+  try {
+    switch (cmd) {
+      case undefined:
+        console.log(USAGE);
+        return 2;
+      case "help":
+      case "--help":
+      case "-h":
+        console.log(USAGE);
+        return 0;
+      case "--version":
+      case "-v":
+        if (rest.length > 0) throw new UsageError(`--version takes no arguments (got ${rest[0]})`);
+        console.log(version());
+        return 0;
+      case "start":
+        return await runStart(parseFlags(rest, START_FLAGS));
+      case "dev":
+        return await runDev(parseFlags(rest, DEV_FLAGS));
+      case "get":
+      case "put":
+      case "del":
+      case "list":
+      case "status":
+        return await runClient(cmd, parseFlags(rest, CLIENT_FLAGS));
+      default:
+        throw new UsageError(`unknown command '${cmd}' (run 'ballot help')`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof ConfigError) {
+      console.error(`ballot: ${e.message}`);
       return 2;
     }
-    console.log(version());
-    return 0;
+    console.error(`ballot: ${(e as Error).message}`);
+    return 1;
   }
-  console.error(`ballot: unknown command '${cmd}' (run 'ballot help')`);
-  return 2;
 }
 
-process.exitCode = main(process.argv.slice(2));
+// Run only as a program (npm links the bin through a symlink, hence realpath).
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      console.error(`ballot: ${(e as Error).message}`);
+      process.exitCode = 1;
+    },
+  );
+}

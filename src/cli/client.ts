@@ -1,0 +1,118 @@
+/**
+ * The client commands: get, put, del, list, status against any of --endpoints, following the
+ * leader (307) and moving on to the next endpoint when one is unreachable. Owns requests and
+ * output; must never retry a write whose outcome is unknown (a 504) — it reports it instead.
+ */
+import { type Parsed, UsageError } from "./flags.js";
+
+export interface ClientResult {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+export function endpointsOf(p: Parsed): string[] {
+  const text = p.flags.get("endpoints") ?? "http://127.0.0.1:2379";
+  const list = text
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const e of list) {
+    try {
+      new URL(e);
+    } catch {
+      throw new UsageError(`--endpoints: '${e}' is not a URL`);
+    }
+  }
+  if (list.length === 0) throw new UsageError("--endpoints is empty");
+  return list;
+}
+
+/** Sends a request to the first endpoint that answers; follows redirects to the leader. */
+export async function request(
+  endpoints: string[],
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<ClientResult> {
+  let lastError = "";
+  for (const ep of endpoints) {
+    try {
+      const res = await fetch(new URL(path, ep), {
+        method,
+        headers: body === undefined ? {} : { "Content-Type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        redirect: "follow",
+        signal: AbortSignal.timeout(15_000),
+      });
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // not JSON: show as text
+      }
+      // A node without a leader (503) may be cut off: another endpoint may know better (nothing was applied).
+      if (res.status === 503 && ep !== endpoints[endpoints.length - 1]) {
+        lastError = `${ep}: 503`;
+        continue;
+      }
+      return { status: res.status, body: parsed };
+    } catch (e) {
+      lastError = `${ep}: ${(e as Error).message}`;
+    }
+  }
+  throw new Error(`no endpoint answered (${lastError})`);
+}
+
+export async function runClient(cmd: string, p: Parsed): Promise<number> {
+  const eps = endpointsOf(p);
+  const enc = (k: string) => encodeURIComponent(k).replace(/%2F/g, "/");
+  let r: ClientResult;
+  switch (cmd) {
+    case "get": {
+      const [key, ...extra] = p.positional;
+      if (!key || extra.length > 0) throw new UsageError("usage: ballot get KEY");
+      r = await request(eps, "GET", `/v1/kv/${enc(key)}`);
+      break;
+    }
+    case "put": {
+      const [key, value, ...extra] = p.positional;
+      if (!key || value === undefined || extra.length > 0)
+        throw new UsageError("usage: ballot put KEY VALUE");
+      let v: unknown = value;
+      try {
+        v = JSON.parse(value);
+      } catch {
+        // a plain string
+      }
+      r = await request(eps, "PUT", `/v1/kv/${enc(key)}`, { value: v });
+      break;
+    }
+    case "del": {
+      const [key, ...extra] = p.positional;
+      if (!key || extra.length > 0) throw new UsageError("usage: ballot del KEY");
+      r = await request(eps, "DELETE", `/v1/kv/${enc(key)}`);
+      break;
+    }
+    case "list": {
+      const [prefix = "", ...extra] = p.positional;
+      if (extra.length > 0) throw new UsageError("usage: ballot list [PREFIX]");
+      r = await request(eps, "GET", `/v1/kv?prefix=${encodeURIComponent(prefix)}`);
+      break;
+    }
+    case "status": {
+      if (p.positional.length > 0) throw new UsageError("usage: ballot status");
+      r = await request(eps, "GET", "/v1/cluster");
+      break;
+    }
+    default:
+      throw new UsageError(`unknown command '${cmd}'`);
+  }
+  const out = typeof r.body === "string" ? r.body : JSON.stringify(r.body, null, 2);
+  if (r.status >= 200 && r.status < 300) {
+    console.log(out);
+    return 0;
+  }
+  console.error(out.trim());
+  return 1;
+}

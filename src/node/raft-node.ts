@@ -1,0 +1,620 @@
+/**
+ * RaftNode: one member of a cluster, as a library. Drives the pure core with real timers, the
+ * durable WAL and the peer transport; applies committed entries to the user's state machine in
+ * order; answers proposals and read barriers; reports status and leadership changes. Owns the
+ * Ready loop and the clock. Must never make a Raft decision itself (the core does) and never
+ * acknowledge anything before the storage says it is durable.
+ */
+import { createHash } from "node:crypto";
+import { EventEmitter } from "node:events";
+import type * as http from "node:http";
+import { seededRandom } from "../raft/random.js";
+import { RawNode } from "../raft/rawnode.js";
+import type {
+  Configuration,
+  Entry,
+  NodeId,
+  ReadState,
+  Ready,
+  Role,
+  SnapshotMetadata,
+} from "../raft/types.js";
+import { DiskStorage } from "../storage/disk.js";
+import type { FileSystem } from "../storage/fs.js";
+import { HttpTransport } from "../transport/http.js";
+import type { Transport } from "../transport/transport.js";
+import {
+  NotLeaderError,
+  OutcomeUnknownError,
+  ProposalDroppedError,
+  StoppedError,
+  UnavailableError,
+} from "./errors.js";
+
+/** The application's replicated state. Must be deterministic: every node applies the same commands in the same order. */
+export interface StateMachine<R = unknown> {
+  /** Applies one committed command. Its result (or thrown error) goes back to the proposer on the node that proposed it. */
+  apply(command: Uint8Array, index: number): R | Promise<R>;
+  /** The state as of the last applied command, as a stream of chunks. */
+  snapshot(): Iterable<Uint8Array>;
+  /** Replaces the whole state with a snapshot's. */
+  restore(chunks: Iterable<Uint8Array>, index: number): void | Promise<void>;
+}
+
+export interface NodeLogger {
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+export interface RaftNodeOptions<R = unknown> {
+  /** This member's id (stable for its life). */
+  readonly id: NodeId;
+  /** Every initial member's id and the URL this node reaches it at (self included). */
+  readonly members: ReadonlyMap<NodeId, string> | Readonly<Record<NodeId, string>>;
+  readonly dataDir: string;
+  readonly stateMachine: StateMachine<R>;
+  /** Part of the cluster's identity with the initial member ids; nodes of different clusters never talk. Default "ballot". */
+  readonly clusterToken?: string;
+  /** Leader heartbeat interval. Default 100 ms (one data centre); across regions, about the RTT to the farthest member. */
+  readonly heartbeatIntervalMs?: number;
+  /** Election timeout base (randomized in [1, 2) × this). Default 500 ms; across regions, about 10 × the RTT. */
+  readonly electionTimeoutMs?: number;
+  /** Take a snapshot every this many applied entries. Default 10,000. */
+  readonly snapshotEntries?: number;
+  /** Entries kept behind a snapshot for slow followers. Default 5,000. */
+  readonly trailingEntries?: number;
+  /** How long propose() waits before answering OutcomeUnknownError. Default 10 s. */
+  readonly proposalTimeoutMs?: number;
+  readonly logger?: NodeLogger;
+  /** A transport to use instead of the HTTP one (tests use the in-memory twin). */
+  readonly transport?: Transport;
+  /** A file system to use instead of the real one (tests inject faults). */
+  readonly fs?: FileSystem;
+}
+
+export interface MemberStatus {
+  readonly id: NodeId;
+  readonly url: string;
+  readonly voter: boolean;
+  /** Leader's view: follower state and replication. Null on followers. */
+  readonly matchIndex: number | null;
+  readonly lagEntries: number | null;
+}
+
+export interface NodeStatus {
+  readonly clusterId: string;
+  readonly self: NodeId;
+  readonly role: Role;
+  readonly term: number;
+  readonly leader: { readonly id: NodeId; readonly url: string | null } | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly lastIndex: number;
+  readonly members: readonly MemberStatus[];
+  readonly leaseValid: boolean;
+}
+
+interface PendingProposal {
+  readonly term: number;
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+interface ApplyWaiter {
+  readonly index: number;
+  resolve(index: number): void;
+}
+
+const consoleLogger: NodeLogger = {
+  info: (m) => console.log(m),
+  warn: (m) => console.warn(m),
+  error: (m) => console.error(m),
+};
+
+/** The cluster identity written in every data dir: the token plus the initial member ids. */
+export function clusterIdOf(token: string, memberIds: readonly string[]): string {
+  const h = createHash("sha256")
+    .update(`${token}\n${[...memberIds].sort().join("\n")}`)
+    .digest("hex");
+  return `${token}-${h.slice(0, 12)}`;
+}
+
+/**
+ * A running cluster member. Start it with {@link RaftNode.start}; stop it with {@link RaftNode.stop}.
+ * Events: `role` (Role), `leader` ({id, url} | null), `applied` (index).
+ */
+export class RaftNode<R = unknown> extends EventEmitter {
+  readonly id: NodeId;
+  readonly clusterId: string;
+  private readonly raw: RawNode;
+  private readonly storage: DiskStorage;
+  private readonly transport: Transport;
+  private readonly sm: StateMachine<R>;
+  private readonly log: NodeLogger;
+  private urls: Map<NodeId, string>;
+  readonly tickMs: number;
+  readonly electionTimeoutMs: number;
+  private readonly snapshotEntries: number;
+  private readonly proposalTimeoutMs: number;
+
+  private applied: number;
+  private lastTickAt: number;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private scheduled = false;
+  private busy = false;
+  private stopped = false;
+  private failed: Error | null = null;
+  private role: Role = "follower";
+  private leader: NodeId | null = null;
+  private readonly pending = new Map<number, PendingProposal>();
+  private readonly reads = new Map<
+    number,
+    { resolve(index: number): void; reject(e: Error): void; timer: NodeJS.Timeout }
+  >();
+  private nextReadId = 1;
+  private waiters: ApplyWaiter[] = [];
+
+  private constructor(
+    opts: RaftNodeOptions<R>,
+    storage: DiskStorage,
+    clusterId: string,
+    urls: Map<NodeId, string>,
+  ) {
+    super();
+    this.id = opts.id;
+    this.clusterId = clusterId;
+    this.storage = storage;
+    this.sm = opts.stateMachine;
+    this.log = opts.logger ?? consoleLogger;
+    this.urls = urls;
+    const heartbeat = opts.heartbeatIntervalMs ?? 100;
+    this.electionTimeoutMs = opts.electionTimeoutMs ?? 500;
+    if (!(heartbeat > 0 && this.electionTimeoutMs >= 2 * heartbeat)) {
+      throw new RangeError("the election timeout must be at least twice the heartbeat interval");
+    }
+    // A tick fine enough for both: ten ticks per election timeout at least.
+    this.tickMs = Math.max(1, Math.min(heartbeat, Math.floor(this.electionTimeoutMs / 10)));
+    this.snapshotEntries = opts.snapshotEntries ?? 10_000;
+    this.proposalTimeoutMs = opts.proposalTimeoutMs ?? 10_000;
+    this.applied = storage.snapshotMetadata().index;
+    this.raw = new RawNode({
+      id: opts.id,
+      storage,
+      random: seededRandom(
+        Number.parseInt(createHash("sha256").update(`${opts.id}${Date.now()}`).digest("hex").slice(0, 8), 16),
+      ),
+      electionTicks: Math.round(this.electionTimeoutMs / this.tickMs),
+      heartbeatTicks: Math.max(1, Math.round(heartbeat / this.tickMs)),
+      // Timer drift between machines over one election timeout stays far below 10 %.
+      leaseDriftTicks: Math.max(1, Math.ceil(Math.round(this.electionTimeoutMs / this.tickMs) / 10)),
+      applied: this.applied,
+    });
+    const peers = new Map([...urls].filter(([id]) => id !== this.id));
+    this.transport =
+      opts.transport ??
+      new HttpTransport({
+        self: opts.id,
+        clusterId,
+        peers,
+        logger: { info: (m) => this.log.info(m), warn: (m) => this.log.warn(m) },
+        idleTimeoutMs: Math.max(3000, 6 * this.electionTimeoutMs),
+      });
+    this.transport.setPeers(peers);
+    this.lastTickAt = performance.now();
+  }
+
+  /**
+   * Opens (or creates) the data directory, recovers the log and the state machine, and starts
+   * taking part in the cluster. Fails with a one-line reason for a data directory of another node
+   * or cluster, or a corrupt one.
+   */
+  static async start<R>(opts: RaftNodeOptions<R>): Promise<RaftNode<R>> {
+    const urls = new Map(opts.members instanceof Map ? opts.members : Object.entries(opts.members));
+    if (!urls.has(opts.id)) throw new RangeError(`members must include this node ('${opts.id}')`);
+    for (const [id, url] of urls) {
+      if (!/^[A-Za-z0-9._-]{1,64}$/.test(id))
+        throw new RangeError(`member id '${id}' must be 1-64 of A-Z a-z 0-9 . _ -`);
+      try {
+        const u = new URL(url);
+        if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error();
+      } catch {
+        throw new RangeError(`member ${id}: '${url}' is not an http(s) URL`);
+      }
+    }
+    const token = opts.clusterToken ?? "ballot";
+    const clusterId = clusterIdOf(token, [...urls.keys()]);
+    const initialConfig: Configuration = { voters: [...urls.keys()], learners: [] };
+    const storage = DiskStorage.open({
+      dir: opts.dataDir,
+      nodeId: opts.id,
+      clusterId,
+      initialConfig,
+      fs: opts.fs,
+      trailingEntries: opts.trailingEntries,
+      logger: { warn: (m) => (opts.logger ?? consoleLogger).warn(m) },
+    });
+    const node = new RaftNode<R>(opts, storage, clusterId, urls);
+    try {
+      await node.restoreStateMachine();
+    } catch (e) {
+      storage.close();
+      throw e;
+    }
+    node.transport.start((m) => {
+      if (node.stopped) return;
+      node.raw.step(m);
+      node.kick();
+    });
+    node.tickTimer = setInterval(() => node.onTimer(), node.tickMs);
+    node.kick();
+    return node;
+  }
+
+  private async restoreStateMachine(): Promise<void> {
+    const meta = this.storage.snapshotMetadata();
+    if (meta.index > 0) await this.sm.restore(this.snapshotChunks(), meta.index);
+  }
+
+  private *snapshotChunks(): Iterable<Uint8Array> {
+    const size = this.storage.snapshotSize();
+    for (let at = 0; at < size; ) {
+      const chunk = this.storage.readSnapshot(at, 1 << 20);
+      if (chunk.byteLength === 0) break;
+      at += chunk.byteLength;
+      yield chunk;
+    }
+  }
+
+  // ---------------------------------------------------------------- clock
+
+  private onTimer(): void {
+    this.syncClock();
+    this.kick();
+  }
+
+  /**
+   * Ticks the core for the time that really passed. Timers fire late when the event loop stalls
+   * or the process was paused; counting timer callbacks would then make a leader believe its
+   * lease lasts longer than it does.
+   */
+  syncClock(): void {
+    if (this.stopped) return;
+    const now = performance.now();
+    let due = Math.floor((now - this.lastTickAt) / this.tickMs);
+    if (due <= 0) return;
+    this.lastTickAt += due * this.tickMs;
+    if (due > 10_000) due = 10_000;
+    for (let i = 0; i < due; i++) this.raw.tick();
+  }
+
+  // ---------------------------------------------------------------- the Ready loop
+
+  private kick(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    if (this.busy || this.stopped) return;
+    this.busy = true;
+    try {
+      while (!this.stopped && this.raw.hasReady()) await this.handle(this.raw.ready());
+    } catch (e) {
+      this.fail(e instanceof Error ? e : new Error(String(e)));
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async handle(rd: Ready): Promise<void> {
+    if (rd.softState) this.onSoftState(rd.softState.role, rd.softState.leader);
+    // 1. Durable first: votes, acknowledgements and commits leave only after this.
+    await new Promise<void>((resolve, reject) =>
+      this.storage.save(rd, (err) => (err ? reject(err) : resolve())),
+    );
+    if (this.stopped) return;
+    // 2. Send.
+    this.transport.send(rd.messages);
+    // 3. Apply.
+    if (rd.snapshot) await this.installSnapshot(rd.snapshot);
+    for (const e of rd.committedEntries) await this.apply(e);
+    for (const rs of rd.readStates) this.onReadState(rs);
+    this.raw.advance(rd);
+    this.resolveWaiters();
+    this.maybeSnapshot();
+  }
+
+  private async installSnapshot(meta: SnapshotMetadata): Promise<void> {
+    await this.sm.restore(this.snapshotChunks(), meta.index);
+    this.applied = meta.index;
+    for (const [index, p] of this.pending) {
+      if (index <= meta.index) {
+        this.pending.delete(index);
+        clearTimeout(p.timer);
+        p.reject(
+          new OutcomeUnknownError(
+            "a snapshot from the leader replaced the log before the proposal's fate was known here",
+          ),
+        );
+      }
+    }
+    this.log.info(`installed a snapshot from the leader at index ${meta.index}`);
+  }
+
+  private async apply(e: Entry): Promise<void> {
+    let result: unknown;
+    let error: Error | null = null;
+    if (e.type === "normal" && e.data.byteLength > 0) {
+      try {
+        result = await this.sm.apply(e.data, e.index);
+      } catch (err) {
+        error = err instanceof Error ? err : new Error(String(err));
+      }
+    }
+    this.applied = e.index;
+    const p = this.pending.get(e.index);
+    if (p) {
+      this.pending.delete(e.index);
+      clearTimeout(p.timer);
+      if (p.term !== e.term) p.reject(new ProposalDroppedError(e.index));
+      else if (error) p.reject(error);
+      else p.resolve(result);
+    }
+    this.emit("applied", e.index);
+  }
+
+  private maybeSnapshot(): void {
+    const snap = this.storage.snapshotMetadata();
+    if (this.applied - snap.index < this.snapshotEntries) return;
+    const index = this.applied;
+    const meta = { index, term: this.storage.term(index), config: this.raw.raft.configAt(index) };
+    const started = performance.now();
+    this.storage.writeSnapshot(meta, this.sm.snapshot());
+    this.storage.compactToSnapshot();
+    this.raw.compacted();
+    this.log.info(
+      `snapshot at index ${index} (${this.storage.snapshotSize()} bytes, ${Math.round(performance.now() - started)} ms)`,
+    );
+  }
+
+  private onSoftState(role: Role, leader: NodeId | null): void {
+    if (role !== this.role) {
+      this.role = role;
+      if (role === "leader") this.log.info(`became leader in term ${this.raw.raft.term}`);
+      this.emit("role", role);
+    }
+    if (leader !== this.leader) {
+      this.leader = leader;
+      if (leader !== null && leader !== this.id)
+        this.log.info(`leader is ${leader} (term ${this.raw.raft.term})`);
+      this.emit("leader", leader === null ? null : { id: leader, url: this.urls.get(leader) ?? null });
+    }
+  }
+
+  private fail(e: Error): void {
+    if (this.failed) return;
+    this.failed = e;
+    this.log.error(`stopping: ${e.message}`);
+    void this.stop({ transferLeadership: false });
+  }
+
+  // ---------------------------------------------------------------- requests
+
+  /**
+   * Proposes a command. Resolves with the state machine's result once the command is committed by
+   * a majority (durably) and applied here. Rejects with NotLeaderError (nothing proposed),
+   * UnavailableError (nothing proposed, retry), ProposalDroppedError (definitely not applied) or
+   * OutcomeUnknownError (it may still be applied).
+   */
+  propose(command: Uint8Array): Promise<R> {
+    if (this.stopped) return Promise.reject(new StoppedError());
+    const res = this.raw.propose(command);
+    if (!res.ok) {
+      if (res.error === "not_leader") return Promise.reject(this.notLeader());
+      return Promise.reject(new UnavailableError(res.message));
+    }
+    this.kick();
+    return new Promise<R>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.pending.get(res.index)?.timer === timer) {
+          this.pending.delete(res.index);
+          reject(
+            new OutcomeUnknownError(
+              `no outcome for the proposal at index ${res.index} within ${this.proposalTimeoutMs} ms`,
+            ),
+          );
+        }
+      }, this.proposalTimeoutMs);
+      this.pending.set(res.index, {
+        term: res.term,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        timer,
+      });
+    });
+  }
+
+  private notLeader(): NotLeaderError {
+    const leader = this.raw.raft.leader;
+    return new NotLeaderError(leader, leader ? (this.urls.get(leader) ?? null) : null);
+  }
+
+  /**
+   * Waits until local reads are linearizable: the leader confirms with a quorum (or, with
+   * `lease`, by its lease) that its commit index is current, and this node has applied up to it.
+   * Works on followers too. Resolves with the index that was waited for.
+   */
+  readBarrier(opts: { consistency?: "linearizable" | "lease"; timeoutMs?: number } = {}): Promise<number> {
+    if (this.stopped) return Promise.reject(new StoppedError());
+    if (opts.consistency === "lease") this.syncClock(); // never trust a lease on a stale clock
+    const id = this.nextReadId++;
+    const timeoutMs = opts.timeoutMs ?? 2 * this.electionTimeoutMs;
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.reads.delete(id))
+          reject(new UnavailableError(`read barrier not confirmed within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.reads.set(id, { resolve, reject, timer });
+      this.raw.readIndex(id, opts.consistency === "lease" ? "lease" : "quorum");
+      this.kick();
+    });
+  }
+
+  private onReadState(rs: ReadState): void {
+    const r = this.reads.get(rs.requestId);
+    if (!r) return;
+    this.reads.delete(rs.requestId);
+    clearTimeout(r.timer);
+    if (rs.index < 0) {
+      r.reject(
+        this.raw.raft.leader === null
+          ? new UnavailableError("no leader to confirm the read")
+          : this.notLeader(),
+      );
+      return;
+    }
+    this.waitApplied(rs.index).then(r.resolve, r.reject);
+  }
+
+  /** Resolves once this node has applied `index`. */
+  waitApplied(index: number): Promise<number> {
+    if (this.applied >= index) return Promise.resolve(this.applied);
+    return new Promise((resolve) => {
+      this.waiters.push({ index, resolve });
+    });
+  }
+
+  private resolveWaiters(): void {
+    if (this.waiters.length === 0) return;
+    const keep: ApplyWaiter[] = [];
+    for (const w of this.waiters) {
+      if (w.index <= this.applied) w.resolve(this.applied);
+      else keep.push(w);
+    }
+    this.waiters = keep;
+  }
+
+  /** Starts handing leadership to `id`; resolves once it leads, rejects after an election timeout. */
+  async transferLeadership(id: NodeId): Promise<void> {
+    const res = this.raw.transferLeadership(id);
+    if (!res.ok) throw new UnavailableError(res.message);
+    this.kick();
+    const deadline = performance.now() + 2 * this.electionTimeoutMs;
+    while (performance.now() < deadline) {
+      if (this.raw.raft.leader === id && this.raw.raft.role !== "leader") return;
+      await new Promise((r) => setTimeout(r, this.tickMs));
+    }
+    throw new UnavailableError(`leadership did not move to ${id} within ${2 * this.electionTimeoutMs} ms`);
+  }
+
+  // ---------------------------------------------------------------- status
+
+  get isLeader(): boolean {
+    return this.raw.raft.role === "leader";
+  }
+
+  /** The current leader, as this node knows it. */
+  get leaderInfo(): { id: NodeId; url: string | null; term: number } | null {
+    const l = this.raw.raft.leader;
+    return l === null ? null : { id: l, url: this.urls.get(l) ?? null, term: this.raw.raft.term };
+  }
+
+  urlOf(id: NodeId): string | null {
+    return this.urls.get(id) ?? null;
+  }
+
+  status(): NodeStatus {
+    const r = this.raw.raft;
+    const st = this.raw.status();
+    const last = r.log.lastIndex();
+    const members: MemberStatus[] = [];
+    for (const id of [...r.config.voters, ...r.config.learners]) {
+      const pr = st.progress.get(id);
+      members.push({
+        id,
+        url: this.urls.get(id) ?? "",
+        voter: r.config.voters.includes(id),
+        matchIndex: pr ? pr.match : null,
+        lagEntries: pr ? Math.max(0, last - pr.match) : null,
+      });
+    }
+    return {
+      clusterId: this.clusterId,
+      self: this.id,
+      role: r.role,
+      term: r.term,
+      leader: r.leader === null ? null : { id: r.leader, url: this.urls.get(r.leader) ?? null },
+      commitIndex: r.log.committed,
+      appliedIndex: this.applied,
+      lastIndex: last,
+      members,
+      leaseValid: st.leaseValid,
+    };
+  }
+
+  /** Peer stream status from the transport. */
+  peers() {
+    return this.transport.status();
+  }
+
+  /** Serves the peer protocol on an application's own HTTP server (the node's single port). */
+  attach(server: http.Server): void {
+    if (!(this.transport instanceof HttpTransport)) throw new Error("attach() needs the HTTP transport");
+    this.transport.attach(server);
+  }
+
+  /** The HTTP transport, for servers that route upgrades themselves. */
+  httpTransport(): HttpTransport | null {
+    return this.transport instanceof HttpTransport ? this.transport : null;
+  }
+
+  /**
+   * Stops the node. A leader first hands leadership to the most up-to-date voter (so the cluster
+   * does not wait an election timeout), unless `transferLeadership` is false.
+   */
+  async stop(opts: { transferLeadership?: boolean } = {}): Promise<void> {
+    if (this.stopped) return;
+    if (opts.transferLeadership !== false && this.isLeader) {
+      const st = this.raw.status();
+      let best: NodeId | null = null;
+      let bestMatch = -1;
+      for (const id of this.raw.raft.config.voters) {
+        const m = st.progress.get(id)?.match ?? -1;
+        if (id !== this.id && m > bestMatch) {
+          best = id;
+          bestMatch = m;
+        }
+      }
+      if (best) {
+        try {
+          await this.transferLeadership(best);
+        } catch (e) {
+          this.log.warn(`stopping without handing over leadership: ${(e as Error).message}`);
+        }
+      }
+    }
+    this.stopped = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    // Let an in-flight save finish so the storage closes cleanly.
+    while (this.busy) await new Promise((r) => setTimeout(r, 1));
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new OutcomeUnknownError("the node stopped before the proposal's outcome was known"));
+    }
+    this.pending.clear();
+    for (const r of this.reads.values()) {
+      clearTimeout(r.timer);
+      r.reject(new StoppedError());
+    }
+    this.reads.clear();
+    await this.transport.close();
+    this.storage.close();
+    this.emit("stopped", this.failed);
+  }
+}

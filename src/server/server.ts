@@ -1,0 +1,105 @@
+/**
+ * A Ballot server process: one HTTP port that serves the client API, health and the peer
+ * protocol, in front of a RaftNode running the key-value state machine. Owns startup order and
+ * shutdown. Must never start serving clients before the node has recovered its data.
+ */
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import type { KvResult } from "../kv/commands.js";
+import { KvStore } from "../kv/store.js";
+import { type NodeLogger, RaftNode } from "../node/raft-node.js";
+import { createApi } from "./api.js";
+
+export interface ServerOptions {
+  readonly id: string;
+  /** URL to listen on, e.g. http://127.0.0.1:2379 (http only until TLS arrives). */
+  readonly listen: string;
+  readonly members: ReadonlyMap<string, string>;
+  readonly dataDir: string;
+  readonly clusterToken?: string;
+  readonly forwardWrites?: boolean;
+  readonly heartbeatIntervalMs?: number;
+  readonly electionTimeoutMs?: number;
+  readonly snapshotEntries?: number;
+  readonly logger: NodeLogger;
+}
+
+export interface RunningServer {
+  readonly node: RaftNode<KvResult>;
+  readonly kv: KvStore;
+  readonly server: http.Server;
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** Thrown for configuration problems the operator must fix; the CLI prints the message and exits 2. */
+export class ConfigError extends Error {
+  readonly code = "BALLOT_ERR_CONFIG";
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  let listen: URL;
+  try {
+    listen = new URL(opts.listen);
+  } catch {
+    throw new ConfigError(`--listen '${opts.listen}' is not a URL`);
+  }
+  if (listen.protocol !== "http:")
+    throw new ConfigError(`--listen must be an http:// URL (got ${listen.protocol})`);
+  const port = listen.port === "" ? 80 : Number(listen.port);
+  const host = listen.hostname.replace(/^\[|\]$/g, "");
+
+  // Bind the port before touching the data: "address in use" is the commonest start-up mistake.
+  const server = http.createServer();
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (e: NodeJS.ErrnoException) => {
+      reject(
+        e.code === "EADDRINUSE"
+          ? new ConfigError(`cannot listen on ${opts.listen}: the address is in use`)
+          : new ConfigError(`cannot listen on ${opts.listen}: ${e.message}`),
+      );
+    });
+    server.listen(port, host, () => resolve());
+  });
+
+  const kv = new KvStore();
+  let node: RaftNode<KvResult>;
+  try {
+    node = await RaftNode.start<KvResult>({
+      id: opts.id,
+      members: opts.members,
+      dataDir: opts.dataDir,
+      stateMachine: kv,
+      clusterToken: opts.clusterToken,
+      heartbeatIntervalMs: opts.heartbeatIntervalMs,
+      electionTimeoutMs: opts.electionTimeoutMs,
+      snapshotEntries: opts.snapshotEntries,
+      logger: opts.logger,
+    });
+  } catch (e) {
+    server.close();
+    throw new ConfigError((e as Error).message);
+  }
+  server.on("request", createApi({ node, kv, forwardWrites: opts.forwardWrites }));
+  node.attach(server);
+  const addr = server.address() as AddressInfo;
+  const url = `http://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  opts.logger.info(`serving on ${url} (cluster ${node.clusterId}, data in ${opts.dataDir})`);
+
+  let stopping: Promise<void> | null = null;
+  return {
+    node,
+    kv,
+    server,
+    url,
+    stop() {
+      stopping ??= (async () => {
+        await node.stop();
+        server.closeAllConnections?.();
+        await new Promise<void>((r) => server.close(() => r()));
+      })();
+      return stopping;
+    },
+  };
+}
