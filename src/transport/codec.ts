@@ -148,8 +148,10 @@ class Reader {
     const n = this.u16();
     if (n > MAX_ID_BYTES) throw new CodecError(`${what} is too long`);
     this.need(n);
+    const from = this.at;
+    this.at += n;
     try {
-      return dec.decode(this.buf.subarray(this.at, (this.at += n)));
+      return dec.decode(this.buf.subarray(from, this.at));
     } catch {
       throw new CodecError(`${what} is not UTF-8`);
     }
@@ -158,7 +160,9 @@ class Reader {
     const n = this.u32();
     this.need(n);
     // Copied: the frame buffer is reused by the stream reader.
-    return this.buf.slice(this.at, (this.at += n));
+    const from = this.at;
+    this.at += n;
+    return this.buf.slice(from, this.at);
   }
   done(): boolean {
     return this.at === this.buf.length;

@@ -252,7 +252,10 @@ export class HttpTransport implements Transport {
     const byPeer = new Map<NodeId, Uint8Array[]>();
     for (const m of messages) {
       let list = byPeer.get(m.to);
-      if (!list) byPeer.set(m.to, (list = []));
+      if (!list) {
+        list = [];
+        byPeer.set(m.to, list);
+      }
       list.push(frame(encodeMessage(m)));
     }
     for (const [to, frames] of byPeer) {
