@@ -15,7 +15,8 @@ const USAGE = `usage: ballot <command> [flags]
 
   start    run a node      --id ID --data-dir DIR --members ID=URL,... [--listen URL]
                            [--cluster-token T] [--forward-writes] [--heartbeat-interval MS]
-                           [--election-timeout MS] [--snapshot-entries N] [--log-format json|pretty]
+                           [--election-timeout MS] [--snapshot-entries N] [--trailing-entries N]
+                           [--log-format json|pretty]
   dev      a local cluster [--nodes 3] [--base-port 2379] [--dir .ballot-dev]
   get KEY | put KEY VALUE | del KEY | list [PREFIX] | status      [--endpoints URL,...]
   help, --version
@@ -32,6 +33,7 @@ const START_FLAGS = {
     "heartbeat-interval",
     "election-timeout",
     "snapshot-entries",
+    "trailing-entries",
     "log-format",
   ],
   booleans: ["forward-writes"],

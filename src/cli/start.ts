@@ -36,6 +36,7 @@ export async function runStart(p: Parsed): Promise<number> {
     heartbeatIntervalMs: heartbeat,
     electionTimeoutMs: election,
     snapshotEntries: intFlag(p, "snapshot-entries", 10_000, 1, 100_000_000),
+    trailingEntries: intFlag(p, "trailing-entries", 5_000, 0, 100_000_000),
     logger,
   });
   await new Promise<void>((resolve) => {

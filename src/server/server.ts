@@ -21,6 +21,7 @@ export interface ServerOptions {
   readonly heartbeatIntervalMs?: number;
   readonly electionTimeoutMs?: number;
   readonly snapshotEntries?: number;
+  readonly trailingEntries?: number;
   readonly logger: NodeLogger;
 }
 
@@ -75,6 +76,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       heartbeatIntervalMs: opts.heartbeatIntervalMs,
       electionTimeoutMs: opts.electionTimeoutMs,
       snapshotEntries: opts.snapshotEntries,
+      trailingEntries: opts.trailingEntries,
       logger: opts.logger,
     });
   } catch (e) {

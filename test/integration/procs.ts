@@ -1,0 +1,178 @@
+/**
+ * Real `ballot start` processes on loopback for integration tests: free ports, temporary data
+ * dirs, kill/restart by PID, and an HTTP helper. Owns the processes it starts and always stops
+ * them (and only them); must never touch anything it did not create.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const CLI = new URL("../../src/cli/main.js", import.meta.url).pathname;
+
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<import("node:net").Server>((resolve) => {
+          const s = createServer();
+          s.listen(0, "127.0.0.1", () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as import("node:net").AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+export interface HttpResult {
+  status: number;
+  headers: Headers;
+  body: any;
+}
+
+/** One HTTP request; redirects are not followed unless asked. */
+export async function call(
+  url: string,
+  method = "GET",
+  body?: unknown,
+  headers: Record<string, string> = {},
+  follow = false,
+): Promise<HttpResult> {
+  const res = await fetch(url, {
+    method,
+    headers: body === undefined ? headers : { "Content-Type": "application/json", ...headers },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+    redirect: follow ? "follow" : "manual",
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // keep text
+  }
+  return { status: res.status, headers: res.headers, body: parsed };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface ClusterOptions {
+  readonly nodes?: number;
+  readonly extraArgs?: string[];
+  readonly electionTimeoutMs?: number;
+}
+
+export class ProcCluster {
+  readonly ids: string[];
+  readonly urls = new Map<string, string>();
+  readonly dir: string;
+  readonly procs = new Map<string, ChildProcess>();
+  readonly logs = new Map<string, string[]>();
+  readonly electionTimeoutMs: number;
+  private readonly extraArgs: string[];
+
+  private constructor(ports: number[], opts: ClusterOptions) {
+    this.ids = ports.map((_, i) => `n${i + 1}`);
+    ports.forEach((p, i) => this.urls.set(this.ids[i]!, `http://127.0.0.1:${p}`));
+    this.dir = mkdtempSync(join(tmpdir(), "ballot-it-"));
+    this.electionTimeoutMs = opts.electionTimeoutMs ?? 500;
+    this.extraArgs = opts.extraArgs ?? [];
+  }
+
+  static async start(opts: ClusterOptions = {}): Promise<ProcCluster> {
+    const c = new ProcCluster(await freePorts(opts.nodes ?? 3), opts);
+    for (const id of c.ids) c.spawn(id);
+    await c.waitForLeader();
+    return c;
+  }
+
+  get members(): string {
+    return this.ids.map((id) => `${id}=${this.urls.get(id)}`).join(",");
+  }
+
+  spawn(id: string): ChildProcess {
+    const p = spawn(
+      process.execPath,
+      [
+        CLI,
+        "start",
+        "--id",
+        id,
+        "--data-dir",
+        join(this.dir, id),
+        "--members",
+        this.members,
+        "--election-timeout",
+        String(this.electionTimeoutMs),
+        "--log-format",
+        "pretty",
+        ...this.extraArgs,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const log = this.logs.get(id) ?? [];
+    this.logs.set(id, log);
+    const keep = (d: Buffer) => {
+      log.push(...d.toString().split("\n").filter(Boolean));
+      if (log.length > 2000) log.splice(0, log.length - 1000);
+    };
+    p.stdout!.on("data", keep);
+    p.stderr!.on("data", keep);
+    this.procs.set(id, p);
+    return p;
+  }
+
+  url(id: string): string {
+    return this.urls.get(id)!;
+  }
+
+  alive(): string[] {
+    return this.ids.filter((id) => {
+      const p = this.procs.get(id);
+      return p && p.exitCode === null && p.signalCode === null;
+    });
+  }
+
+  /** Sends a signal to one node's process and waits for it to exit (for SIGKILL/SIGTERM). */
+  async signal(id: string, sig: NodeJS.Signals): Promise<void> {
+    const p = this.procs.get(id);
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once("exit", r));
+    p.kill(sig);
+    if (sig === "SIGKILL" || sig === "SIGTERM" || sig === "SIGINT") await exited;
+  }
+
+  /** Polls until the live nodes agree on one leader; returns its id. */
+  async waitForLeader(timeoutMs = 10_000, exclude: string[] = []): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const views = await Promise.all(
+        this.alive()
+          .filter((id) => !exclude.includes(id))
+          .map((id) =>
+            call(`${this.url(id)}/v1/cluster`).then(
+              (r) => (r.status === 200 ? (r.body.leader?.id as string | undefined) : undefined),
+              () => undefined,
+            ),
+          ),
+      );
+      const leader = views[0];
+      if (leader && views.every((v) => v === leader) && !exclude.includes(leader)) return leader;
+      await sleep(25);
+    }
+    throw new Error(`no agreed leader within ${timeoutMs} ms\n${this.tail()}`);
+  }
+
+  tail(n = 15): string {
+    return [...this.logs].map(([id, l]) => `--- ${id}\n${l.slice(-n).join("\n")}`).join("\n");
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.ids.map((id) => this.signal(id, "SIGKILL")));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
