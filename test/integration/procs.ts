@@ -77,7 +77,7 @@ export class ProcCluster {
 
   private constructor(ports: number[], opts: ClusterOptions) {
     this.ids = ports.map((_, i) => `n${i + 1}`);
-    ports.forEach((p, i) => this.urls.set(this.ids[i]!, `http://127.0.0.1:${p}`));
+    for (const [i, p] of ports.entries()) this.urls.set(this.ids[i]!, `http://127.0.0.1:${p}`);
     this.dir = mkdtempSync(join(tmpdir(), "ballot-it-"));
     this.electionTimeoutMs = opts.electionTimeoutMs ?? 500;
     this.extraArgs = opts.extraArgs ?? [];
