@@ -1,6 +1,23 @@
 /**
- * The `ballot` package. Today it exposes the pure Raft core and the in-memory storage; the node
- * runtime, HTTP server and client come with the issues that build them.
+ * The `ballot` package: the node library (RaftNode, leader routing), the pure Raft core, storage
+ * and transports. Re-exports only.
  */
+export * from "./node/errors.js";
+export {
+  clusterIdOf,
+  type MemberStatus,
+  type NodeLogger,
+  type NodeStatus,
+  RaftNode,
+  type RaftNodeOptions,
+  type StateMachine,
+} from "./node/raft-node.js";
 export * from "./raft/index.js";
+export { type RedirectOptions, redirectToLeader } from "./server/middleware.js";
+export { DiskStorage, type DiskStorageOptions } from "./storage/disk.js";
 export { MemoryStorage } from "./storage/memory.js";
+export type { SaveBatch, Storage } from "./storage/storage.js";
+export { StorageError } from "./storage/storage.js";
+export { HttpTransport } from "./transport/http.js";
+export { MemoryNetwork, MemoryTransport } from "./transport/memory.js";
+export type { Transport } from "./transport/transport.js";

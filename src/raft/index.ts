@@ -24,5 +24,5 @@ export type { PlantedBugs, ProposeError, ProposeResult, RaftOptions, ReadMode } 
 export { Raft } from "./raft.js";
 export { type RandomSource, randomInt, seededRandom } from "./random.js";
 export { RawNode, type RawNodeOptions, type Status } from "./rawnode.js";
-export { CompactedError, type InitialState, type LogStorage, UnavailableError } from "./storage.js";
+export { CompactedError, type InitialState, type LogStorage, LogUnavailableError } from "./storage.js";
 export * from "./types.js";

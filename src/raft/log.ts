@@ -3,7 +3,7 @@
  * unstable tail not yet persisted, and the commit/apply cursors. Owns the Log Matching rules
  * (conflict detection, truncation, up-to-date comparison). Must never decide roles or send messages.
  */
-import { CompactedError, type LogStorage, UnavailableError } from "./storage.js";
+import { CompactedError, type LogStorage, LogUnavailableError } from "./storage.js";
 import type { Entry, SnapshotMetadata } from "./types.js";
 
 export class RaftLog {
@@ -56,7 +56,7 @@ export class RaftLog {
     try {
       return this.storage.term(index);
     } catch (e) {
-      if (e instanceof CompactedError || e instanceof UnavailableError) return -1;
+      if (e instanceof CompactedError || e instanceof LogUnavailableError) return -1;
       throw e;
     }
   }

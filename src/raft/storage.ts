@@ -14,7 +14,7 @@ export class CompactedError extends Error {
 }
 
 /** Thrown when an index past the end of stable storage is asked for. */
-export class UnavailableError extends Error {
+export class LogUnavailableError extends Error {
   readonly code = "BALLOT_ERR_UNAVAILABLE";
   constructor(index: number, lastIndex: number) {
     super(`log index ${index} is not available (last index ${lastIndex})`);

@@ -11,7 +11,7 @@
  *   wal/          numbered segments of framed records (see wal.ts, record.ts)
  *   snap/         snapshot files (see snapshots.ts)
  */
-import { CompactedError, type InitialState, UnavailableError } from "../raft/storage.js";
+import { CompactedError, type InitialState, LogUnavailableError } from "../raft/storage.js";
 import type { Configuration, Entry, HardState, SnapshotMetadata } from "../raft/types.js";
 import { type FileSystem, join, nodeFileSystem } from "./fs.js";
 import {
@@ -341,13 +341,13 @@ export class DiskStorage implements Storage {
   term(index: number): number {
     if (index === this.base) return this.baseTerm;
     if (index < this.base) throw new CompactedError(index, this.base + 1);
-    if (index > this.lastIndex()) throw new UnavailableError(index, this.lastIndex());
+    if (index > this.lastIndex()) throw new LogUnavailableError(index, this.lastIndex());
     return this.terms[index - this.base - 1]!;
   }
 
   entries(lo: number, hi: number, maxBytes: number): Entry[] {
     if (lo <= this.base) throw new CompactedError(lo, this.base + 1);
-    if (hi > this.lastIndex() + 1) throw new UnavailableError(hi - 1, this.lastIndex());
+    if (hi > this.lastIndex() + 1) throw new LogUnavailableError(hi - 1, this.lastIndex());
     const out: Entry[] = [];
     let size = 0;
     for (let i = lo; i < hi; i++) {

@@ -2,7 +2,7 @@
  * In-memory storage: the twin of DiskStorage for unit tests and benchmarks. Owns a log, hard state
  * and snapshot held in arrays. Must never be used where durability is promised.
  */
-import { CompactedError, type InitialState, UnavailableError } from "../raft/storage.js";
+import { CompactedError, type InitialState, LogUnavailableError } from "../raft/storage.js";
 import {
   type Configuration,
   EMPTY_CONFIG,
@@ -40,7 +40,7 @@ export class MemoryStorage implements Storage {
 
   entries(lo: number, hi: number, maxBytes: number): Entry[] {
     if (lo <= this.offset) throw new CompactedError(lo, this.offset + 1);
-    if (hi > this.lastIndex() + 1) throw new UnavailableError(hi - 1, this.lastIndex());
+    if (hi > this.lastIndex() + 1) throw new LogUnavailableError(hi - 1, this.lastIndex());
     const out: Entry[] = [];
     let size = 0;
     for (let i = lo; i < hi; i++) {
@@ -54,7 +54,7 @@ export class MemoryStorage implements Storage {
 
   term(index: number): number {
     if (index < this.offset) throw new CompactedError(index, this.offset + 1);
-    if (index > this.lastIndex()) throw new UnavailableError(index, this.lastIndex());
+    if (index > this.lastIndex()) throw new LogUnavailableError(index, this.lastIndex());
     return this.ents[index - this.offset]!.term;
   }
 

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { CompactedError, UnavailableError } from "../../src/raft/storage.js";
+import { CompactedError, LogUnavailableError } from "../../src/raft/storage.js";
 import type { Configuration, Entry, SnapshotMetadata } from "../../src/raft/types.js";
 import type { SaveBatch, Storage } from "../../src/storage/storage.js";
 
@@ -71,7 +71,7 @@ export function storageSuite(name: string, f: StorageFactory): void {
       s = durable(s);
       assert.equal(s.lastIndex(), 2);
       assert.deepEqual(texts(s.entries(1, 3, 1 << 20)), ["e1t1", "e2t3"]);
-      assert.throws(() => s.term(3), UnavailableError);
+      assert.throws(() => s.term(3), LogUnavailableError);
       s.close();
     });
 
