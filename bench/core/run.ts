@@ -46,6 +46,7 @@ function pump(nodes: Node[], byId: Map<string, Node>): void {
         n.storage.save(rd, (err) => {
           if (err) throw err;
         });
+        for (const m of rd.leaderMessages) inbox.push(m);
         for (const m of rd.messages) inbox.push(m);
         if (rd.committedEntries.length > 0)
           n.applied = rd.committedEntries[rd.committedEntries.length - 1]!.index;

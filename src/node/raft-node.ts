@@ -314,6 +314,8 @@ export class RaftNode<R = unknown> extends EventEmitter {
 
   private async handle(rd: Ready): Promise<void> {
     if (rd.softState) this.onSoftState(rd.softState.role, rd.softState.leader);
+    // 0. A leader's appends leave now: its own disk write overlaps replication.
+    this.transport.send(rd.leaderMessages);
     // 1. Durable first: votes, acknowledgements and commits leave only after this.
     await new Promise<void>((resolve, reject) =>
       this.storage.save(rd, (err) => (err ? reject(err) : resolve())),

@@ -9,6 +9,7 @@
  * onPeerMessage((m) => node.step(m));
  * while (node.hasReady()) {
  *   const rd = node.ready();
+ *   send(rd.leaderMessages);                        // a leader's appends need not wait for its disk
  *   persist(rd.snapshot, rd.entries, rd.hardState); // fdatasync first when rd.mustSync
  *   send(rd.messages);                              // votes and acks depend on step 1
  *   apply(rd.committedEntries); serve(rd.readStates);

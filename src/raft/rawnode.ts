@@ -127,6 +127,12 @@ export class RawNode {
       hard = { ...hard, vote: hard.term === this.prevHard.term ? this.prevHard.vote : null };
     }
     const entries = r.log.unstableEntries().slice();
+    const leaderMessages: Message[] = [];
+    const messages: Message[] = [];
+    for (const m of r.msgs) {
+      if (m.type === "append" || m.type === "heartbeat" || m.type === "snapshot") leaderMessages.push(m);
+      else messages.push(m);
+    }
     const snapshot = r.log.unstableSnapshot ?? undefined;
     const rd: Ready = {
       softState:
@@ -139,7 +145,8 @@ export class RawNode {
       snapshotChunks: r.snapshotChunks,
       snapshot,
       entries,
-      messages: r.msgs,
+      leaderMessages,
+      messages,
       committedEntries: r.log.nextCommitted(this.maxApplyBytes),
       readStates: r.readStates,
       mustSync:

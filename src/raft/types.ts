@@ -124,10 +124,11 @@ export interface SoftState {
 
 /**
  * One batch of work for the caller. Handle it in this order, then call `advance(rd)`:
+ * 0. send `leaderMessages` at once (they do not depend on this batch being durable);
  * 1. write `snapshotChunks` to the snapshot being received; install it when `snapshot` is set
  *    (the log is replaced by it); then persist `entries` (truncating any stored suffix from
  *    `entries[0].index`) and `hardState`; when `mustSync`, make them durable (fdatasync) first;
- * 2. send `messages` (every one of them may depend on step 1);
+ * 2. send `messages` (every one of them may depend on step 1: votes, acknowledgements);
  * 3. apply `committedEntries` in order, and serve `readStates` once applied reaches their index.
  */
 export interface Ready {
@@ -138,6 +139,13 @@ export interface Ready {
   /** Install the snapshot whose chunks were received: it replaces the log, and the state machine restores from it. */
   readonly snapshot?: SnapshotMetadata;
   readonly entries: readonly Entry[];
+  /**
+   * A leader's appends, heartbeats and snapshot chunks: they may leave before this batch is
+   * durable, so the leader's own disk write overlaps replication (Raft thesis §10.2.1). Safe
+   * because the leader counts its own copy toward commitment only after advance().
+   */
+  readonly leaderMessages: readonly Message[];
+  /** Everything else: sent only once this batch is durable. */
   readonly messages: readonly Message[];
   readonly committedEntries: readonly Entry[];
   readonly readStates: readonly ReadState[];

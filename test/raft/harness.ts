@@ -78,6 +78,7 @@ export class TestCluster {
       n.storage.save(rd, (err) => {
         if (err) throw err;
       });
+      for (const m of rd.leaderMessages) this.queue.push(m);
       for (const m of rd.messages) this.queue.push(m);
       for (const e of rd.committedEntries) n.applied.push(e);
       for (const r of rd.readStates) n.readStates.push(r);

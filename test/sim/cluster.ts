@@ -447,6 +447,7 @@ export class Simulation {
     const rd = raw.ready();
     node.persisting = true;
     const inc = node.incarnation;
+    for (const m of rd.leaderMessages) this.send(m); // before the disk write, as RaftNode does
     // The real WAL: group-committed, fdatasync completing in simulated time (or never, if we crash first).
     node.storage!.save(rd, (err) => {
       if (!node.alive || node.incarnation !== inc) return;

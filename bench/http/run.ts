@@ -1,0 +1,174 @@
+/**
+ * bench/http: a 3-node Ballot cluster against a 3-node etcd 3.4 cluster (Debian's etcd-server,
+ * installed by scripts/install-etcd.sh and started here), same machine, same run: PUT of 100-byte
+ * values to the leader at 1, 64 and 256 connections (autocannon), and linearizable GETs on a
+ * follower. Reports throughput, p50 and p99, and the Ballot/etcd ratios.
+ *
+ * Usage: npm run bench:http [-- --seconds S]   (writes bench/results/http.json)
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePorts, ProcCluster, sleep } from "../../test/integration/procs.js";
+import { describeMachine } from "../machine.js";
+
+interface AutocannonResult {
+  requests: { average: number };
+  latency: { p50: number; p99: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
+const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon;
+
+const secondsArg = process.argv.indexOf("--seconds");
+const seconds = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 5;
+const value = "v".repeat(100);
+
+async function load(url: string, connections: number, method: string, body?: string) {
+  const r = await autocannon({
+    url,
+    connections,
+    duration: seconds,
+    method,
+    body,
+    headers: body ? { "content-type": "application/json" } : {},
+  });
+  return {
+    requestsPerSec: Math.round(r.requests.average),
+    p50Ms: r.latency.p50,
+    p99Ms: r.latency.p99,
+    non2xx: r.non2xx,
+    errors: r.errors + r.timeouts,
+  };
+}
+
+async function etcdCluster(): Promise<{ clients: string[]; stop(): void; leader: string; follower: string }> {
+  execFileSync("bash", [new URL("../../../scripts/install-etcd.sh", import.meta.url).pathname], {
+    stdio: "inherit",
+  });
+  const dir = mkdtempSync(join(process.env.BALLOT_BENCH_DIR ?? tmpdir(), "ballot-bench-etcd-"));
+  const ports = await freePorts(6);
+  const names = ["e1", "e2", "e3"];
+  const peer = (i: number) => `http://127.0.0.1:${ports[3 + i]}`;
+  const client = (i: number) => `http://127.0.0.1:${ports[i]}`;
+  const initial = names.map((n, i) => `${n}=${peer(i)}`).join(",");
+  const procs: ChildProcess[] = names.map((n, i) =>
+    spawn(
+      "etcd",
+      [
+        "--name",
+        n,
+        "--data-dir",
+        join(dir, n),
+        "--listen-client-urls",
+        client(i),
+        "--advertise-client-urls",
+        client(i),
+        "--listen-peer-urls",
+        peer(i),
+        "--initial-advertise-peer-urls",
+        peer(i),
+        "--initial-cluster",
+        initial,
+        "--initial-cluster-state",
+        "new",
+        "--log-level",
+        "error",
+      ],
+      { stdio: "ignore" },
+    ),
+  );
+  const stop = () => {
+    for (const p of procs) p.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const clients = names.map((_, i) => client(i));
+  for (let t = 0; t < 200; t++) {
+    const st = await Promise.all(
+      clients.map((c) =>
+        fetch(`${c}/v3/maintenance/status`, { method: "POST", body: "{}" })
+          .then((r) => r.json() as Promise<{ leader?: string; header?: { member_id?: string } }>)
+          .catch(() => null),
+      ),
+    );
+    const leaderIdx = st.findIndex((s) => s?.leader && s.header?.member_id === s.leader);
+    if (leaderIdx >= 0) {
+      return { clients, stop, leader: clients[leaderIdx]!, follower: clients[(leaderIdx + 1) % 3]! };
+    }
+    await sleep(100);
+  }
+  stop();
+  throw new Error("etcd cluster did not elect a leader");
+}
+
+const out: Record<string, unknown> = {
+  benchmark: "http",
+  description: `3-node clusters on one machine; PUT of 100-byte values at the leader; linearizable GET on a follower; ${seconds} s per run`,
+  date: new Date().toISOString(),
+  machine: describeMachine(),
+};
+
+const ballot = await ProcCluster.start();
+const etcd = await etcdCluster();
+try {
+  const leader = await ballot.waitForLeader();
+  const follower = ballot.ids.find((id) => id !== leader)!;
+  const etcdVersion = execFileSync("etcd", ["--version"], { encoding: "utf8" }).split("\n")[0];
+  out.etcd = etcdVersion;
+  const rows = [];
+  const b64 = (s: string) => Buffer.from(s).toString("base64");
+  await fetch(`${ballot.url(leader)}/v1/kv/bench`, {
+    method: "PUT",
+    body: JSON.stringify({ value }),
+    headers: { "content-type": "application/json" },
+  });
+  await fetch(`${etcd.leader}/v3/kv/put`, {
+    method: "POST",
+    body: JSON.stringify({ key: b64("bench"), value: b64(value) }),
+  });
+  for (const c of [1, 64, 256]) {
+    const b = await load(`${ballot.url(leader)}/v1/kv/bench`, c, "PUT", JSON.stringify({ value }));
+    const e = await load(
+      `${etcd.leader}/v3/kv/put`,
+      c,
+      "POST",
+      JSON.stringify({ key: b64("bench"), value: b64(value) }),
+    );
+    rows.push({
+      workload: "put",
+      connections: c,
+      ballot: b,
+      etcd: e,
+      throughputRatio: Math.round((b.requestsPerSec / e.requestsPerSec) * 100) / 100,
+    });
+    console.log(
+      `PUT  ${String(c).padStart(3)} conns: ballot ${b.requestsPerSec} req/s p50 ${b.p50Ms} p99 ${b.p99Ms} | etcd ${e.requestsPerSec} req/s p50 ${e.p50Ms} p99 ${e.p99Ms}`,
+    );
+  }
+  for (const c of [64]) {
+    const b = await load(`${ballot.url(follower)}/v1/kv/bench`, c, "GET");
+    const e = await load(`${etcd.follower}/v3/kv/range`, c, "POST", JSON.stringify({ key: b64("bench") }));
+    rows.push({
+      workload: "linearizable get on a follower",
+      connections: c,
+      ballot: b,
+      etcd: e,
+      throughputRatio: Math.round((b.requestsPerSec / e.requestsPerSec) * 100) / 100,
+    });
+    console.log(
+      `GET  ${String(c).padStart(3)} conns: ballot ${b.requestsPerSec} req/s p50 ${b.p50Ms} p99 ${b.p99Ms} | etcd ${e.requestsPerSec} req/s p50 ${e.p50Ms} p99 ${e.p99Ms}`,
+    );
+  }
+  out.results = rows;
+  writeFileSync(
+    new URL("../../../bench/results/http.json", import.meta.url),
+    `${JSON.stringify(out, null, 2)}\n`,
+  );
+} finally {
+  await ballot.stop();
+  etcd.stop();
+}
