@@ -13,6 +13,7 @@ export {
   type StateMachine,
 } from "./node/raft-node.js";
 export * from "./raft/index.js";
+export { ballotPlugin } from "./server/fastify.js";
 export { type RedirectOptions, redirectToLeader } from "./server/middleware.js";
 export { DiskStorage, type DiskStorageOptions } from "./storage/disk.js";
 export { MemoryStorage } from "./storage/memory.js";
