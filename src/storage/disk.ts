@@ -488,6 +488,7 @@ export class DiskStorage implements Storage {
         if (hard) this.writtenHard = hard;
       },
       done,
+      batch.mustSync !== false || batch.entries.length > 0 || batch.snapshot !== undefined,
     );
     this.evict();
   }

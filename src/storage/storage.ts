@@ -8,6 +8,8 @@ import type { Entry, HardState, SnapshotChunk, SnapshotMetadata } from "../raft/
 
 /** The durable part of one Ready (or of several, when the caller merges them). */
 export interface SaveBatch {
+  /** False when nothing in the batch must be durable before the caller goes on (e.g. only the commit index moved). Default true. */
+  readonly mustSync?: boolean;
   readonly hardState?: HardState;
   readonly entries: readonly Entry[];
   readonly snapshotChunks: readonly SnapshotChunk[];

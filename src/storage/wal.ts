@@ -42,6 +42,8 @@ interface Pending {
   readonly frames: Uint8Array;
   readonly placed: ((p: Placement) => void) | null;
   readonly done: SaveCallback;
+  /** Whether its caller waits for durability (else it rides along with the next sync). */
+  readonly sync: boolean;
 }
 
 const SEGMENT_RE = /^([0-9a-f]{16})\.wal$/;
@@ -176,13 +178,15 @@ export class Wal {
    * Queues framed records. `placed` learns where they land (at write time); `done` runs once they
    * are durable. One write and one fdatasync carry everything queued while the previous sync ran.
    */
-  write(frames: Uint8Array, placed: ((p: Placement) => void) | null, done: SaveCallback): void {
+  write(frames: Uint8Array, placed: ((p: Placement) => void) | null, done: SaveCallback, sync = true): void {
     if (this.failed) {
       done(this.failed);
       return;
     }
-    this.pending.push({ frames, placed, done });
+    // A write nobody waits on is queued in order behind earlier ones and made durable by the next sync.
+    this.pending.push({ frames, placed, done: sync ? done : () => {}, sync });
     if (!this.syncing) this.flush();
+    if (!sync) done(null);
   }
 
   private flush(): void {
@@ -206,6 +210,7 @@ export class Wal {
       }
       this.fs.write(seg.fd, out, seg.size);
       seg.size += total;
+      if (!batch.some((p) => p.sync)) return; // written; the next sync makes it durable
       this.syncing = true;
       this.fs.sync(seg.fd, (err) => this.synced(batch, err));
     } catch (e) {
