@@ -35,7 +35,7 @@ export async function runStart(p: Parsed): Promise<number> {
     forwardWrites: p.flags.get("forward-writes") === "true",
     heartbeatIntervalMs: heartbeat,
     electionTimeoutMs: election,
-    snapshotEntries: intFlag(p, "snapshot-entries", 10_000, 1, 100_000_000),
+    snapshotEntries: intFlag(p, "snapshot-entries", 100_000, 1, 100_000_000),
     trailingEntries: intFlag(p, "trailing-entries", 5_000, 0, 100_000_000),
     logger,
   });
