@@ -47,6 +47,7 @@ export class RawNode {
   private prevHard: HardState;
   private prevSoft: SoftState;
   private outstanding = false;
+  private handedHard: HardState | undefined;
   private readonly maxApplyBytes: number;
 
   constructor(opts: RawNodeOptions) {
@@ -121,17 +122,27 @@ export class RawNode {
     this.outstanding = true;
     const r = this.raft;
     const soft = this.softState();
-    let hard: HardState | undefined = this.hardState();
-    if (sameHardState(hard, this.prevHard)) hard = undefined;
+    const real = this.hardState();
+    let hard: HardState | undefined = real;
+    if (sameHardState(real, this.prevHard)) hard = undefined;
     else if (r.bugs.skipVotePersist) {
-      hard = { ...hard, vote: hard.term === this.prevHard.term ? this.prevHard.vote : null };
+      hard = { ...real, vote: real.term === this.prevHard.term ? this.prevHard.vote : null };
     }
+    // What advance() will record as handed out: the real state, so a planted bug cannot make
+    // hasReady() report work forever.
+    this.handedHard = hard === undefined ? undefined : real;
+    const termOrVoteChanged =
+      hard !== undefined && (hard.term !== this.prevHard.term || hard.vote !== this.prevHard.vote);
     const entries = r.log.unstableEntries().slice();
     const leaderMessages: Message[] = [];
     const messages: Message[] = [];
     for (const m of r.msgs) {
-      if (m.type === "append" || m.type === "heartbeat" || m.type === "snapshot") leaderMessages.push(m);
-      else messages.push(m);
+      // A leader's messages may leave before the batch is durable only when its term and vote
+      // already are: otherwise a crash could let it lead the same term twice (a single voter wins
+      // in the very batch that records its new term).
+      if (!termOrVoteChanged && (m.type === "append" || m.type === "heartbeat" || m.type === "snapshot")) {
+        leaderMessages.push(m);
+      } else messages.push(m);
     }
     const snapshot = r.log.unstableSnapshot ?? undefined;
     const rd: Ready = {
@@ -149,10 +160,7 @@ export class RawNode {
       messages,
       committedEntries: r.log.nextCommitted(this.maxApplyBytes),
       readStates: r.readStates,
-      mustSync:
-        entries.length > 0 ||
-        snapshot !== undefined ||
-        (hard !== undefined && (hard.term !== this.prevHard.term || hard.vote !== this.prevHard.vote)),
+      mustSync: entries.length > 0 || snapshot !== undefined || termOrVoteChanged,
     };
     r.msgs = [];
     r.readStates = [];
@@ -165,7 +173,7 @@ export class RawNode {
   advance(rd: Ready): void {
     if (!this.outstanding) throw new Error("raft: advance() without an outstanding ready()");
     this.outstanding = false;
-    if (rd.hardState) this.prevHard = rd.hardState;
+    if (rd.hardState) this.prevHard = this.handedHard ?? rd.hardState;
     if (rd.snapshot) this.raft.onSnapshotPersisted(rd.snapshot.index);
     if (rd.entries.length > 0) {
       const last = rd.entries[rd.entries.length - 1]!;
