@@ -31,6 +31,7 @@ import {
   KIND_RESET,
   readFrame,
   writeEntryFrame,
+  writeFrame,
 } from "./record.js";
 import { SnapshotStore } from "./snapshots.js";
 import { type SaveBatch, type SaveCallback, type Storage, StorageError } from "./storage.js";
@@ -409,20 +410,20 @@ export class DiskStorage implements Storage {
       done(new StorageError("BALLOT_ERR_CLOSED", "storage is closed"));
       return;
     }
-    let frames: Uint8Array;
+    let size = 0;
+    let head: Uint8Array | null = null;
+    let hs: Uint8Array | null = null;
     const written: { pos: number; entry: Entry; rel: number }[] = [];
     let hard: HardState | null = null;
     try {
       for (const c of batch.snapshotChunks) this.snapshots.receive(c.metadata, c.offset, c.data);
-      const head: Uint8Array[] = [];
       if (batch.snapshot) {
         const meta = batch.snapshot;
         this.snapshots.installReceived(meta);
         this.resetTo(meta.index, meta.term);
-        head.push(encodeReset({ index: meta.index, term: meta.term }));
+        head = framePayloads([encodeReset({ index: meta.index, term: meta.term })]);
+        size += head.byteLength;
       }
-      let size = 0;
-      for (const p of head) size += FRAME_HEADER + p.byteLength;
       const entries = batch.entries;
       const snapIndex = this.snapshotMetadata().index;
       if (entries.length > 0 && entries[0]!.index <= Math.max(snapIndex, this.base)) {
@@ -432,7 +433,7 @@ export class DiskStorage implements Storage {
         );
       }
       for (const e of entries) size += entryFrameSize(e.data.byteLength);
-      const hs = batch.hardState ? encodeHardState(batch.hardState) : null;
+      hs = batch.hardState ? encodeHardState(batch.hardState) : null;
       if (hs) size += FRAME_HEADER + hs.byteLength;
       if (size === 0) {
         done(null);
@@ -448,13 +449,7 @@ export class DiskStorage implements Storage {
         }
         this.truncateTo(first - this.base - 1);
       }
-      frames = new Uint8Array(size);
-      let at = 0;
-      if (head.length > 0) {
-        const h = framePayloads(head);
-        frames.set(h, 0);
-        at = h.byteLength;
-      }
+      let rel = head ? head.byteLength : 0;
       for (const e of entries) {
         const pos = this.terms.length;
         this.terms.push(e.term);
@@ -462,12 +457,10 @@ export class DiskStorage implements Storage {
         this.offs.push(-1);
         this.cache.push(e);
         this.cachedBytes += e.data.byteLength;
-        written.push({ pos, entry: e, rel: at });
-        at = writeEntryFrame(frames, at, e.type, e.term, e.index, e.data);
+        written.push({ pos, entry: e, rel });
+        rel += entryFrameSize(e.data.byteLength);
       }
       if (hs && batch.hardState) {
-        const h = framePayloads([hs]);
-        frames.set(h, at);
         hard = batch.hardState;
         this.hard = hard;
       }
@@ -475,8 +468,19 @@ export class DiskStorage implements Storage {
       done(e instanceof Error ? e : new Error(String(e)));
       return;
     }
-    this.wal.write(
-      frames,
+    const entries = batch.entries;
+    this.wal.append(
+      size,
+      (buf, dv, start) => {
+        // Encoded straight into the WAL's staging buffer: nothing is allocated per entry.
+        let at = start;
+        if (head) {
+          buf.set(head, at);
+          at += head.byteLength;
+        }
+        for (const e of entries) at = writeEntryFrame(buf, at, e.type, e.term, e.index, e.data, dv);
+        if (hs) at = writeFrame(buf, at, hs);
+      },
       (p) => {
         for (const w of written) {
           // Only if that position still holds this entry: a later save may have replaced it.

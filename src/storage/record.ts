@@ -140,9 +140,9 @@ export function writeEntryFrame(
   term: number,
   index: number,
   data: Uint8Array,
+  dv: DataView = new DataView(out.buffer, out.byteOffset, out.byteLength),
 ): number {
   const len = ENTRY_HEAD + data.byteLength;
-  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
   const p = at + FRAME_HEADER;
   out[p] = KIND_ENTRY;
   out[p + 1] = type === "config" ? 1 : 0;

@@ -39,7 +39,8 @@ export interface Placement {
 }
 
 interface Pending {
-  readonly frames: Uint8Array;
+  /** Where its bytes sit in the staging buffer. */
+  readonly start: number;
   readonly placed: ((p: Placement) => void) | null;
   readonly done: SaveCallback;
   /** Whether its caller waits for durability (else it rides along with the next sync). */
@@ -59,6 +60,10 @@ export class Wal {
   private readonly logger: WalLogger;
   private segments: Segment[] = [];
   private pending: Pending[] = [];
+  /** Records are encoded straight into this buffer (no allocation per write) and leave it in one write. */
+  private stage = new Uint8Array(1 << 20);
+  private stageDv = new DataView(this.stage.buffer);
+  private stageLen = 0;
   private syncing = false;
   private failed: Error | null = null;
   /** Supplies the frames a new segment starts with after its header (the current hard state), so old segments can go. */
@@ -179,12 +184,35 @@ export class Wal {
    * are durable. One write and one fdatasync carry everything queued while the previous sync ran.
    */
   write(frames: Uint8Array, placed: ((p: Placement) => void) | null, done: SaveCallback, sync = true): void {
+    this.append(frames.byteLength, (buf, _dv, at) => buf.set(frames, at), placed, done, sync);
+  }
+
+  /**
+   * Like write(), but `fill` encodes `size` bytes of records straight into the staging buffer at
+   * `at` (synchronously): the hot path allocates nothing per call.
+   */
+  append(
+    size: number,
+    fill: (buf: Uint8Array, dv: DataView, at: number) => void,
+    placed: ((p: Placement) => void) | null,
+    done: SaveCallback,
+    sync = true,
+  ): void {
     if (this.failed) {
       done(this.failed);
       return;
     }
+    if (this.stageLen + size > this.stage.byteLength) {
+      const bigger = new Uint8Array(Math.max(this.stage.byteLength * 2, this.stageLen + size));
+      bigger.set(this.stage.subarray(0, this.stageLen));
+      this.stage = bigger;
+      this.stageDv = new DataView(bigger.buffer);
+    }
+    const start = this.stageLen;
+    fill(this.stage, this.stageDv, start);
+    this.stageLen += size;
     // A write nobody waits on is queued in order behind earlier ones and made durable by the next sync.
-    this.pending.push({ frames, placed, done: sync ? done : () => {}, sync });
+    this.pending.push({ start, placed, done: sync ? done : () => {}, sync });
     if (!this.syncing) this.flush();
     if (!sync) done(null);
   }
@@ -199,21 +227,17 @@ export class Wal {
         this.createSegment(seg.seq + 1);
         seg = this.segments[this.segments.length - 1]!;
       }
-      let total = 0;
-      for (const p of batch) total += p.frames.byteLength;
-      const out = batch.length === 1 ? batch[0]!.frames : new Uint8Array(total);
-      let at = 0;
-      for (const p of batch) {
-        if (batch.length > 1) out.set(p.frames, at);
-        p.placed?.({ seq: seg.seq, offset: seg.size + at });
-        at += p.frames.byteLength;
-      }
-      this.fs.write(seg.fd, out, seg.size);
-      seg.size += total;
+      const base = seg.size;
+      for (const p of batch) p.placed?.({ seq: seg.seq, offset: base + p.start });
+      // A synchronous write: once it returns, the staging buffer can be filled again.
+      this.fs.write(seg.fd, this.stage.subarray(0, this.stageLen), base);
+      seg.size += this.stageLen;
+      this.stageLen = 0;
       if (!batch.some((p) => p.sync)) return; // written; the next sync makes it durable
       this.syncing = true;
       this.fs.sync(seg.fd, (err) => this.synced(batch, err));
     } catch (e) {
+      this.stageLen = 0;
       this.fail(batch, e instanceof Error ? e : new Error(String(e)));
     }
   }
