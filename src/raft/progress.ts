@@ -113,10 +113,6 @@ export class Progress {
     }
   }
 
-  inflightCount(): number {
-    return this.inflight.length;
-  }
-
   /** A heartbeat response shows the follower is alive: let a stalled probe or a full window retry. */
   onHeartbeatResponse(): void {
     this.probeSent = false;

@@ -150,9 +150,8 @@ export class Raft {
   /** Peers heard from during the current CheckQuorum window. */
   private recentActive = new Set<NodeId>();
 
-  /** Leader: transfer target and the first index of this term (its no-op). */
+  /** Leader: where leadership is being transferred, if anywhere. */
   transferee: NodeId | null = null;
-  private termStartIndex = 0;
   /** Set once this leader sent TimeoutNow: the target may win with forced votes, so the lease is void for the term. */
   private leaseVoid = false;
   private uncommittedBytes = 0;
@@ -330,8 +329,7 @@ export class Raft {
     }
     this.progress.get(this.id)!.match = this.stableLastIndex();
     // A no-op opens the term: entries of earlier terms commit only with it (§5.4.2), and ReadIndex waits for it.
-    this.termStartIndex = this.log.lastIndex() + 1;
-    this.appendEntries([{ term: this.term, index: this.termStartIndex, type: "normal", data: EMPTY }]);
+    this.appendEntries([{ term: this.term, index: this.log.lastIndex() + 1, type: "normal", data: EMPTY }]);
     this.bcastAppend();
   }
 
