@@ -3,6 +3,7 @@
  * and transports. Re-exports only.
  */
 export * from "./node/errors.js";
+export { type LeaderJob, Leadership, type LeadershipContext, type RunHandle } from "./node/leadership.js";
 export {
   clusterIdOf,
   type MemberStatus,

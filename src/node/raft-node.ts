@@ -30,6 +30,7 @@ import {
   StoppedError,
   UnavailableError,
 } from "./errors.js";
+import { Leadership } from "./leadership.js";
 
 /** The application's replicated state. Must be deterministic: every node applies the same commands in the same order. */
 export interface StateMachine<R = unknown> {
@@ -155,6 +156,8 @@ export class RaftNode<R = unknown> extends EventEmitter {
   >();
   private nextReadId = 1;
   private waiters: ApplyWaiter[] = [];
+  /** Run code only while this node is the one healthy leader (see Leadership). */
+  readonly leadership: Leadership;
 
   private constructor(
     opts: RaftNodeOptions<R>,
@@ -203,6 +206,21 @@ export class RaftNode<R = unknown> extends EventEmitter {
       });
     this.transport.setPeers(peers);
     this.lastTickAt = performance.now();
+    const raft = this.raw.raft;
+    this.leadership = new Leadership(
+      {
+        syncClock: () => this.syncClock(),
+        holds: () =>
+          !this.stopped &&
+          raft.role === "leader" &&
+          raft.leaseValid() &&
+          raft.log.term(raft.log.committed) === raft.term,
+        term: () => raft.term,
+        leader: () => this.leaderInfo,
+      },
+      (m) => this.log.error(m),
+    );
+    this.on("leader", (l) => this.leadership.emit("leader", l === null ? null : { ...l, term: raft.term }));
   }
 
   /**
@@ -271,6 +289,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
 
   private onTimer(): void {
     this.syncClock();
+    this.leadership.check();
     this.kick();
   }
 
@@ -328,6 +347,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
     for (const e of rd.committedEntries) await this.apply(e);
     for (const rs of rd.readStates) this.onReadState(rs);
     this.raw.advance(rd);
+    this.leadership.check();
     this.resolveWaiters();
     this.maybeSnapshot();
   }
@@ -504,6 +524,16 @@ export class RaftNode<R = unknown> extends EventEmitter {
 
   /** Starts handing leadership to `id`; resolves once it leads, rejects after an election timeout. */
   async transferLeadership(id: NodeId): Promise<void> {
+    // Our leader-only jobs stop before the target can start its own.
+    await this.leadership.pause();
+    try {
+      await this.handOver(id);
+    } finally {
+      this.leadership.resume();
+    }
+  }
+
+  private async handOver(id: NodeId): Promise<void> {
     const res = this.raw.transferLeadership(id);
     if (!res.ok) throw new UnavailableError(res.message);
     this.kick();
@@ -582,6 +612,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
    */
   async stop(opts: { transferLeadership?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
+    await this.leadership.close();
     if (opts.transferLeadership !== false && this.isLeader) {
       const st = this.raw.status();
       let best: NodeId | null = null;
