@@ -154,10 +154,6 @@ export interface Ready {
 
 export const EMPTY_CONFIG: Configuration = Object.freeze({ voters: [], learners: [] });
 
-export function isEmptyHardState(hs: HardState): boolean {
-  return hs.term === 0 && hs.vote === null && hs.commit === 0;
-}
-
 export function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }

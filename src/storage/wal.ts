@@ -290,11 +290,6 @@ export class Wal {
     if (removed) this.fs.syncDir(this.dir);
   }
 
-  /** Whether writes are still queued or syncing. */
-  busy(): boolean {
-    return this.syncing || this.pending.length > 0;
-  }
-
   close(): void {
     for (const s of this.segments) this.fs.close(s.fd);
     this.segments = [];

@@ -191,6 +191,19 @@ describe("WAL recovery", () => {
     again.close();
   });
 
+  it("memory stays bounded: the entry cache keeps within its budget and older entries are read back from disk", async () => {
+    const fs = new FaultFs();
+    const s = DiskStorage.open(opts(fs, [], { cacheBytes: 1024 }));
+    const big = (i: number) => ent(i, 1, `${i}:${"x".repeat(200)}`);
+    for (let i = 1; i <= 500; i += 10)
+      await save(s, { entries: Array.from({ length: 10 }, (_, k) => big(i + k)) });
+    assert.ok(s.cacheSize() <= 1024 + 10 * 210, `cache holds ${s.cacheSize()} bytes`);
+    const all = s.entries(1, 501, 1 << 30);
+    assert.equal(all.length, 500);
+    assert.ok(all.every((e, k) => new TextDecoder().decode(e.data).startsWith(`${k + 1}:`)));
+    s.close();
+  });
+
   it("a failed fdatasync fails that save and every later one (the page cache cannot be trusted after it)", async () => {
     const fs = new FaultFs();
     const s = DiskStorage.open(opts(fs));
