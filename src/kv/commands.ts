@@ -11,6 +11,11 @@ export const LIMITS = {
   valueBytes: 1 << 20,
   /** Bytes of an Idempotency-Key. */
   idempotencyKeyBytes: 256,
+  /** Bytes of an election name. */
+  electionNameBytes: 256,
+  /** Lease TTL bounds, in ms. */
+  leaseTtlMinMs: 1000,
+  leaseTtlMaxMs: 86_400_000,
 } as const;
 
 export type KvCommand =
@@ -21,9 +26,39 @@ export type KvCommand =
       readonly value: string;
       /** Compare-and-set: the key's modRevision must equal this (0 = the key must be absent). */
       readonly ifRevision?: number;
+      /** Attach the key to this lease (deleted when it expires). */
+      readonly lease?: number;
+      /** Fencing token: refused if lower than the highest token a write to this key carried. */
+      readonly fence?: number;
       readonly idem?: string;
     }
-  | { readonly op: "del"; readonly key: string; readonly ifRevision?: number; readonly idem?: string };
+  | {
+      readonly op: "del";
+      readonly key: string;
+      readonly ifRevision?: number;
+      readonly fence?: number;
+      readonly idem?: string;
+    }
+  | { readonly op: "lease_grant"; readonly ttlMs: number; readonly idem?: string }
+  | { readonly op: "lease_keepalive"; readonly id: number }
+  | { readonly op: "lease_revoke"; readonly id: number; readonly idem?: string }
+  /** Proposed by the leader when a lease's TTL ran out; applies only if `seq` is still the lease's renewal count. */
+  | { readonly op: "lease_expire"; readonly id: number; readonly seq: number }
+  | {
+      readonly op: "campaign";
+      readonly name: string;
+      readonly lease: number;
+      readonly value: string;
+      readonly idem?: string;
+    }
+  | {
+      readonly op: "proclaim";
+      readonly name: string;
+      readonly lease: number;
+      readonly value: string;
+      readonly idem?: string;
+    }
+  | { readonly op: "resign"; readonly name: string; readonly lease: number; readonly idem?: string };
 
 export interface KeyValue {
   readonly key: string;
@@ -32,16 +67,41 @@ export interface KeyValue {
   readonly createRevision: number;
   readonly modRevision: number;
   readonly version: number;
+  /** The lease the key is attached to, if any. */
+  readonly lease?: number;
 }
 
-export type KvResult =
-  | { readonly ok: true; readonly revision: number; readonly kv?: KeyValue; readonly deleted?: boolean }
+export interface Candidate {
+  readonly lease: number;
+  /** JSON text. */
+  readonly value: string;
+  /** The revision at which it joined the queue: the fencing token once it leads. */
+  readonly createRevision: number;
+}
+
+export type KvFailure =
   | {
       readonly ok: false;
       readonly code: "precondition_failed";
       readonly revision: number;
       readonly current: number;
-    };
+    }
+  | { readonly ok: false; readonly code: "stale_token"; readonly revision: number; readonly fence: number }
+  | { readonly ok: false; readonly code: "lease_not_found"; readonly revision: number }
+  | { readonly ok: false; readonly code: "not_election_leader"; readonly revision: number };
+
+export type KvResult =
+  | {
+      readonly ok: true;
+      readonly revision: number;
+      readonly kv?: KeyValue;
+      readonly deleted?: boolean;
+      readonly lease?: { readonly id: number; readonly ttlMs: number };
+      readonly candidate?: Candidate;
+      /** For resign and expiry: whether anything was removed. */
+      readonly removed?: boolean;
+    }
+  | KvFailure;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
@@ -69,28 +129,88 @@ export function checkKey(key: string): string | null {
   return null;
 }
 
+/** Checks an election name; returns a reason or null. */
+export function checkElectionName(name: string): string | null {
+  if (name.length === 0) return "the election name is empty";
+  if (utf8Length(name) > LIMITS.electionNameBytes)
+    return `the election name is longer than ${LIMITS.electionNameBytes} bytes`;
+  return null;
+}
+
+const isId = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 1;
+const isCount = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+
+const FIELDS: Record<KvCommand["op"], readonly string[]> = {
+  put: ["op", "key", "value", "ifRevision", "lease", "fence", "idem"],
+  del: ["op", "key", "ifRevision", "fence", "idem"],
+  lease_grant: ["op", "ttlMs", "idem"],
+  lease_keepalive: ["op", "id"],
+  lease_revoke: ["op", "id", "idem"],
+  lease_expire: ["op", "id", "seq"],
+  campaign: ["op", "name", "lease", "value", "idem"],
+  proclaim: ["op", "name", "lease", "value", "idem"],
+  resign: ["op", "name", "lease", "idem"],
+};
+
+function checkValue(v: unknown): string | null {
+  if (typeof v !== "string") return "value must be JSON text";
+  if (utf8Length(v) > LIMITS.valueBytes) return `the value is larger than ${LIMITS.valueBytes} bytes`;
+  return null;
+}
+
 export function validateCommand(c: unknown): string | null {
   if (typeof c !== "object" || c === null) return "not an object";
   const o = c as Record<string, unknown>;
-  if (o.op !== "put" && o.op !== "del") return "unknown op";
-  if (typeof o.key !== "string") return "key must be a string";
-  const k = checkKey(o.key);
-  if (k) return k;
-  if (o.op === "put") {
-    if (typeof o.value !== "string") return "value must be JSON text";
-    if (utf8Length(o.value) > LIMITS.valueBytes) return `the value is larger than ${LIMITS.valueBytes} bytes`;
-  }
-  if (o.ifRevision !== undefined && !(Number.isSafeInteger(o.ifRevision) && (o.ifRevision as number) >= 0)) {
-    return "ifRevision must be a non-negative integer";
-  }
+  if (typeof o.op !== "string" || !Object.hasOwn(FIELDS, o.op)) return "unknown op";
+  const op = o.op as KvCommand["op"];
+  for (const f of Object.keys(o)) if (!FIELDS[op].includes(f)) return `unknown field '${f}'`;
   if (
     o.idem !== undefined &&
     (typeof o.idem !== "string" || o.idem.length === 0 || utf8Length(o.idem) > LIMITS.idempotencyKeyBytes)
   ) {
     return `idempotency key must be 1-${LIMITS.idempotencyKeyBytes} bytes`;
   }
-  const allowed =
-    o.op === "put" ? ["op", "key", "value", "ifRevision", "idem"] : ["op", "key", "ifRevision", "idem"];
-  for (const f of Object.keys(o)) if (!allowed.includes(f)) return `unknown field '${f}'`;
-  return null;
+  switch (op) {
+    case "put":
+    case "del": {
+      if (typeof o.key !== "string") return "key must be a string";
+      const k = checkKey(o.key);
+      if (k) return k;
+      if (op === "put") {
+        const v = checkValue(o.value);
+        if (v) return v;
+      }
+      if (o.ifRevision !== undefined && !isCount(o.ifRevision))
+        return "ifRevision must be a non-negative integer";
+      if (o.lease !== undefined && !isId(o.lease)) return "lease must be a positive integer";
+      if (o.fence !== undefined && !isCount(o.fence))
+        return "the fencing token must be a non-negative integer";
+      return null;
+    }
+    case "lease_grant":
+      if (
+        !Number.isSafeInteger(o.ttlMs) ||
+        (o.ttlMs as number) < LIMITS.leaseTtlMinMs ||
+        (o.ttlMs as number) > LIMITS.leaseTtlMaxMs
+      ) {
+        return `ttl must be from ${LIMITS.leaseTtlMinMs / 1000} to ${LIMITS.leaseTtlMaxMs / 1000} seconds`;
+      }
+      return null;
+    case "lease_keepalive":
+    case "lease_revoke":
+    case "lease_expire":
+      if (!isId(o.id)) return "the lease id must be a positive integer";
+      if (op === "lease_expire" && !isCount(o.seq)) return "seq must be a non-negative integer";
+      return null;
+    case "campaign":
+    case "proclaim":
+    case "resign": {
+      if (typeof o.name !== "string") return "the election name must be a string";
+      const n = checkElectionName(o.name);
+      if (n) return n;
+      if (!isId(o.lease)) return "lease must be a positive integer";
+      if (op !== "resign") return checkValue(o.value);
+      return null;
+    }
+  }
 }

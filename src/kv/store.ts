@@ -1,15 +1,36 @@
 /**
  * The replicated key-value state machine: keys with JSON values, a global revision, per-key create
- * and modify revisions and a version, compare-and-set, delete, range by prefix, and remembered
- * idempotency keys (bounded, replicated, in snapshots) so a retried write is applied once
- * (client sessions, Raft dissertation §6.3). Owns the state and its snapshot format. Must be
- * deterministic: no clock, no randomness, no I/O.
+ * and modify revisions and a version, compare-and-set, fencing tokens, delete, range by prefix,
+ * leases (keys and candidacies attached to them go when they do), named elections (a queue of
+ * candidates per name, ordered by creation revision), and remembered idempotency keys (bounded,
+ * replicated, in snapshots) so a retried write is applied once (client sessions, Raft
+ * dissertation §6.3). Owns the state, its snapshot format and the change events it emits.
+ * Must be deterministic: no clock, no randomness, no I/O — lease expiry is decided outside
+ * (lease-expiry.ts) and arrives as a command.
  */
 import type { StateMachine } from "../node/raft-node.js";
-import { decodeCommand, type KeyValue, type KvCommand, type KvResult } from "./commands.js";
+import { type Candidate, decodeCommand, type KeyValue, type KvCommand, type KvResult } from "./commands.js";
 
 /** How many idempotency keys are remembered (oldest forgotten first). */
 export const IDEMPOTENCY_WINDOW = 100_000;
+
+export interface LeaseState {
+  readonly id: number;
+  readonly ttlMs: number;
+  /** Renewal count: grant and every keepalive bump it, so an expiry decided before a renewal is void. */
+  seq: number;
+  readonly keys: Set<string>;
+  readonly elections: Set<string>;
+}
+
+/** A change, emitted synchronously as it is applied (watchers, lease timers, election waiters). */
+export type StoreEvent =
+  | { readonly type: "put"; readonly kv: KeyValue }
+  | { readonly type: "delete"; readonly key: string; readonly revision: number }
+  | { readonly type: "lease"; readonly id: number; readonly ttlMs: number; readonly alive: boolean }
+  | { readonly type: "election"; readonly name: string; readonly revision: number }
+  /** The whole state was replaced by a snapshot: history before `revision` is unknown. */
+  | { readonly type: "reset"; readonly revision: number };
 
 const enc = new TextEncoder();
 
@@ -18,26 +39,108 @@ export class KvStore implements StateMachine<KvResult> {
   /** Global revision: the number of changes applied. */
   revision = 0;
   private idem = new Map<string, KvResult>();
+  private leases = new Map<number, LeaseState>();
+  private nextLeaseId = 1;
+  /** Highest fencing token any write to a key carried; outlives the key. */
+  private fences = new Map<string, number>();
+  private elections = new Map<string, Candidate[]>();
+  private readonly listeners = new Set<(e: StoreEvent) => void>();
+
+  /** Subscribes to changes; returns the unsubscribe function. */
+  subscribe(fn: (e: StoreEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private emit(e: StoreEvent): void {
+    for (const l of this.listeners) l(e);
+  }
 
   apply(command: Uint8Array): KvResult {
     return this.applyCommand(decodeCommand(command));
   }
 
   applyCommand(c: KvCommand): KvResult {
-    if (c.idem !== undefined) {
-      const seen = this.idem.get(c.idem);
+    const idem = "idem" in c ? c.idem : undefined;
+    if (idem !== undefined) {
+      const seen = this.idem.get(idem);
       if (seen) return seen;
     }
     const result = this.execute(c);
-    if (c.idem !== undefined) {
-      this.idem.set(c.idem, result);
+    if (idem !== undefined) {
+      this.idem.set(idem, result);
       if (this.idem.size > IDEMPOTENCY_WINDOW) this.idem.delete(this.idem.keys().next().value as string);
     }
     return result;
   }
 
   private execute(c: KvCommand): KvResult {
+    switch (c.op) {
+      case "put":
+      case "del":
+        return this.write(c);
+      case "lease_grant": {
+        const id = this.nextLeaseId++;
+        this.leases.set(id, { id, ttlMs: c.ttlMs, seq: 0, keys: new Set(), elections: new Set() });
+        this.emit({ type: "lease", id, ttlMs: c.ttlMs, alive: true });
+        return { ok: true, revision: this.revision, lease: { id, ttlMs: c.ttlMs } };
+      }
+      case "lease_keepalive": {
+        const l = this.leases.get(c.id);
+        if (!l) return { ok: false, code: "lease_not_found", revision: this.revision };
+        l.seq++;
+        this.emit({ type: "lease", id: l.id, ttlMs: l.ttlMs, alive: true });
+        return { ok: true, revision: this.revision, lease: { id: l.id, ttlMs: l.ttlMs } };
+      }
+      case "lease_revoke": {
+        if (!this.leases.has(c.id)) return { ok: false, code: "lease_not_found", revision: this.revision };
+        this.dropLease(c.id);
+        return { ok: true, revision: this.revision, removed: true };
+      }
+      case "lease_expire": {
+        const l = this.leases.get(c.id);
+        if (!l || l.seq !== c.seq) return { ok: true, revision: this.revision, removed: false };
+        this.dropLease(c.id);
+        return { ok: true, revision: this.revision, removed: true };
+      }
+      case "campaign": {
+        const l = this.leases.get(c.lease);
+        if (!l) return { ok: false, code: "lease_not_found", revision: this.revision };
+        const queue = this.elections.get(c.name) ?? [];
+        const existing = queue.find((x) => x.lease === c.lease);
+        if (existing) return { ok: true, revision: this.revision, candidate: existing };
+        const candidate: Candidate = { lease: c.lease, value: c.value, createRevision: ++this.revision };
+        queue.push(candidate);
+        this.elections.set(c.name, queue);
+        l.elections.add(c.name);
+        this.emit({ type: "election", name: c.name, revision: this.revision });
+        return { ok: true, revision: this.revision, candidate };
+      }
+      case "proclaim": {
+        const queue = this.elections.get(c.name);
+        const head = queue?.[0];
+        if (!queue || !head || head.lease !== c.lease)
+          return { ok: false, code: "not_election_leader", revision: this.revision };
+        const candidate: Candidate = { ...head, value: c.value };
+        queue[0] = candidate;
+        this.revision++;
+        this.emit({ type: "election", name: c.name, revision: this.revision });
+        return { ok: true, revision: this.revision, candidate };
+      }
+      case "resign": {
+        const removed = this.withdraw(c.name, c.lease);
+        this.leases.get(c.lease)?.elections.delete(c.name);
+        return { ok: true, revision: this.revision, removed };
+      }
+    }
+  }
+
+  private write(c: Extract<KvCommand, { op: "put" | "del" }>): KvResult {
     const cur = this.kvs.get(c.key);
+    if (c.fence !== undefined) {
+      const seen = this.fences.get(c.key) ?? 0;
+      if (c.fence < seen) return { ok: false, code: "stale_token", revision: this.revision, fence: seen };
+    }
     if (c.ifRevision !== undefined && (cur?.modRevision ?? 0) !== c.ifRevision) {
       return {
         ok: false,
@@ -46,22 +149,59 @@ export class KvStore implements StateMachine<KvResult> {
         current: cur?.modRevision ?? 0,
       };
     }
+    if (c.op === "put" && c.lease !== undefined && !this.leases.has(c.lease)) {
+      return { ok: false, code: "lease_not_found", revision: this.revision };
+    }
+    if (c.fence !== undefined && c.fence > (this.fences.get(c.key) ?? 0)) this.fences.set(c.key, c.fence);
     if (c.op === "put") {
       const rev = ++this.revision;
+      if (cur?.lease !== undefined && cur.lease !== c.lease) this.leases.get(cur.lease)?.keys.delete(c.key);
       const kv: KeyValue = {
         key: c.key,
         value: c.value,
         createRevision: cur ? cur.createRevision : rev,
         modRevision: rev,
         version: (cur?.version ?? 0) + 1,
+        ...(c.lease !== undefined ? { lease: c.lease } : {}),
       };
       this.kvs.set(c.key, kv);
+      if (c.lease !== undefined) this.leases.get(c.lease)!.keys.add(c.key);
+      this.emit({ type: "put", kv });
       return { ok: true, revision: rev, kv };
     }
     if (!cur) return { ok: true, revision: this.revision, deleted: false };
+    this.deleteKey(cur);
+    return { ok: true, revision: this.revision, deleted: true };
+  }
+
+  private deleteKey(cur: KeyValue): void {
     const rev = ++this.revision;
-    this.kvs.delete(c.key);
-    return { ok: true, revision: rev, deleted: true };
+    this.kvs.delete(cur.key);
+    if (cur.lease !== undefined) this.leases.get(cur.lease)?.keys.delete(cur.key);
+    this.emit({ type: "delete", key: cur.key, revision: rev });
+  }
+
+  /** Removes a lease with its keys (in key order, one revision each) and its candidacies. */
+  private dropLease(id: number): void {
+    const l = this.leases.get(id)!;
+    for (const key of [...l.keys].sort()) {
+      const kv = this.kvs.get(key);
+      if (kv) this.deleteKey(kv);
+    }
+    for (const name of [...l.elections].sort()) this.withdraw(name, id);
+    this.leases.delete(id);
+    this.emit({ type: "lease", id, ttlMs: l.ttlMs, alive: false });
+  }
+
+  private withdraw(name: string, lease: number): boolean {
+    const queue = this.elections.get(name);
+    const i = queue?.findIndex((x) => x.lease === lease) ?? -1;
+    if (!queue || i < 0) return false;
+    queue.splice(i, 1);
+    if (queue.length === 0) this.elections.delete(name);
+    this.revision++;
+    this.emit({ type: "election", name, revision: this.revision });
+    return true;
   }
 
   get(key: string): KeyValue | undefined {
@@ -80,18 +220,33 @@ export class KvStore implements StateMachine<KvResult> {
     return this.kvs.size;
   }
 
-  /** JSON lines: a header, then one line per idempotency key and per key; streamed in ~1 MiB chunks. */
+  lease(id: number): Readonly<LeaseState> | undefined {
+    return this.leases.get(id);
+  }
+
+  /** Every live lease (for the expiry timer and listings). */
+  allLeases(): Iterable<Readonly<LeaseState>> {
+    return this.leases.values();
+  }
+
+  /** The queue of an election, leader first. */
+  candidates(name: string): readonly Candidate[] {
+    return this.elections.get(name) ?? [];
+  }
+
+  /** JSON lines: a header, then one line per idempotency key, fence, lease, key and election; ~1 MiB chunks. */
   *snapshot(): Iterable<Uint8Array> {
-    let buf = `${JSON.stringify({ format: "ballot-kv", version: 1, revision: this.revision })}\n`;
-    for (const [k, r] of this.idem) {
-      buf += `${JSON.stringify({ i: k, r })}\n`;
-      if (buf.length > 1 << 20) {
-        yield enc.encode(buf);
-        buf = "";
-      }
-    }
-    for (const kv of this.kvs.values()) {
-      buf += `${JSON.stringify({ k: kv })}\n`;
+    let buf = `${JSON.stringify({ format: "ballot-kv", version: 2, revision: this.revision, nextLeaseId: this.nextLeaseId })}\n`;
+    const lines = function* (this: KvStore): Iterable<string> {
+      for (const [k, r] of this.idem) yield JSON.stringify({ i: k, r });
+      for (const [k, f] of this.fences) yield JSON.stringify({ f: [k, f] });
+      for (const l of this.leases.values())
+        yield JSON.stringify({ l: { id: l.id, ttlMs: l.ttlMs, seq: l.seq } });
+      for (const kv of this.kvs.values()) yield JSON.stringify({ k: kv });
+      for (const [name, candidates] of this.elections) yield JSON.stringify({ e: { name, candidates } });
+    }.call(this);
+    for (const l of lines) {
+      buf += `${l}\n`;
       if (buf.length > 1 << 20) {
         yield enc.encode(buf);
         buf = "";
@@ -103,25 +258,41 @@ export class KvStore implements StateMachine<KvResult> {
   restore(chunks: Iterable<Uint8Array>): void {
     const kvs = new Map<string, KeyValue>();
     const idem = new Map<string, KvResult>();
+    const fences = new Map<string, number>();
+    const leases = new Map<number, LeaseState>();
+    const elections = new Map<string, Candidate[]>();
     let revision = -1;
+    let nextLeaseId = 1;
     let carry = "";
-    const line = (l: string): void => {
-      if (l.length === 0) return;
-      const o = JSON.parse(l) as {
+    const line = (text: string): void => {
+      if (text.length === 0) return;
+      const o = JSON.parse(text) as {
         format?: string;
         version?: number;
         revision?: number;
+        nextLeaseId?: number;
         i?: string;
         r?: KvResult;
         k?: KeyValue;
+        f?: [string, number];
+        l?: { id: number; ttlMs: number; seq: number };
+        e?: { name: string; candidates: Candidate[] };
       };
       if (revision < 0) {
-        if (o.format !== "ballot-kv" || o.version !== 1 || typeof o.revision !== "number") {
+        if (
+          o.format !== "ballot-kv" ||
+          (o.version !== 1 && o.version !== 2) ||
+          typeof o.revision !== "number"
+        ) {
           throw new Error("not a Ballot key-value snapshot");
         }
         revision = o.revision;
+        nextLeaseId = o.nextLeaseId ?? 1;
       } else if (o.i !== undefined && o.r) idem.set(o.i, o.r);
+      else if (o.f) fences.set(o.f[0], o.f[1]);
+      else if (o.l) leases.set(o.l.id, { ...o.l, keys: new Set(), elections: new Set() });
       else if (o.k) kvs.set(o.k.key, o.k);
+      else if (o.e) elections.set(o.e.name, o.e.candidates);
       else throw new Error("unknown line in key-value snapshot");
     };
     const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -134,8 +305,16 @@ export class KvStore implements StateMachine<KvResult> {
     carry += decoder.decode();
     line(carry);
     if (revision < 0) throw new Error("empty key-value snapshot");
+    // Lease back-references are derived, not stored, so they cannot disagree with the keys.
+    for (const kv of kvs.values()) if (kv.lease !== undefined) leases.get(kv.lease)?.keys.add(kv.key);
+    for (const [name, cs] of elections) for (const c of cs) leases.get(c.lease)?.elections.add(name);
     this.kvs = kvs;
     this.idem = idem;
+    this.fences = fences;
+    this.leases = leases;
+    this.elections = elections;
     this.revision = revision;
+    this.nextLeaseId = nextLeaseId;
+    this.emit({ type: "reset", revision });
   }
 }

@@ -1,11 +1,12 @@
 /**
- * The HTTP/JSON API of a Ballot server: /v1/kv, /v1/cluster, /health, /ready. Owns request
+ * The HTTP/JSON API of a Ballot server: /v1/kv, /v1/cluster, /health, /ready, and the routing to
+ * /v1/leases, /v1/watch and /v1/elections (their own modules). Owns request
  * parsing and validation, status codes, leader routing (307 to the leader, or forwarding with
  * --forward-writes) and the X-Ballot-Node / X-Ballot-Leader headers. Must never change state
  * except through RaftNode.propose, and never let malformed or oversized input reach the log.
  *
  * Status codes: 200 done (a write is committed by a majority, durably); 307 ask the leader;
- * 400/404/405/411/412/413/415 the request is wrong; 503 + Retry-After nothing was applied, retry;
+ * 400/404/405/409/410/411/412/413/415 the request is wrong; 503 + Retry-After nothing was applied, retry;
  * 504 outcome_unknown the write may or may not have been applied.
  */
 import * as http from "node:http";
@@ -16,9 +17,10 @@ import {
   type KvResult,
   LIMITS,
   utf8Length,
-  validateCommand,
 } from "../kv/commands.js";
+import type { LeaseExpiry } from "../kv/lease-expiry.js";
 import type { KvStore } from "../kv/store.js";
+import type { WatchHub } from "../kv/watch-hub.js";
 import {
   NotLeaderError,
   OutcomeUnknownError,
@@ -27,26 +29,53 @@ import {
   UnavailableError,
 } from "../node/errors.js";
 import type { RaftNode } from "../node/raft-node.js";
+import { handleElections } from "./elections-api.js";
+import {
+  HttpError,
+  methodNotAllowed,
+  onlyFields,
+  onlyParams,
+  parseJsonObject,
+  readBody,
+} from "./http-util.js";
+import { handleLeases } from "./leases-api.js";
+import { handleWatch } from "./watch-api.js";
 
 export interface ApiOptions {
   readonly node: RaftNode<KvResult>;
   readonly kv: KvStore;
+  readonly hub: WatchHub;
+  readonly expiry: LeaseExpiry;
   /** Forward writes that reach a follower to the leader instead of redirecting. */
   readonly forwardWrites?: boolean;
   /** Largest request body accepted. Default: the value limit plus room for JSON framing. */
   readonly maxBodyBytes?: number;
 }
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly headers: Record<string, string> = {},
-    readonly extra: Record<string, unknown> = {},
-  ) {
-    super(message);
-  }
+/** What route modules get from the API: the node, the store and the shared request machinery. */
+export interface ApiContext {
+  readonly node: RaftNode<KvResult>;
+  readonly kv: KvStore;
+  readonly hub: WatchHub;
+  readonly expiry: LeaseExpiry;
+  /** Sets X-Ballot-Node and X-Ballot-Leader. */
+  headers(res: http.ServerResponse): void;
+  send(res: http.ServerResponse, status: number, body: unknown, extra?: Record<string, string>): void;
+  body(req: http.IncomingMessage): Promise<Buffer>;
+  /** Waits for the read consistency asked for in `?consistency=` (default linearizable). */
+  read(url: URL): Promise<void>;
+  /**
+   * Validates and proposes a write. Resolves with its successful result, or null when the request
+   * was answered by routing it to the leader; failed results become HttpErrors.
+   */
+  write(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    body: Buffer,
+    cmd: KvCommand,
+  ): Promise<Extract<KvResult, { ok: true }> | null>;
+  /** The Idempotency-Key header, checked. */
+  idempotencyKey(req: http.IncomingMessage): string | undefined;
 }
 
 const KV_PREFIX = "/v1/kv/";
@@ -80,6 +109,11 @@ export function createApi(opts: ApiOptions): http.RequestListener {
   };
 
   const fail = (res: http.ServerResponse, e: unknown): void => {
+    if (res.headersSent) {
+      // A stream already started: all we can do is end it.
+      res.end();
+      return;
+    }
     if (e instanceof HttpError) {
       send(res, e.status, { error: { code: e.code, message: e.message, ...e.extra } }, e.headers);
       return;
@@ -138,14 +172,23 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     new Promise((resolve) => {
       const h: http.OutgoingHttpHeaders = { ...req.headers, host: target.host, [FORWARDED]: node.id };
       delete h.connection;
-      const out = http.request(target, { method: req.method, headers: h, timeout: 30_000 }, (up) => {
-        const copy: Record<string, string | string[]> = {};
-        for (const [k, v] of Object.entries(up.headers))
-          if (v !== undefined && k !== "connection") copy[k] = v;
-        res.writeHead(up.statusCode ?? 502, copy);
-        up.pipe(res);
-        up.on("end", resolve);
-        up.on("error", () => resolve());
+      // A campaign may wait a long time for its turn: no timeout while the client is still there.
+      const long = /\/campaign$/.test(target.pathname);
+      const out = http.request(
+        target,
+        { method: req.method, headers: h, timeout: long ? 0 : 30_000 },
+        (up) => {
+          const copy: Record<string, string | string[]> = {};
+          for (const [k, v] of Object.entries(up.headers))
+            if (v !== undefined && k !== "connection") copy[k] = v;
+          res.writeHead(up.statusCode ?? 502, copy);
+          up.pipe(res);
+          up.on("end", resolve);
+          up.on("error", () => resolve());
+        },
+      );
+      res.on("close", () => {
+        if (!res.writableFinished) out.destroy();
       });
       out.on("timeout", () => out.destroy(new Error("timeout")));
       out.on("error", (err) => {
@@ -157,45 +200,6 @@ export function createApi(opts: ApiOptions): http.RequestListener {
       });
       out.end(body);
     });
-
-  const readBody = (req: http.IncomingMessage): Promise<Buffer> =>
-    new Promise((resolve, reject) => {
-      const declared = Number(req.headers["content-length"] ?? "0");
-      if (declared > maxBody) {
-        reject(new HttpError(413, "too_large", `the request body is larger than ${maxBody} bytes`));
-        req.resume();
-        return;
-      }
-      const parts: Buffer[] = [];
-      let size = 0;
-      req.on("data", (c: Buffer) => {
-        size += c.length;
-        if (size > maxBody) {
-          reject(new HttpError(413, "too_large", `the request body is larger than ${maxBody} bytes`));
-          req.destroy();
-          return;
-        }
-        parts.push(c);
-      });
-      req.on("end", () => resolve(Buffer.concat(parts)));
-      req.on("error", reject);
-    });
-
-  const parseJsonBody = (req: http.IncomingMessage, body: Buffer): Record<string, unknown> => {
-    const ct = (req.headers["content-type"] ?? "application/json").split(";")[0]!.trim().toLowerCase();
-    if (ct !== "application/json")
-      throw new HttpError(415, "unsupported_media_type", "send the body as application/json");
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(body.toString("utf8"));
-    } catch {
-      throw new HttpError(400, "invalid_json", "the body is not valid JSON");
-    }
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-      throw new HttpError(400, "invalid_request", "the body must be a JSON object");
-    }
-    return parsed as Record<string, unknown>;
-  };
 
   const keyFrom = (path: string): string => {
     let key: string;
@@ -216,19 +220,29 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     return Number(m[1]);
   };
 
-  const kvJson = (k: {
-    key: string;
-    value: string;
-    modRevision: number;
-    createRevision: number;
-    version: number;
-  }) => ({
-    key: k.key,
-    value: JSON.parse(k.value) as unknown,
-    revision: k.modRevision,
-    createRevision: k.createRevision,
-    version: k.version,
-  });
+  const fencingHeader = (req: http.IncomingMessage): number | undefined => {
+    const v = req.headers["x-ballot-fencing-token"];
+    if (v === undefined) return undefined;
+    const text = Array.isArray(v) ? v[0]! : v;
+    if (!/^\s*\d{1,15}\s*$/.test(text))
+      throw new HttpError(400, "invalid_header", "X-Ballot-Fencing-Token must be a non-negative integer");
+    return Number(text);
+  };
+
+  const idempotencyKey = (req: http.IncomingMessage): string | undefined => {
+    const h = req.headers["idempotency-key"];
+    const idem = Array.isArray(h) ? h[0] : h;
+    if (idem !== undefined && (idem.length === 0 || utf8Length(idem) > LIMITS.idempotencyKeyBytes)) {
+      throw new HttpError(
+        400,
+        "invalid_header",
+        `Idempotency-Key must be 1-${LIMITS.idempotencyKeyBytes} bytes`,
+      );
+    }
+    return idem;
+  };
+
+  const kvJson = kvJsonOf;
 
   const read = async (url: URL): Promise<void> => {
     const c = url.searchParams.get("consistency") ?? "linearizable";
@@ -248,34 +262,101 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     }
   };
 
-  const write = async (
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    body: Buffer,
-    cmd: KvCommand,
-  ): Promise<void> => {
-    const problem = validateCommand(cmd);
-    if (problem) throw new HttpError(400, "invalid_request", problem);
+  const write: ApiContext["write"] = async (req, res, body, cmd) => {
     let result: KvResult;
     try {
       result = await node.propose(encodeCommand(cmd));
     } catch (e) {
-      if (e instanceof NotLeaderError) return routeToLeader(req, res, body, e);
+      if (e instanceof NotLeaderError) {
+        await routeToLeader(req, res, body, e);
+        return null;
+      }
       throw e;
     }
-    if (!result.ok) {
-      throw new HttpError(
-        412,
-        "precondition_failed",
-        `the key's revision is ${result.current}`,
-        {},
-        { revision: result.current },
-      );
+    if (result.ok) return result;
+    switch (result.code) {
+      case "precondition_failed":
+        throw new HttpError(
+          412,
+          "precondition_failed",
+          `the key's revision is ${result.current}`,
+          {},
+          { revision: result.current },
+        );
+      case "stale_token":
+        throw new HttpError(
+          412,
+          "stale_token",
+          `a write with fencing token ${result.fence} was already accepted for this key`,
+          {},
+          { fencingToken: result.fence },
+        );
+      case "lease_not_found":
+        throw new HttpError(404, "lease_not_found", "no such lease (it expired or was revoked)");
+      case "not_election_leader":
+        throw new HttpError(409, "not_election_leader", "this lease does not lead the election");
     }
-    if (cmd.op === "put") {
-      send(res, 200, { ...kvJson(result.kv!), revision: result.revision }, { ETag: `"${result.revision}"` });
+  };
+
+  const ctx: ApiContext = {
+    node,
+    kv,
+    hub: opts.hub,
+    expiry: opts.expiry,
+    headers,
+    send,
+    body: (req) => readBody(req, maxBody),
+    read,
+    write,
+    idempotencyKey,
+  };
+
+  const handleKv = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+    method: string,
+  ): Promise<void> => {
+    const key = keyFrom(url.pathname);
+    if (method === "GET") {
+      onlyParams(url, ["consistency"]);
+      await read(url);
+      const found = kv.get(key);
+      if (!found) throw new HttpError(404, "not_found", `no key '${key}'`);
+      send(res, 200, kvJson(found), { ETag: `"${found.modRevision}"` });
+      return;
+    }
+    if (method !== "PUT" && method !== "DELETE") throw methodNotAllowed("GET, PUT or DELETE");
+    if ([...url.searchParams.keys()].length > 0)
+      throw new HttpError(400, "invalid_request", "writes take no query parameters");
+    const body = await ctx.body(req);
+    const ifMatch = revisionHeader(req.headers["if-match"], "If-Match");
+    const ifNoneMatch = req.headers["if-none-match"];
+    if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== "*") {
+      throw new HttpError(400, "invalid_header", "If-None-Match only takes *");
+    }
+    if (ifMatch !== undefined && ifNoneMatch !== undefined) {
+      throw new HttpError(400, "invalid_header", "use If-Match or If-None-Match, not both");
+    }
+    const idem = idempotencyKey(req);
+    const fence = fencingHeader(req);
+    const ifRevision = ifNoneMatch !== undefined ? 0 : ifMatch;
+    if (method === "PUT") {
+      const o = parseJsonObject(req, body);
+      onlyFields(o, ["value", "lease"]);
+      if (!("value" in o)) throw new HttpError(400, "invalid_request", 'the body needs a "value"');
+      const value = JSON.stringify(o.value);
+      if (utf8Length(value) > LIMITS.valueBytes)
+        throw new HttpError(413, "too_large", `the value is larger than ${LIMITS.valueBytes} bytes`);
+      if (o.lease !== undefined && !(Number.isSafeInteger(o.lease) && (o.lease as number) >= 1))
+        throw new HttpError(400, "invalid_request", "lease must be a positive integer");
+      const lease = o.lease as number | undefined;
+      const r = await write(req, res, body, { op: "put", key, value, ifRevision, lease, fence, idem });
+      if (r) send(res, 200, { ...kvJson(r.kv!), revision: r.revision }, { ETag: `"${r.revision}"` });
     } else {
-      send(res, 200, { key: cmd.key, deleted: result.deleted === true, revision: result.revision });
+      if (body.length > 0) throw new HttpError(400, "invalid_request", "DELETE takes no body");
+      const r = await write(req, res, body, { op: "del", key, ifRevision, fence, idem });
+      if (r) send(res, 200, { key, deleted: r.deleted === true, revision: r.revision });
     }
   };
 
@@ -285,12 +366,12 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     const method = req.method ?? "GET";
 
     if (path === "/health") {
-      if (method !== "GET") throw new HttpError(405, "method_not_allowed", "use GET");
+      if (method !== "GET") throw methodNotAllowed("GET");
       send(res, 200, { status: "ok", node: node.id });
       return;
     }
     if (path === "/ready") {
-      if (method !== "GET") throw new HttpError(405, "method_not_allowed", "use GET");
+      if (method !== "GET") throw methodNotAllowed("GET");
       const st = node.status();
       const ready = st.leader !== null && st.appliedIndex >= st.commitIndex - 1000;
       send(
@@ -302,7 +383,7 @@ export function createApi(opts: ApiOptions): http.RequestListener {
       return;
     }
     if (path === "/v1/cluster") {
-      if (method !== "GET") throw new HttpError(405, "method_not_allowed", "use GET");
+      if (method !== "GET") throw methodNotAllowed("GET");
       const st = node.status();
       send(res, 200, {
         clusterId: st.clusterId,
@@ -323,11 +404,8 @@ export function createApi(opts: ApiOptions): http.RequestListener {
       return;
     }
     if (path === "/v1/kv") {
-      if (method !== "GET") throw new HttpError(405, "method_not_allowed", "use GET to list keys");
-      for (const p of url.searchParams.keys()) {
-        if (!["prefix", "limit", "consistency"].includes(p))
-          throw new HttpError(400, "invalid_request", `unknown parameter '${p}'`);
-      }
+      if (method !== "GET") throw methodNotAllowed("GET to list keys");
+      onlyParams(url, ["prefix", "limit", "consistency"]);
       const prefix = url.searchParams.get("prefix") ?? "";
       if (utf8Length(prefix) > LIMITS.keyBytes)
         throw new HttpError(400, "invalid_request", "the prefix is too long");
@@ -341,61 +419,35 @@ export function createApi(opts: ApiOptions): http.RequestListener {
       send(res, 200, { kvs: r.kvs.map(kvJson), more: r.more, revision: kv.revision });
       return;
     }
-    if (path.startsWith(KV_PREFIX)) {
-      const key = keyFrom(path);
-      if (method === "GET") {
-        for (const p of url.searchParams.keys()) {
-          if (p !== "consistency") throw new HttpError(400, "invalid_request", `unknown parameter '${p}'`);
-        }
-        await read(url);
-        const found = kv.get(key);
-        if (!found) throw new HttpError(404, "not_found", `no key '${key}'`);
-        send(res, 200, kvJson(found), { ETag: `"${found.modRevision}"` });
-        return;
-      }
-      if (method === "PUT" || method === "DELETE") {
-        if ([...url.searchParams.keys()].length > 0)
-          throw new HttpError(400, "invalid_request", "writes take no query parameters");
-        const body = await readBody(req);
-        const ifMatch = revisionHeader(req.headers["if-match"], "If-Match");
-        const ifNoneMatch = req.headers["if-none-match"];
-        if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== "*") {
-          throw new HttpError(400, "invalid_header", "If-None-Match only takes *");
-        }
-        if (ifMatch !== undefined && ifNoneMatch !== undefined) {
-          throw new HttpError(400, "invalid_header", "use If-Match or If-None-Match, not both");
-        }
-        const idemHeader = req.headers["idempotency-key"];
-        const idem = Array.isArray(idemHeader) ? idemHeader[0] : idemHeader;
-        if (idem !== undefined && (idem.length === 0 || utf8Length(idem) > LIMITS.idempotencyKeyBytes)) {
-          throw new HttpError(
-            400,
-            "invalid_header",
-            `Idempotency-Key must be 1-${LIMITS.idempotencyKeyBytes} bytes`,
-          );
-        }
-        const ifRevision = ifNoneMatch !== undefined ? 0 : ifMatch;
-        if (method === "PUT") {
-          const o = parseJsonBody(req, body);
-          for (const f of Object.keys(o))
-            if (f !== "value") throw new HttpError(400, "invalid_request", `unknown field '${f}'`);
-          if (!("value" in o)) throw new HttpError(400, "invalid_request", 'the body needs a "value"');
-          const value = JSON.stringify(o.value);
-          if (utf8Length(value) > LIMITS.valueBytes)
-            throw new HttpError(413, "too_large", `the value is larger than ${LIMITS.valueBytes} bytes`);
-          await write(req, res, body, { op: "put", key, value, ifRevision, idem });
-        } else {
-          if (body.length > 0) throw new HttpError(400, "invalid_request", "DELETE takes no body");
-          await write(req, res, body, { op: "del", key, ifRevision, idem });
-        }
-        return;
-      }
-      throw new HttpError(405, "method_not_allowed", "use GET, PUT or DELETE");
-    }
+    if (path.startsWith(KV_PREFIX)) return handleKv(req, res, url, method);
+    if (path === "/v1/leases" || path.startsWith("/v1/leases/"))
+      return handleLeases(ctx, req, res, url, method);
+    if (path === "/v1/watch") return handleWatch(ctx, req, res, url, method);
+    if (path.startsWith("/v1/elections/")) return handleElections(ctx, req, res, url, method);
     throw new HttpError(404, "not_found", `no route ${method} ${path}`);
   };
 
   return (req, res) => {
+    headers(res);
     handle(req, res).catch((e: unknown) => fail(res, e));
+  };
+}
+
+/** The JSON shape of a key-value pair in answers and watch events. */
+export function kvJsonOf(k: {
+  key: string;
+  value: string;
+  modRevision: number;
+  createRevision: number;
+  version: number;
+  lease?: number;
+}): Record<string, unknown> {
+  return {
+    key: k.key,
+    value: JSON.parse(k.value) as unknown,
+    revision: k.modRevision,
+    createRevision: k.createRevision,
+    version: k.version,
+    ...(k.lease !== undefined ? { lease: k.lease } : {}),
   };
 }

@@ -5,8 +5,10 @@
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import type { KvResult } from "../kv/commands.js";
+import { encodeCommand, type KvResult } from "../kv/commands.js";
+import { LeaseExpiry } from "../kv/lease-expiry.js";
 import { KvStore } from "../kv/store.js";
+import { WatchHub } from "../kv/watch-hub.js";
 import { type NodeLogger, RaftNode } from "../node/raft-node.js";
 import { createApi } from "./api.js";
 
@@ -65,6 +67,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
 
   const kv = new KvStore();
+  // Before the node starts, so the changes replayed from the log are in the watch history.
+  const hub = new WatchHub(kv);
   let node: RaftNode<KvResult>;
   try {
     node = await RaftNode.start<KvResult>({
@@ -83,7 +87,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     server.close();
     throw new ConfigError((e as Error).message);
   }
-  server.on("request", createApi({ node, kv, forwardWrites: opts.forwardWrites }));
+  const expiry = new LeaseExpiry({
+    store: kv,
+    propose: (c) => node.propose(encodeCommand(c)),
+    isLeader: () => node.leadership.isLeader,
+  });
+  node.leadership.on("elected", () => expiry.extendAll());
+  server.on("request", createApi({ node, kv, hub, expiry, forwardWrites: opts.forwardWrites }));
   node.attach(server);
   const addr = server.address() as AddressInfo;
   const url = `http://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
@@ -97,7 +107,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     url,
     stop() {
       stopping ??= (async () => {
+        expiry.stop();
         await node.stop();
+        hub.stop();
         server.closeAllConnections?.();
         await new Promise<void>((r) => server.close(() => r()));
       })();

@@ -1,0 +1,110 @@
+/**
+ * Small HTTP helpers shared by the API's route modules: the error type that maps to a status and
+ * a JSON error body, bounded body reading, JSON body parsing, and server-sent-event framing.
+ * Owns wire details only; must never know about Raft or the key-value store.
+ */
+import type * as http from "node:http";
+
+/** An error with the HTTP status and stable code the client sees. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+export const methodNotAllowed = (allowed: string): HttpError =>
+  new HttpError(405, "method_not_allowed", `use ${allowed}`);
+
+/** Reads a request body, refusing (413) anything larger than `maxBytes`. */
+export function readBody(req: http.IncomingMessage, maxBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers["content-length"] ?? "0");
+    if (declared > maxBytes) {
+      reject(new HttpError(413, "too_large", `the request body is larger than ${maxBytes} bytes`));
+      req.resume();
+      return;
+    }
+    const parts: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > maxBytes) {
+        reject(new HttpError(413, "too_large", `the request body is larger than ${maxBytes} bytes`));
+        req.destroy();
+        return;
+      }
+      parts.push(c);
+    });
+    req.on("end", () => resolve(Buffer.concat(parts)));
+    req.on("error", reject);
+  });
+}
+
+/** Parses a JSON object body; 415 for another media type, 400 for anything but an object. */
+export function parseJsonObject(req: http.IncomingMessage, body: Buffer): Record<string, unknown> {
+  const ct = (req.headers["content-type"] ?? "application/json").split(";")[0]!.trim().toLowerCase();
+  if (ct !== "application/json")
+    throw new HttpError(415, "unsupported_media_type", "send the body as application/json");
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString("utf8"));
+  } catch {
+    throw new HttpError(400, "invalid_json", "the body is not valid JSON");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new HttpError(400, "invalid_request", "the body must be a JSON object");
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** Refuses fields other than `allowed`. */
+export function onlyFields(o: Record<string, unknown>, allowed: readonly string[]): void {
+  for (const f of Object.keys(o))
+    if (!allowed.includes(f)) throw new HttpError(400, "invalid_request", `unknown field '${f}'`);
+}
+
+/** Refuses query parameters other than `allowed`. */
+export function onlyParams(url: URL, allowed: readonly string[]): void {
+  for (const p of url.searchParams.keys())
+    if (!allowed.includes(p)) throw new HttpError(400, "invalid_request", `unknown parameter '${p}'`);
+}
+
+/** A positive safe integer from a path segment or field, or a 400. */
+export function positiveId(v: unknown, what: string): number {
+  const n = typeof v === "string" && /^\d{1,15}$/.test(v) ? Number(v) : v;
+  if (!Number.isSafeInteger(n) || (n as number) < 1)
+    throw new HttpError(400, "invalid_request", `${what} must be a positive integer`);
+  return n as number;
+}
+
+/** Starts a server-sent-event stream; returns a writer and a keepalive that ends with the response. */
+export function startEventStream(
+  res: http.ServerResponse,
+  keepaliveMs = 15_000,
+): { event(name: string, data: unknown, id?: number): boolean; comment(text: string): void } {
+  res.writeHead(200, {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+  });
+  res.flushHeaders();
+  const ping = setInterval(() => res.write(": keepalive\n\n"), keepaliveMs);
+  ping.unref();
+  res.on("close", () => clearInterval(ping));
+  return {
+    event(name, data, id) {
+      return res.write(
+        `${id !== undefined ? `id: ${id}\n` : ""}event: ${name}\ndata: ${JSON.stringify(data)}\n\n`,
+      );
+    },
+    comment(text) {
+      res.write(`: ${text.replace(/\n/g, " ")}\n\n`);
+    },
+  };
+}

@@ -1,0 +1,240 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { type KvCommand, type KvResult, validateCommand } from "../../src/kv/commands.js";
+import { LeaseExpiry } from "../../src/kv/lease-expiry.js";
+import { KvStore, type StoreEvent } from "../../src/kv/store.js";
+import { CompactedError, WatchHub } from "../../src/kv/watch-hub.js";
+
+const put = (
+  key: string,
+  value: unknown,
+  extra: Partial<Extract<KvCommand, { op: "put" }>> = {},
+): KvCommand => ({
+  op: "put",
+  key,
+  value: JSON.stringify(value),
+  ...extra,
+});
+
+function ok(r: KvResult): Extract<KvResult, { ok: true }> {
+  assert.equal(r.ok, true, JSON.stringify(r));
+  return r as Extract<KvResult, { ok: true }>;
+}
+
+function grant(s: KvStore, ttlMs = 5000): number {
+  return ok(s.applyCommand({ op: "lease_grant", ttlMs })).lease!.id;
+}
+
+describe("leases", () => {
+  it("keys attached to a lease are deleted, one revision each, when it is revoked", () => {
+    const s = new KvStore();
+    const events: StoreEvent[] = [];
+    s.subscribe((e) => events.push(e));
+    const id = grant(s);
+    ok(s.applyCommand(put("b", 1, { lease: id })));
+    ok(s.applyCommand(put("a", 2, { lease: id })));
+    ok(s.applyCommand(put("c", 3)));
+    assert.deepEqual([...s.lease(id)!.keys].sort(), ["a", "b"]);
+    const r = ok(s.applyCommand({ op: "lease_revoke", id }));
+    assert.equal(r.revision, 5);
+    assert.equal(s.get("a"), undefined);
+    assert.equal(s.get("b"), undefined);
+    assert.ok(s.get("c"));
+    const deletes = events.filter((e) => e.type === "delete");
+    assert.deepEqual(deletes, [
+      { type: "delete", key: "a", revision: 4 },
+      { type: "delete", key: "b", revision: 5 },
+    ]);
+    assert.deepEqual(s.applyCommand({ op: "lease_revoke", id }), {
+      ok: false,
+      code: "lease_not_found",
+      revision: 5,
+    });
+  });
+
+  it("a put to a missing lease fails and changes nothing", () => {
+    const s = new KvStore();
+    assert.deepEqual(s.applyCommand(put("a", 1, { lease: 9 })), {
+      ok: false,
+      code: "lease_not_found",
+      revision: 0,
+    });
+    assert.equal(s.get("a"), undefined);
+  });
+
+  it("a put without the lease detaches the key", () => {
+    const s = new KvStore();
+    const id = grant(s);
+    ok(s.applyCommand(put("a", 1, { lease: id })));
+    ok(s.applyCommand(put("a", 2)));
+    ok(s.applyCommand({ op: "lease_revoke", id }));
+    assert.equal(s.get("a")?.value, "2");
+  });
+
+  it("an expiry decided before a keepalive was applied is void", () => {
+    const s = new KvStore();
+    const id = grant(s);
+    const seq = s.lease(id)!.seq;
+    ok(s.applyCommand({ op: "lease_keepalive", id }));
+    assert.equal(ok(s.applyCommand({ op: "lease_expire", id, seq })).removed, false);
+    assert.ok(s.lease(id));
+    assert.equal(ok(s.applyCommand({ op: "lease_expire", id, seq: seq + 1 })).removed, true);
+    assert.equal(s.lease(id), undefined);
+    assert.equal(s.applyCommand({ op: "lease_keepalive", id }).ok, false);
+  });
+
+  it("the leader proposes expiry only after a full TTL since the last renewal, and only while it leads", async () => {
+    const s = new KvStore();
+    let now = 0;
+    let leader = false;
+    const proposed: KvCommand[] = [];
+    const expiry = new LeaseExpiry({
+      store: s,
+      propose: async (c) => {
+        proposed.push(c);
+        return s.applyCommand(c);
+      },
+      isLeader: () => leader,
+      now: () => now,
+      intervalMs: 1_000_000,
+    });
+    try {
+      const id = grant(s, 1000);
+      now = 900;
+      ok(s.applyCommand({ op: "lease_keepalive", id })); // renewed until 1900
+      now = 1500;
+      expiry.check();
+      assert.equal(proposed.length, 0);
+      now = 2000;
+      expiry.check();
+      assert.equal(proposed.length, 0, "a follower never proposes expiry");
+      leader = true;
+      expiry.extendAll(); // came to lead at 2000: full TTL from now
+      now = 2900;
+      expiry.check();
+      assert.equal(proposed.length, 0);
+      now = 3001;
+      expiry.check();
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(proposed, [{ op: "lease_expire", id, seq: 1 }]);
+      assert.equal(s.lease(id), undefined);
+    } finally {
+      expiry.stop();
+    }
+  });
+
+  it("refuses bad lease commands", () => {
+    assert.match(validateCommand({ op: "lease_grant", ttlMs: 10 }) ?? "", /ttl/);
+    assert.match(validateCommand({ op: "lease_grant", ttlMs: 5000, x: 1 }) ?? "", /unknown field/);
+    assert.match(validateCommand({ op: "lease_keepalive", id: 0 }) ?? "", /lease id/);
+    assert.match(validateCommand({ op: "put", key: "a", value: "1", lease: -1 }) ?? "", /lease/);
+  });
+});
+
+describe("fencing tokens", () => {
+  it("a write with a token lower than one already accepted for the key is refused, also after a delete", () => {
+    const s = new KvStore();
+    ok(s.applyCommand(put("job", "a", { fence: 5 })));
+    ok(s.applyCommand(put("job", "b", { fence: 5 })));
+    assert.deepEqual(s.applyCommand(put("job", "old", { fence: 4 })), {
+      ok: false,
+      code: "stale_token",
+      revision: 2,
+      fence: 5,
+    });
+    ok(s.applyCommand({ op: "del", key: "job", fence: 6 }));
+    assert.equal(s.applyCommand(put("job", "old", { fence: 5 })).ok, false);
+    ok(s.applyCommand(put("job", "new", { fence: 7 })));
+    ok(s.applyCommand(put("job", "untokened")));
+  });
+});
+
+describe("elections", () => {
+  it("queues candidates by arrival; tokens grow with every leader; campaign is idempotent per lease", () => {
+    const s = new KvStore();
+    const a = grant(s);
+    const b = grant(s);
+    const ca = ok(s.applyCommand({ op: "campaign", name: "e", lease: a, value: '"a"' })).candidate!;
+    const cb = ok(s.applyCommand({ op: "campaign", name: "e", lease: b, value: '"b"' })).candidate!;
+    assert.equal(s.candidates("e")[0]!.lease, a);
+    const again = ok(s.applyCommand({ op: "campaign", name: "e", lease: a, value: '"x"' })).candidate!;
+    assert.deepEqual(again, ca);
+    assert.equal(s.candidates("e").length, 2);
+    // Only the leader may proclaim.
+    assert.equal(s.applyCommand({ op: "proclaim", name: "e", lease: b, value: '"b2"' }).ok, false);
+    ok(s.applyCommand({ op: "proclaim", name: "e", lease: a, value: '"a2"' }));
+    assert.equal(s.candidates("e")[0]!.value, '"a2"');
+    assert.equal(s.candidates("e")[0]!.createRevision, ca.createRevision, "proclaim keeps the token");
+    // The leader's lease expires: the next in line leads with a higher token.
+    ok(s.applyCommand({ op: "lease_expire", id: a, seq: 0 }));
+    assert.equal(s.candidates("e")[0]!.lease, b);
+    assert.ok(cb.createRevision > ca.createRevision);
+    assert.equal(ok(s.applyCommand({ op: "resign", name: "e", lease: b })).removed, true);
+    assert.equal(s.candidates("e").length, 0);
+    assert.equal(ok(s.applyCommand({ op: "resign", name: "e", lease: b })).removed, false);
+    // Campaigning anew gives a higher token than any earlier leader.
+    const c = ok(s.applyCommand({ op: "campaign", name: "e", lease: b, value: '"b"' })).candidate!;
+    assert.ok(c.createRevision > cb.createRevision);
+    assert.equal(s.applyCommand({ op: "campaign", name: "e", lease: 99, value: "1" }).ok, false);
+  });
+});
+
+describe("snapshots", () => {
+  it("carry leases, fences, elections and idempotency keys", () => {
+    const s = new KvStore();
+    const a = grant(s);
+    ok(s.applyCommand(put("k", 1, { lease: a, fence: 3 })));
+    ok(s.applyCommand({ op: "campaign", name: "e", lease: a, value: "1", idem: "x" }));
+    const t = new KvStore();
+    const events: StoreEvent[] = [];
+    t.subscribe((e) => events.push(e));
+    t.restore([...s.snapshot()]);
+    assert.deepEqual(events, [{ type: "reset", revision: s.revision }]);
+    assert.deepEqual([...t.lease(a)!.keys], ["k"]);
+    assert.deepEqual([...t.lease(a)!.elections], ["e"]);
+    assert.equal(t.applyCommand(put("k", 2, { fence: 2 })).ok, false);
+    assert.equal(grant(t), a + 1, "lease ids continue");
+    assert.deepEqual(
+      t.applyCommand({ op: "campaign", name: "zz", lease: a, value: "1", idem: "x" }),
+      s.applyCommand({ op: "campaign", name: "zz", lease: a, value: "1", idem: "x" }),
+    );
+    ok(t.applyCommand({ op: "lease_revoke", id: a }));
+    assert.equal(t.get("k"), undefined);
+    assert.equal(t.candidates("e").length, 0);
+  });
+});
+
+describe("watch history", () => {
+  it("replays from a revision, filters by prefix, and reports compaction", () => {
+    const s = new KvStore();
+    const hub = new WatchHub(s, { maxEvents: 3 });
+    let woken = 0;
+    ok(s.applyCommand(put("a/1", 1)));
+    ok(s.applyCommand(put("b/1", 1)));
+    const c = hub.open("a/", 1, () => woken++);
+    assert.equal(c.next()?.type, "put");
+    assert.equal(c.next(), null);
+    ok(s.applyCommand({ op: "del", key: "a/1" }));
+    assert.equal(woken, 1);
+    const e = c.next();
+    assert.deepEqual(e, { type: "delete", key: "a/1", revision: 3 });
+    ok(s.applyCommand(put("a/2", 1)));
+    ok(s.applyCommand(put("a/3", 1)));
+    assert.throws(
+      () => hub.open("", 1, () => {}),
+      (err: unknown) => err instanceof CompactedError && err.compactRevision === 3,
+    );
+    assert.equal(c.next()?.type, "put");
+    // Falling out of the history while behind is a compaction too.
+    const slow = hub.open("", 3, () => {});
+    for (let i = 0; i < 5; i++) ok(s.applyCommand(put(`z${i}`, i)));
+    assert.throws(() => slow.next(), CompactedError);
+    // A snapshot install resets the history.
+    const live = hub.open("", s.revision + 1, () => {});
+    const t = new KvStore();
+    ok(t.applyCommand(put("q", 1)));
+    s.restore([...t.snapshot()]);
+    assert.throws(() => live.next(), CompactedError);
+    hub.stop();
+  });
+});
