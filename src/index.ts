@@ -2,6 +2,14 @@
  * The `ballot` package: the node library (RaftNode, leader routing), the pure Raft core, storage
  * and transports. Re-exports only.
  */
+export {
+  type Candidate,
+  encodeCommand,
+  type KeyValue,
+  type KvCommand,
+  type KvResult,
+} from "./kv/commands.js";
+export { KvStore, type StoreEvent } from "./kv/store.js";
 export * from "./node/errors.js";
 export { type LeaderJob, Leadership, type LeadershipContext, type RunHandle } from "./node/leadership.js";
 export {
@@ -16,6 +24,7 @@ export {
 export * from "./raft/index.js";
 export { ballotPlugin } from "./server/fastify.js";
 export { type RedirectOptions, redirectToLeader } from "./server/middleware.js";
+export { ConfigError, type RunningServer, type ServerOptions, startServer } from "./server/server.js";
 export { DiskStorage, type DiskStorageOptions } from "./storage/disk.js";
 export { MemoryStorage } from "./storage/memory.js";
 export type { SaveBatch, Storage } from "./storage/storage.js";

@@ -176,3 +176,52 @@ export class ProcCluster {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** Reads a server-sent-event stream until `until` says stop (or the timeout); returns the events. */
+export async function readEvents(
+  url: string,
+  until: (events: { id?: string; event: string; data: any }[]) => boolean,
+  opts: { headers?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<{ status: number; events: { id?: string; event: string; data: any }[]; body?: any }> {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), opts.timeoutMs ?? 10_000);
+  const res = await fetch(url, { headers: opts.headers, signal: ctl.signal });
+  if (res.status !== 200) {
+    clearTimeout(timer);
+    return { status: res.status, events: [], body: await res.json() };
+  }
+  const events: { id?: string; event: string; data: any }[] = [];
+  const decoder = new TextDecoder();
+  let buf = "";
+  try {
+    for await (const chunk of res.body!) {
+      buf += decoder.decode(chunk as Uint8Array, { stream: true });
+      for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
+        const block = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const e: { id?: string; event: string; data: any } = { event: "message", data: undefined };
+        let data = "";
+        for (const line of block.split("\n")) {
+          if (line.startsWith(":")) continue;
+          const [field, ...rest] = line.split(": ");
+          const v = rest.join(": ");
+          if (field === "id") e.id = v;
+          else if (field === "event") e.event = v;
+          else if (field === "data") data += v;
+        }
+        if (data === "") continue;
+        e.data = JSON.parse(data);
+        events.push(e);
+        if (until(events)) {
+          ctl.abort();
+          return { status: 200, events };
+        }
+      }
+    }
+  } catch (e) {
+    if (!ctl.signal.aborted) throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+  return { status: 200, events };
+}

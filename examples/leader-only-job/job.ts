@@ -1,0 +1,173 @@
+/**
+ * The leader-election seed, on Ballot: three instances of one service ("regions"), each running
+ * this same code; only the elected, healthy leader runs a periodic job, which records
+ * `{instance, fencingToken, tick}` in a store that refuses stale fencing tokens. When the leader
+ * dies, pauses or is cut off, its job is stopped (its signal aborts) before another instance can
+ * be elected, and whatever it still tries to write is refused by the store.
+ *
+ * Three ways to hold the election, one job:
+ *   --mode embedded   each instance is a Ballot node (consensus in-process, node.leadership);
+ *                     records go to the cluster's own key-value store.
+ *   --mode client     instances use a separate Ballot cluster (--endpoints) through ballot/client;
+ *                     records go to that cluster.
+ *   --mode etcd       instances use an existing etcd (--etcd) through ballot/etcd; records go to
+ *                     etcd, fenced by a compare-and-swap transaction on a fence key.
+ *
+ *   node dist/examples/leader-only-job/job.js --mode embedded --id n1 --data-dir ./data/n1 \
+ *        --members n1=http://127.0.0.1:7001,n2=http://127.0.0.1:7002,n3=http://127.0.0.1:7003
+ *
+ * Each instance prints one JSON line per event (elected, tick, stopped) on stdout.
+ * (An application outside this repository imports from "ballot", "ballot/client", "ballot/etcd".)
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseArgs } from "node:util";
+import { Etcd3 } from "etcd3";
+import { parseMembers } from "../../src/cli/flags.js";
+import type { Election, ElectionJobContext } from "../../src/client/election.js";
+import { BallotClient } from "../../src/client/index.js";
+import { etcdElection } from "../../src/etcd/index.js";
+import { encodeCommand, type KvResult, startServer } from "../../src/index.js";
+
+const { values } = parseArgs({
+  options: {
+    mode: { type: "string", default: "embedded" },
+    id: { type: "string" },
+    "data-dir": { type: "string" },
+    members: { type: "string" },
+    listen: { type: "string" },
+    endpoints: { type: "string" },
+    etcd: { type: "string" },
+    "interval-ms": { type: "string", default: "200" },
+    ttl: { type: "string", default: "2" },
+    "election-timeout": { type: "string", default: "500" },
+  },
+});
+const fail = (msg: string): never => {
+  console.error(`leader-only-job: ${msg}`);
+  process.exit(2);
+};
+const instance = values.id ?? fail("--id is required");
+const intervalMs = Number(values["interval-ms"]);
+const ttlSeconds = Number(values.ttl);
+const print = (o: Record<string, unknown>): void => {
+  process.stdout.write(`${JSON.stringify({ instance, at: Date.now(), ...o })}\n`);
+};
+
+/** Where records go. `write` resolves true when accepted, false when refused as stale. */
+interface FencedStore {
+  write(record: Record<string, unknown>, fencingToken: number): Promise<boolean>;
+}
+
+/** The job: the same code whichever way leadership is held. */
+async function job(store: FencedStore, signal: AbortSignal, ctx: ElectionJobContext): Promise<void> {
+  print({ event: "elected", fencingToken: ctx.fencingToken });
+  for (let tick = 1; !signal.aborted; tick++) {
+    try {
+      // Right before acting: a process that was paused learns here that its leadership is gone.
+      ctx.assertLeader();
+    } catch {
+      break;
+    }
+    // An operation in flight when leadership goes is abandoned at once, not awaited: the store
+    // refuses it anyway if it lands late, and the job must be seen to stop now.
+    const write = store.write({ instance, fencingToken: ctx.fencingToken, tick }, ctx.fencingToken);
+    const aborted = new Promise<"aborted">((resolve) => {
+      if (signal.aborted) resolve("aborted");
+      signal.addEventListener("abort", () => resolve("aborted"), { once: true });
+    });
+    const accepted = await Promise.race([write, aborted]).catch((e: Error) => {
+      print({ event: "write-failed", fencingToken: ctx.fencingToken, tick, error: e.message });
+      return null;
+    });
+    if (accepted === "aborted") {
+      write.catch(() => {});
+      break;
+    }
+    if (accepted !== null) print({ event: "tick", fencingToken: ctx.fencingToken, tick, accepted });
+    await sleep(intervalMs, undefined, { signal }).catch(() => {});
+  }
+  print({ event: "stopped", fencingToken: ctx.fencingToken, reason: String(signal.reason ?? "returned") });
+}
+
+const shutdown: (() => Promise<void>)[] = [];
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.once(sig, () => {
+    void Promise.all(shutdown.map((f) => f())).finally(() => process.exit(0));
+  });
+}
+
+if (values.mode === "embedded") {
+  const members = parseMembers(values.members ?? fail("--members is required"));
+  const running = await startServer({
+    id: instance,
+    listen: values.listen ?? members.get(instance) ?? fail(`--members does not list ${instance}`),
+    members,
+    dataDir: values["data-dir"] ?? fail("--data-dir is required"),
+    electionTimeoutMs: Number(values["election-timeout"]),
+    logger: { info: () => {}, warn: () => {}, error: (m) => console.error(m) },
+  });
+  const store: FencedStore = {
+    async write(record, fencingToken) {
+      // The replicated store itself refuses a token lower than one it has accepted for the key.
+      const r: KvResult = await running.node.propose(
+        encodeCommand({ op: "put", key: "job/last", value: JSON.stringify(record), fence: fencingToken }),
+      );
+      return r.ok;
+    },
+  };
+  const handle = running.node.leadership.runWhileLeader((signal, ctx) => job(store, signal, ctx));
+  shutdown.push(async () => {
+    await handle.stop();
+    await running.stop();
+  });
+  print({ event: "started", mode: "embedded", url: running.url });
+} else {
+  let election: Election;
+  let store: FencedStore;
+  if (values.mode === "client") {
+    const endpoints = (values.endpoints ?? fail("--endpoints is required")).split(",");
+    const client = new BallotClient({ endpoints });
+    election = client.election("leader-only-job", { ttlSeconds });
+    store = {
+      async write(record, fencingToken) {
+        try {
+          await client.put("job/last", record, { fencingToken });
+          return true;
+        } catch (e) {
+          if ((e as { code?: string }).code === "stale_token") return false;
+          throw e;
+        }
+      },
+    };
+  } else if (values.mode === "etcd") {
+    const etcd = new Etcd3({ hosts: (values.etcd ?? fail("--etcd is required")).split(",") });
+    election = etcdElection(etcd, "leader-only-job", { ttlSeconds });
+    // etcd has no fencing of its own: a transaction accepts the write only if no higher token
+    // was stored before. Tokens are zero-padded so etcd's byte comparison is numeric.
+    const pad = (n: number): string => String(n).padStart(20, "0");
+    store = {
+      async write(record, fencingToken) {
+        await etcd
+          .if("job/fence", "Create", "==", 0)
+          .then(etcd.put("job/fence").value(pad(0)))
+          .commit();
+        const r = await etcd
+          .if("job/fence", "Value", "<", pad(fencingToken + 1))
+          .then(
+            etcd.put("job/fence").value(pad(fencingToken)),
+            etcd.put("job/last").value(JSON.stringify(record)),
+          )
+          .commit();
+        return r.succeeded;
+      },
+    };
+  } else {
+    fail("--mode must be embedded, client or etcd");
+  }
+  const handle = election!.runWhileLeader((signal, ctx) => job(store!, signal, ctx), {
+    value: { instance },
+    onError: (e) => print({ event: "error", error: (e as Error).message }),
+  });
+  shutdown.push(() => handle.stop());
+  print({ event: "started", mode: values.mode });
+}
