@@ -21,11 +21,9 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
-import { Etcd3 } from "etcd3";
 import { parseMembers } from "../../src/cli/flags.js";
 import type { Election, ElectionJobContext } from "../../src/client/election.js";
 import { BallotClient } from "../../src/client/index.js";
-import { etcdElection } from "../../src/etcd/index.js";
 import { encodeCommand, type KvResult, startServer } from "../../src/index.js";
 
 const { values } = parseArgs({
@@ -140,6 +138,9 @@ if (values.mode === "embedded") {
       },
     };
   } else if (values.mode === "etcd") {
+    // Loaded only here: etcd3 is an optional dependency, needed only for this mode.
+    const { Etcd3 } = await import("etcd3");
+    const { etcdElection } = await import("../../src/etcd/index.js");
     const etcd = new Etcd3({ hosts: (values.etcd ?? fail("--etcd is required")).split(",") });
     election = etcdElection(etcd, "leader-only-job", { ttlSeconds });
     // etcd has no fencing of its own: a transaction accepts the write only if no higher token

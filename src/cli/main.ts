@@ -8,6 +8,7 @@ import { pathToFileURL } from "node:url";
 import { ConfigError } from "../server/server.js";
 import { runClient } from "./client.js";
 import { runDev } from "./dev.js";
+import { ELECT_FLAGS, runElectCommand } from "./elect.js";
 import { parseFlags, UsageError } from "./flags.js";
 import { runStart } from "./start.js";
 
@@ -19,6 +20,8 @@ const USAGE = `usage: ballot <command> [flags]
                            [--log-format json|pretty]
   dev      a local cluster [--nodes 3] [--base-port 2379] [--dir .ballot-dev]
   get KEY | put KEY VALUE | del KEY | list [PREFIX] | status      [--endpoints URL,...]
+  elect NAME -- CMD ARGS...  run CMD only while leading election NAME
+                           [--endpoints URL,...] [--ttl S] [--grace S]
   help, --version
 
 Every flag can also be given as an environment variable: --data-dir is BALLOT_DATA_DIR.`;
@@ -75,6 +78,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       case "list":
       case "status":
         return await runClient(cmd, parseFlags(rest, CLIENT_FLAGS));
+      case "elect":
+        return await runElectCommand(parseFlags(rest, ELECT_FLAGS));
       default:
         throw new UsageError(`unknown command '${cmd}' (run 'ballot help')`);
     }
