@@ -119,10 +119,17 @@ async function campaign(
   res: http.ServerResponse,
   body: Buffer,
   name: string,
-  o: Record<string, unknown>,
+  body0: Record<string, unknown>,
   idem: string | undefined,
 ): Promise<void> {
-  onlyFields(o, ["value", "lease", "ttl"]);
+  let o = body0;
+  onlyFields(o, ["value", "candidate", "lease", "ttl"]);
+  // DESIGN.md names the field "candidate"; "value" matches etcd's and proclaim's naming. Both work.
+  if (o.candidate !== undefined) {
+    if (o.value !== undefined)
+      throw new HttpError(400, "invalid_request", 'give "value" or "candidate", not both');
+    o = { ...o, value: o.candidate };
+  }
   if ((o.lease === undefined) === (o.ttl === undefined))
     throw new HttpError(
       400,

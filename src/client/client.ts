@@ -1,0 +1,466 @@
+/**
+ * BallotClient: the HTTP client for services that do not embed consensus — key-value reads and
+ * writes, cluster status, leases, watches and elections against any list of endpoints. Owns the
+ * mapping of each operation to the HTTP API and the watch stream's resume logic; must never
+ * deliver a watch event twice or out of order, and never hide an unknown outcome (the transport's
+ * `outcome_unknown` reaches the caller as is).
+ */
+
+import { BallotElection } from "./ballot-election.js";
+import type { Election } from "./election.js";
+import { BallotClientError } from "./errors.js";
+import { Lease } from "./lease.js";
+import { readSse } from "./sse.js";
+import { type FetchFn, linkedController, sleep, Transport } from "./transport.js";
+
+export interface BallotClientOptions {
+  /** Node URLs (any members; the client finds the leader). */
+  readonly endpoints: readonly string[];
+  /** Time budget of one logical operation, retries included, in ms. Default 10 000. */
+  readonly timeoutMs?: number;
+  /** Time budget of one HTTP attempt, in ms. Default min(timeoutMs, 3000): a hung node is left soon. */
+  readonly attemptTimeoutMs?: number;
+  /** A watch or observe stream that carries nothing (not even the server's 15 s keepalive) for this long is reconnected. Default 45 000. */
+  readonly streamIdleTimeoutMs?: number;
+  /** The fetch to use (default: the global fetch), e.g. one with a custom dispatcher. */
+  readonly fetch?: FetchFn;
+}
+
+/** How fresh a read must be: `linearizable` (default), `lease` (the leader's lease), `local` (this node's state). */
+export type Consistency = "linearizable" | "lease" | "local";
+
+export interface KeyValue {
+  readonly key: string;
+  /** Any JSON value. */
+  readonly value: unknown;
+  /** The revision that last changed the key. */
+  readonly revision: number;
+  readonly createRevision: number;
+  /** Number of writes since the key was created (1 after the first). */
+  readonly version: number;
+  /** The lease the key is attached to, if any. */
+  readonly lease?: number;
+}
+
+/** The answer to a put: the key as written; `revision` is the revision of this write. */
+export type PutResult = KeyValue;
+
+export interface DeleteResult {
+  readonly key: string;
+  /** False when the key did not exist. */
+  readonly deleted: boolean;
+  readonly revision: number;
+}
+
+export interface ListResult {
+  readonly kvs: readonly KeyValue[];
+  /** More keys match than `limit`. */
+  readonly more: boolean;
+  /** The store's revision when the range was read (watch from `revision + 1` to follow on). */
+  readonly revision: number;
+}
+
+export interface ClusterMember {
+  readonly id: string;
+  readonly url: string;
+  readonly voter: boolean;
+  readonly role: "leader" | "follower" | "learner";
+  readonly matchIndex: number;
+  readonly lagEntries: number;
+}
+
+export interface ClusterStatus {
+  readonly clusterId: string;
+  readonly self: string;
+  readonly term: number;
+  readonly leader: { readonly id: string; readonly url: string } | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly members: readonly ClusterMember[];
+}
+
+export interface PutOptions {
+  /** Compare-and-set: the key's current revision must be this (`412 precondition_failed` otherwise). */
+  readonly ifRevision?: number;
+  /** The key must not exist (`412 precondition_failed` otherwise). */
+  readonly createOnly?: boolean;
+  /** Attach the key to a lease (a Lease or its id): it is deleted when the lease goes. */
+  readonly lease?: Lease | number;
+  /** Refused with `412 stale_token` if a higher token already wrote this key. */
+  readonly fencingToken?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface DeleteOptions {
+  readonly ifRevision?: number;
+  readonly fencingToken?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface GetOptions {
+  readonly consistency?: Consistency;
+  readonly signal?: AbortSignal;
+}
+
+export interface ListOptions {
+  /** At most this many keys (1–10 000; the server's default is 1000). */
+  readonly limit?: number;
+  readonly consistency?: Consistency;
+  readonly signal?: AbortSignal;
+}
+
+export interface WatchOptions {
+  /**
+   * First revision to deliver (inclusive). Default: changes after the moment iteration starts (the
+   * client reads the current revision first, a linearizable read, so reconnects cannot skip changes).
+   */
+  readonly fromRevision?: number;
+  /** Ends the iteration (quietly) when it aborts. */
+  readonly signal?: AbortSignal;
+}
+
+export type WatchEvent =
+  | {
+      readonly type: "put";
+      readonly key: string;
+      readonly value: unknown;
+      readonly revision: number;
+      readonly createRevision: number;
+      readonly version: number;
+      readonly lease?: number;
+    }
+  | { readonly type: "delete"; readonly key: string; readonly revision: number };
+
+export interface ElectionOptions {
+  /** TTL of the lease backing each candidacy, in seconds. Default 5. */
+  readonly ttlSeconds?: number;
+}
+
+/**
+ * Reconnects a failed stream after this pause, doubling up to the cap. Kept short: a killed node's
+ * stream should move to another node within an election timeout or so.
+ */
+const STREAM_BACKOFF_MIN_MS = 50;
+const STREAM_BACKOFF_MAX_MS = 1000;
+
+const KEY_SAFE = (key: string): string => {
+  if (typeof key !== "string" || key.length === 0) {
+    throw new BallotClientError(0, "invalid_argument", "the key must be a non-empty string");
+  }
+  // URL parsing turns "." and ".." segments into path navigation even when percent-encoded.
+  if (key === "." || key === "..") {
+    throw new BallotClientError(0, "invalid_argument", `the key '${key}' cannot be addressed in a URL`);
+  }
+  // Slashes are encoded too, so no part of a key is ever a path segment of its own.
+  return encodeURIComponent(key);
+};
+
+function asKeyValue(body: unknown): KeyValue {
+  const o = body as Record<string, unknown> | null;
+  if (!o || typeof o.key !== "string" || typeof o.revision !== "number") {
+    throw new BallotClientError(0, "invalid_response", "the server's answer is not a key-value");
+  }
+  return {
+    key: o.key,
+    value: o.value,
+    revision: o.revision,
+    createRevision: o.createRevision as number,
+    version: o.version as number,
+    ...(typeof o.lease === "number" ? { lease: o.lease } : {}),
+  };
+}
+
+function checkRevision(name: string, v: number | undefined): void {
+  if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) {
+    throw new BallotClientError(0, "invalid_argument", `${name} must be a non-negative integer`);
+  }
+}
+
+/** A client of a Ballot cluster. Cheap to create; share one per process. */
+export class BallotClient {
+  /** @internal */
+  readonly transport: Transport;
+  private readonly idleMs: number;
+  private readonly leases = new Set<Lease>();
+  private readonly closer = new AbortController();
+
+  constructor(opts: BallotClientOptions) {
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    this.transport = new Transport({
+      endpoints: opts.endpoints,
+      timeoutMs,
+      attemptTimeoutMs: opts.attemptTimeoutMs ?? Math.min(timeoutMs, 3000),
+      fetch: opts.fetch ?? ((input, init) => fetch(input, init)),
+    });
+    this.idleMs = opts.streamIdleTimeoutMs ?? 45_000;
+  }
+
+  /** The endpoint the client tries first: the leader's URL once it has learned it. */
+  get preferredEndpoint(): string | null {
+    return this.transport.preferredEndpoint;
+  }
+
+  /** @internal Aborts when close() is called. */
+  get closeSignal(): AbortSignal {
+    return this.closer.signal;
+  }
+
+  /** Reads a key; null when it does not exist. */
+  async get(key: string, opts: GetOptions = {}): Promise<KeyValue | null> {
+    const q = opts.consistency ? `?consistency=${encodeURIComponent(opts.consistency)}` : "";
+    const r = await this.transport.call({
+      method: "GET",
+      path: `/v1/kv/${KEY_SAFE(key)}${q}`,
+      write: false,
+      accept: [404],
+      signal: opts.signal,
+    });
+    return r.status === 404 ? null : asKeyValue(r.body);
+  }
+
+  /**
+   * Writes a key. Resolves once the write is committed by a majority. Retried across leader
+   * changes with one Idempotency-Key, so it is applied at most once; throws `outcome_unknown` if
+   * the time runs out while an attempt may have been applied.
+   */
+  async put(key: string, value: unknown, opts: PutOptions = {}): Promise<PutResult> {
+    checkRevision("ifRevision", opts.ifRevision);
+    checkRevision("fencingToken", opts.fencingToken);
+    if (opts.createOnly && opts.ifRevision !== undefined) {
+      throw new BallotClientError(0, "invalid_argument", "use ifRevision or createOnly, not both");
+    }
+    if (value === undefined) throw new BallotClientError(0, "invalid_argument", "the value is undefined");
+    const headers: Record<string, string> = {};
+    if (opts.ifRevision !== undefined) headers["If-Match"] = `"${opts.ifRevision}"`;
+    if (opts.createOnly) headers["If-None-Match"] = "*";
+    if (opts.fencingToken !== undefined) headers["X-Ballot-Fencing-Token"] = String(opts.fencingToken);
+    const lease = opts.lease instanceof Lease ? opts.lease.id : opts.lease;
+    const r = await this.transport.call({
+      method: "PUT",
+      path: `/v1/kv/${KEY_SAFE(key)}`,
+      body: lease === undefined ? { value } : { value, lease },
+      headers,
+      write: true,
+      signal: opts.signal,
+    });
+    return asKeyValue(r.body);
+  }
+
+  /** Deletes a key (same guarantees as put). `deleted` is false when it did not exist. */
+  async delete(key: string, opts: DeleteOptions = {}): Promise<DeleteResult> {
+    checkRevision("ifRevision", opts.ifRevision);
+    checkRevision("fencingToken", opts.fencingToken);
+    const headers: Record<string, string> = {};
+    if (opts.ifRevision !== undefined) headers["If-Match"] = `"${opts.ifRevision}"`;
+    if (opts.fencingToken !== undefined) headers["X-Ballot-Fencing-Token"] = String(opts.fencingToken);
+    const r = await this.transport.call({
+      method: "DELETE",
+      path: `/v1/kv/${KEY_SAFE(key)}`,
+      headers,
+      write: true,
+      signal: opts.signal,
+    });
+    const o = r.body as { key: string; deleted: boolean; revision: number };
+    return { key: o.key, deleted: o.deleted, revision: o.revision };
+  }
+
+  /** Keys starting with `prefix` (all keys for ""), in key order. */
+  async list(prefix: string, opts: ListOptions = {}): Promise<ListResult> {
+    const q = new URLSearchParams({ prefix });
+    if (opts.limit !== undefined) q.set("limit", String(opts.limit));
+    if (opts.consistency) q.set("consistency", opts.consistency);
+    const r = await this.transport.call({
+      method: "GET",
+      path: `/v1/kv?${q}`,
+      write: false,
+      signal: opts.signal,
+    });
+    const o = r.body as { kvs: unknown[]; more: boolean; revision: number };
+    return { kvs: o.kvs.map(asKeyValue), more: o.more, revision: o.revision };
+  }
+
+  /** The cluster as the answering node sees it (GET /v1/cluster). */
+  async status(opts: { signal?: AbortSignal } = {}): Promise<ClusterStatus> {
+    const r = await this.transport.call({
+      method: "GET",
+      path: "/v1/cluster",
+      write: false,
+      signal: opts.signal,
+    });
+    return r.body as ClusterStatus;
+  }
+
+  /**
+   * Grants a lease of `ttlSeconds` (1–86 400, may be fractional) and keeps it alive until it is
+   * revoked, lost, or the client is closed. Watch `lease.signal`.
+   */
+  async grantLease(ttlSeconds: number, opts: { signal?: AbortSignal } = {}): Promise<Lease> {
+    if (!(typeof ttlSeconds === "number" && Number.isFinite(ttlSeconds) && ttlSeconds > 0)) {
+      throw new BallotClientError(0, "invalid_argument", "ttlSeconds must be a positive number");
+    }
+    // The server can only start the TTL after this moment: measuring from here is conservative,
+    // also when a retry is what got the lease granted.
+    const sentAt = performance.now();
+    const r = await this.transport.call({
+      method: "POST",
+      path: "/v1/leases",
+      body: { ttl: ttlSeconds },
+      write: true,
+      signal: opts.signal,
+    });
+    const o = r.body as { id: number; ttl: number };
+    if (typeof o?.id !== "number" || typeof o.ttl !== "number") {
+      throw new BallotClientError(0, "invalid_response", "the server's lease answer has no id and ttl");
+    }
+    const lease = new Lease(this.transport, o.id, o.ttl, sentAt, (l) => this.leases.delete(l));
+    if (!lease.signal.aborted) this.leases.add(lease);
+    return lease;
+  }
+
+  /**
+   * Follows changes of keys starting with `prefix`, in revision order, from `fromRevision` (or
+   * from now). Reconnects on stream errors — to another node if need be — resuming after the last
+   * delivered revision with Last-Event-ID, so no event is delivered twice or skipped. Throws
+   * BallotClientError `compacted` (with `compactRevision`) when the node's history no longer
+   * reaches back far enough; other 4xx answers are thrown too. Ends when `signal` aborts or the
+   * client is closed.
+   */
+  watch(prefix: string, opts: WatchOptions = {}): AsyncIterable<WatchEvent> {
+    checkRevision("fromRevision", opts.fromRevision);
+    return { [Symbol.asyncIterator]: () => this.watchStream(prefix, opts) };
+  }
+
+  private async *watchStream(
+    prefix: string,
+    opts: WatchOptions,
+  ): AsyncGenerator<WatchEvent, void, undefined> {
+    const { controller: life, dispose } = linkedController(opts.signal, this.closer.signal);
+    try {
+      let start = opts.fromRevision;
+      if (start === undefined) {
+        // "From now" must mean one fixed revision, or a reconnect before the first event could skip changes.
+        try {
+          start = (await this.list(prefix, { limit: 1, signal: life.signal })).revision + 1;
+        } catch (e) {
+          if (life.signal.aborted) return;
+          throw e;
+        }
+      }
+      /** The last delivered revision. */
+      let last: number | undefined;
+      let avoid: string | undefined;
+      let backoff = STREAM_BACKOFF_MIN_MS;
+      while (!life.signal.aborted) {
+        const q = new URLSearchParams({ prefix });
+        const headers: Record<string, string> = {};
+        if (last === undefined) q.set("fromRevision", String(start));
+        else headers["Last-Event-ID"] = String(last);
+        // Events at or below this were delivered before this connection: a replay, not news.
+        const floor = last;
+        const conn = linkedController(life.signal);
+        let failed = false;
+        try {
+          const { response, origin } = await this.transport.openStream(
+            `/v1/watch?${q}`,
+            headers,
+            conn.controller.signal,
+            avoid,
+          );
+          avoid = origin;
+          for await (const data of this.events(response, conn.controller, ["put", "delete"])) {
+            const ev = data as WatchEvent;
+            if (typeof ev?.revision !== "number") continue;
+            if (floor !== undefined && ev.revision <= floor) continue;
+            if (last !== undefined && ev.revision < last) continue;
+            backoff = STREAM_BACKOFF_MIN_MS;
+            last = ev.revision;
+            yield ev;
+          }
+        } catch (e) {
+          if (life.signal.aborted) return;
+          if (e instanceof BallotClientError && e.status >= 400 && e.status < 500) throw e;
+          failed = true;
+        } finally {
+          conn.controller.abort();
+          conn.dispose();
+        }
+        // A stream that ended or broke: reconnect (elsewhere first if it failed) after a pause.
+        if (!failed) avoid = undefined;
+        await sleep(backoff, life.signal);
+        backoff = Math.min(backoff * 2, STREAM_BACKOFF_MAX_MS);
+      }
+    } finally {
+      dispose();
+    }
+  }
+
+  /**
+   * @internal Yields the parsed data of the named events of an SSE response; returns when the
+   * stream ends, throws when it breaks, stalls past the idle timeout, or sends `event: error`.
+   */
+  async *events(
+    response: Response,
+    conn: AbortController,
+    names: readonly string[],
+  ): AsyncGenerator<unknown, void, undefined> {
+    if (!response.body) return;
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const touch = (): void => {
+      clearTimeout(idle);
+      idle = setTimeout(
+        () => conn.abort(new BallotClientError(0, "unavailable", "the stream went silent")),
+        this.idleMs,
+      );
+    };
+    touch();
+    try {
+      for await (const item of readSse(response.body)) {
+        touch();
+        if (item.kind !== "event") continue;
+        if (item.event === "error") {
+          let code = "stream_error";
+          try {
+            const d = JSON.parse(item.data) as { code?: unknown };
+            if (typeof d.code === "string") code = d.code;
+          } catch {
+            // keep the generic code
+          }
+          // E.g. too_slow: the server ended the stream; the caller resumes from what it has.
+          throw new BallotClientError(0, code, `the server ended the stream: ${item.data}`);
+        }
+        if (!names.includes(item.event)) continue;
+        let data: unknown;
+        try {
+          data = JSON.parse(item.data);
+        } catch {
+          throw new BallotClientError(0, "invalid_response", "an event's data is not JSON");
+        }
+        yield data;
+      }
+    } finally {
+      clearTimeout(idle);
+    }
+  }
+
+  /** A named election on this cluster; each campaign is backed by a lease this client keeps alive. */
+  election(name: string, opts: ElectionOptions = {}): Election {
+    if (typeof name !== "string" || name.length === 0) {
+      throw new BallotClientError(0, "invalid_argument", "the election name must be a non-empty string");
+    }
+    const ttl = opts.ttlSeconds ?? 5;
+    if (!(Number.isFinite(ttl) && ttl > 0)) {
+      throw new BallotClientError(0, "invalid_argument", "ttlSeconds must be a positive number");
+    }
+    return new BallotElection(this, name, ttl);
+  }
+
+  /**
+   * Stops keeping every lease of this client alive (they expire on the server after their TTL; their
+   * signals abort now) and ends watches and observers. Use revoke() or resign() first for a quick
+   * hand-over.
+   */
+  close(): void {
+    this.closer.abort(new BallotClientError(0, "unavailable", "the client was closed"));
+    for (const l of [...this.leases]) l.abandon();
+  }
+}

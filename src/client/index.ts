@@ -1,0 +1,45 @@
+/**
+ * `ballot/client`: the HTTP client for services that do not embed consensus. Owns the public
+ * surface of the client only (re-exports); must never hold logic of its own.
+ */
+export { BallotElection } from "./ballot-election.js";
+export {
+  BallotClient,
+  type BallotClientOptions,
+  type ClusterMember,
+  type ClusterStatus,
+  type Consistency,
+  type DeleteOptions,
+  type DeleteResult,
+  type ElectionOptions,
+  type GetOptions,
+  type KeyValue,
+  type ListOptions,
+  type ListResult,
+  type PutOptions,
+  type PutResult,
+  type WatchEvent,
+  type WatchOptions,
+} from "./client.js";
+export type {
+  CampaignOptions,
+  Election,
+  ElectionJob,
+  ElectionJobContext,
+  ElectionLeader,
+  ElectionRunHandle,
+  HeldLeadership,
+  RunWhileLeaderOptions,
+} from "./election.js";
+export { BallotClientError, type ClientErrorCode } from "./errors.js";
+export { Lease } from "./lease.js";
+export { CLOCK_DRIFT, LeaseClock } from "./lease-clock.js";
+export {
+  readSse,
+  type SseComment,
+  type SseEvent,
+  type SseItem,
+  SseLimitError,
+  type SseLimits,
+  SseParser,
+} from "./sse.js";
