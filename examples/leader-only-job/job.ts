@@ -59,6 +59,10 @@ interface FencedStore {
 /** The job: the same code whichever way leadership is held. */
 async function job(store: FencedStore, signal: AbortSignal, ctx: ElectionJobContext): Promise<void> {
   print({ event: "elected", fencingToken: ctx.fencingToken });
+  const aborted = new Promise<"aborted">((resolve) => {
+    if (signal.aborted) resolve("aborted");
+    signal.addEventListener("abort", () => resolve("aborted"), { once: true });
+  });
   for (let tick = 1; !signal.aborted; tick++) {
     try {
       // Right before acting: a process that was paused learns here that its leadership is gone.
@@ -69,10 +73,6 @@ async function job(store: FencedStore, signal: AbortSignal, ctx: ElectionJobCont
     // An operation in flight when leadership goes is abandoned at once, not awaited: the store
     // refuses it anyway if it lands late, and the job must be seen to stop now.
     const write = store.write({ instance, fencingToken: ctx.fencingToken, tick }, ctx.fencingToken);
-    const aborted = new Promise<"aborted">((resolve) => {
-      if (signal.aborted) resolve("aborted");
-      signal.addEventListener("abort", () => resolve("aborted"), { once: true });
-    });
     const accepted = await Promise.race([write, aborted]).catch((e: Error) => {
       print({ event: "write-failed", fencingToken: ctx.fencingToken, tick, error: e.message });
       return null;
