@@ -18,8 +18,9 @@ import { endpointsOf } from "./client.js";
 import { intFlag, type Parsed, UsageError } from "./flags.js";
 import type { GuardExitReport, GuardReason, GuardReport } from "./guard.js";
 
-export const ELECT_USAGE = "ballot elect NAME --endpoints URL,... [--ttl S] [--grace S] -- CMD ARGS...";
-export const ELECT_FLAGS = { values: ["endpoints", "ttl", "grace"] };
+export const ELECT_USAGE =
+  "ballot elect NAME (--endpoints URL,... | --etcd URL,...) [--ttl S] [--grace S] -- CMD ARGS...";
+export const ELECT_FLAGS = { values: ["endpoints", "etcd", "ttl", "grace"] };
 
 /** The client library's default, so that `ballot elect` and election() behave alike. */
 const DEFAULT_TTL_S = 5;
@@ -28,6 +29,8 @@ const MAX_GRACE_S = 3600;
 export interface ElectConfig {
   readonly name: string;
   readonly endpoints: string[];
+  /** etcd client URLs: hold the election on an existing etcd cluster (ballot/etcd) instead. */
+  readonly etcd?: string[];
   readonly ttlSeconds: number;
   readonly graceMs: number;
   readonly command: string;
@@ -58,7 +61,24 @@ export function parseElect(p: Parsed): ElectConfig {
       throw new UsageError(`--grace must be a number of seconds from 0 to ${MAX_GRACE_S} (got '${g}')`);
     graceMs = Number(g) * 1000;
   }
-  return { name, endpoints: endpointsOf(p), ttlSeconds, graceMs, command, args };
+  const etcdText = p.flags.get("etcd");
+  if (etcdText !== undefined && p.flags.has("endpoints"))
+    throw new UsageError("elect: give --endpoints (a Ballot cluster) or --etcd (an etcd cluster), not both");
+  const etcd = etcdText
+    ?.split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (etcd !== undefined) {
+    if (etcd.length === 0) throw new UsageError("--etcd is empty");
+    for (const u of etcd) {
+      try {
+        new URL(u);
+      } catch {
+        throw new UsageError(`--etcd: '${u}' is not a URL`);
+      }
+    }
+  }
+  return { name, endpoints: endpointsOf(p), etcd, ttlSeconds, graceMs, command, args };
 }
 
 export interface RunElectOptions {
@@ -317,10 +337,26 @@ const clientElection: ElectionFactory = async ({ endpoints, name, ttlSeconds }) 
   return { election: client.election(name, { ttlSeconds }), close: () => client.close() };
 };
 
+/** The etcd backend: an existing etcd cluster through the optional etcd3 package. */
+const etcdElectionFactory =
+  (hosts: string[]): ElectionFactory =>
+  async ({ name, ttlSeconds }) => {
+    let etcd3: typeof import("etcd3");
+    try {
+      etcd3 = await import("etcd3");
+    } catch {
+      throw new UsageError("--etcd needs the etcd3 package: npm install etcd3");
+    }
+    const { etcdElection } = await import("../etcd/index.js");
+    const client = new etcd3.Etcd3({ hosts });
+    return { election: etcdElection(client, name, { ttlSeconds }), close: () => client.close() };
+  };
+
 /** `ballot elect`: exit 0 after SIGINT/SIGTERM stopped CMD and resigned. */
-export async function runElectCommand(p: Parsed, factory: ElectionFactory = clientElection): Promise<number> {
+export async function runElectCommand(p: Parsed, factory?: ElectionFactory): Promise<number> {
   const cfg = parseElect(p);
-  const { election, close } = await factory({
+  const make = factory ?? (cfg.etcd ? etcdElectionFactory(cfg.etcd) : clientElection);
+  const { election, close } = await make({
     endpoints: cfg.endpoints,
     name: cfg.name,
     ttlSeconds: cfg.ttlSeconds,

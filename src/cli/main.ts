@@ -21,7 +21,7 @@ const USAGE = `usage: ballot <command> [flags]
   dev      a local cluster [--nodes 3] [--base-port 2379] [--dir .ballot-dev]
   get KEY | put KEY VALUE | del KEY | list [PREFIX] | status      [--endpoints URL,...]
   elect NAME -- CMD ARGS...  run CMD only while leading election NAME
-                           [--endpoints URL,...] [--ttl S] [--grace S]
+                           [--endpoints URL,... | --etcd URL,...] [--ttl S] [--grace S]
   help, --version
 
 Every flag can also be given as an environment variable: --data-dir is BALLOT_DATA_DIR.`;

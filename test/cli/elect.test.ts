@@ -15,6 +15,7 @@ import { ELECT_FLAGS, parseElect, runElect } from "../../src/cli/elect.js";
 import { parseFlags } from "../../src/cli/flags.js";
 import { GUARD_EXIT } from "../../src/cli/guard.js";
 import { ProcCluster } from "../integration/procs.js";
+import { startEtcd } from "../lib/etcd-server.js";
 import { FakeElection } from "./fixtures/fake-election.js";
 
 const fixture = (f: string) => fileURLToPath(new URL(`./fixtures/${f}`, import.meta.url));
@@ -167,6 +168,38 @@ afterEach(async () => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
+/** Two real `ballot elect` on a real backend: one runs CMD; a SIGSTOPped leader's CMD stops before the other's starts. */
+async function twoElects(backend: string[], tail: () => string): Promise<void> {
+  const file = newFile();
+  const args = ["elect", "jobs", ...backend, "--ttl", "2", "--"];
+  const cmd = [process.execPath, worker, file, "graceful"];
+  const a = runnerProcess([...args, ...cmd], mainJs);
+  const first = await waitFor("the first CMD", () => starts(file)[0], 15_000).catch((e: Error) => {
+    throw new Error(`${e.message}\n${a.stderr()}\n${tail()}`);
+  });
+  const b = runnerProcess([...args, ...cmd], mainJs);
+  await waitFor("the second to campaign", () => /campaigning/.test(b.stderr()));
+  await sleep(1000);
+  assert.equal(starts(file).length, 1, "only the leader runs CMD");
+
+  process.kill(a.pid, "SIGSTOP");
+  const second = await waitFor("the second CMD", () => starts(file)[1], 10_000);
+  assert.equal(state(a.pid), "T");
+  assert.equal(alive(first.pid), false);
+  const term = sigterms(file)[0];
+  assert.ok(term && term.at <= second.at, "the deposed leader's CMD stopped before the new one started");
+  assert.ok(Number(second.token) > Number(first.token), `tokens ${first.token} then ${second.token}`);
+
+  process.kill(a.pid, "SIGCONT");
+  await waitFor("the deposed one to campaign again", () => a.stderr().match(/campaigning/g)?.length === 2);
+  process.kill(a.pid, "SIGTERM");
+  process.kill(b.pid, "SIGTERM");
+  assert.equal(await a.exited, 0, a.stderr());
+  assert.equal(await b.exited, 0, b.stderr());
+  assert.equal(alive(second.pid), false);
+  assert.equal(starts(file).length, 2);
+}
+
 describe("ballot elect", () => {
   it("runs CMD in its own process group with the fencing token; shutting down stops it and resigns", async () => {
     const h = inProcess("graceful");
@@ -298,34 +331,13 @@ describe("ballot elect", () => {
     const cluster = await ProcCluster.start({ nodes: 1 });
     cleanups.push(() => cluster.stop());
     for (const p of cluster.procs.values()) pids.add(p.pid!);
-    const file = newFile();
-    const args = ["elect", "jobs", "--endpoints", cluster.url("n1"), "--ttl", "2", "--"];
-    const cmd = [process.execPath, worker, file, "graceful"];
-    const a = runnerProcess([...args, ...cmd], mainJs);
-    const first = await waitFor("the first CMD", () => starts(file)[0], 15_000).catch((e: Error) => {
-      throw new Error(`${e.message}\n${a.stderr()}\n${cluster.tail()}`);
-    });
-    const b = runnerProcess([...args, ...cmd], mainJs);
-    await waitFor("the second to campaign", () => /campaigning/.test(b.stderr()));
-    await sleep(1000);
-    assert.equal(starts(file).length, 1, "only the leader runs CMD");
+    await twoElects(["--endpoints", cluster.url("n1")], () => cluster.tail());
+  });
 
-    process.kill(a.pid, "SIGSTOP");
-    const second = await waitFor("the second CMD", () => starts(file)[1], 10_000);
-    assert.equal(state(a.pid), "T");
-    assert.equal(alive(first.pid), false);
-    const term = sigterms(file)[0];
-    assert.ok(term && term.at <= second.at, "the deposed leader's CMD stopped before the new one started");
-    assert.ok(Number(second.token) > Number(first.token), `tokens ${first.token} then ${second.token}`);
-
-    process.kill(a.pid, "SIGCONT");
-    await waitFor("the deposed one to campaign again", () => a.stderr().match(/campaigning/g)?.length === 2);
-    process.kill(a.pid, "SIGTERM");
-    process.kill(b.pid, "SIGTERM");
-    assert.equal(await a.exited, 0, a.stderr());
-    assert.equal(await b.exited, 0, b.stderr());
-    assert.equal(alive(second.pid), false);
-    assert.equal(starts(file).length, 2);
+  it("the same on etcd (--etcd): one runs CMD; a SIGSTOPped leader's CMD stops before the other's starts", async () => {
+    const etcd = await startEtcd();
+    cleanups.push(() => etcd.stop());
+    await twoElects(["--etcd", etcd.endpoint], () => "");
   });
 
   it("the guard never starts CMD on a deadline already passed, but applies renewals queued while it booted", async () => {
@@ -361,6 +373,8 @@ describe("ballot elect", () => {
       [["elect", "jobs", "--ttl", "abc", "--", "true"], /--ttl must be an integer/],
       [["elect", "jobs", "--ttl", "0", "--", "true"], /--ttl must be an integer/],
       [["elect", "jobs", "--grace", "-1", "--", "true"], /--grace must be a number of seconds/],
+      [["elect", "jobs", "--etcd", "x", "--endpoints", "http://a:1", "--", "true"], /not both/],
+      [["elect", "jobs", "--etcd", "not a url", "--", "true"], /--etcd: 'not a url' is not a URL/],
     ];
     for (const [args, reason] of cases) {
       const r = spawnSync(process.execPath, [mainJs, ...args], { encoding: "utf8", env });
