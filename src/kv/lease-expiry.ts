@@ -27,6 +27,7 @@ export interface LeaseExpiryOptions {
 export class LeaseExpiry {
   private readonly deadlines = new Map<number, number>();
   private readonly pending = new Set<number>();
+  private leading = false;
   private readonly now: () => number;
   private readonly timer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
@@ -64,7 +65,17 @@ export class LeaseExpiry {
   }
 
   check(): void {
-    if (!this.opts.isLeader()) return;
+    if (!this.opts.isLeader()) {
+      this.leading = false;
+      return;
+    }
+    // Coming to lead is noticed here too, not only through the node's 'elected' event, so no
+    // expiry is ever decided on deadlines this node set as a follower: it may not yet have
+    // applied a keepalive that was committed (and acknowledged) under the previous leader.
+    if (!this.leading) {
+      this.leading = true;
+      this.extendAll();
+    }
     const now = this.now();
     for (const [id, deadline] of this.deadlines) {
       if (deadline > now || this.pending.has(id)) continue;

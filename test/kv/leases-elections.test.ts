@@ -108,8 +108,9 @@ describe("leases", () => {
       now = 2000;
       expiry.check();
       assert.equal(proposed.length, 0, "a follower never proposes expiry");
-      leader = true;
-      expiry.extendAll(); // came to lead at 2000: full TTL from now
+      leader = true; // comes to lead at 2000: every lease gets a full TTL from now
+      expiry.check();
+      assert.equal(proposed.length, 0);
       now = 2900;
       expiry.check();
       assert.equal(proposed.length, 0);
