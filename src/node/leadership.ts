@@ -58,8 +58,8 @@ interface Runner {
 
 /**
  * Events: `elected` ({term, fencingToken}) when this node starts holding leadership, `deposed`
- * ({term, reason}) when it stops (lost, or in doubt), `leader` ({id, url, term} | null) when the
- * known leader changes.
+ * ({term, reason}) when it stops (lost, or in doubt), `leader` and `leader-changed` (the same
+ * {id, url, term} | null) when the known leader changes.
  */
 export class Leadership extends EventEmitter {
   private held = false;

@@ -220,7 +220,11 @@ export class RaftNode<R = unknown> extends EventEmitter {
       },
       (m) => this.log.error(m),
     );
-    this.on("leader", (l) => this.leadership.emit("leader", l === null ? null : { ...l, term: raft.term }));
+    this.on("leader", (l) => {
+      const info = l === null ? null : { ...l, term: raft.term };
+      this.leadership.emit("leader", info);
+      this.leadership.emit("leader-changed", info); // the name for it; both are kept
+    });
   }
 
   /**

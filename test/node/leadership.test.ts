@@ -170,8 +170,19 @@ describe("node.leadership.runWhileLeader", () => {
         fencingToken: first.token,
       });
       await assert.rejects(follower.leadership.waitForLeadership({ timeoutMs: 200 }), NotLeaderError);
+      assert.equal(follower.leadership.leader?.id, first.node);
+      // A transfer: every node reports the new leader through 'leader-changed'.
+      const seen = new Promise<{ id: string; term: number } | null>((resolve) =>
+        follower.leadership.on("leader-changed", (l) => {
+          if (l && l.id !== first.node) resolve(l);
+        }),
+      );
+      await leader.transferLeadership(follower.id);
+      const changed = await seen;
+      assert.ok(changed && changed.term > first.token);
+      await follower.leadership.waitForLeadership({ timeoutMs: 2000 });
       const errors: unknown[] = [];
-      const h = leader.leadership.runWhileLeader(
+      const h = follower.leadership.runWhileLeader(
         () => {
           throw new Error("job bug");
         },
@@ -179,7 +190,7 @@ describe("node.leadership.runWhileLeader", () => {
       );
       await sleep(50);
       assert.equal(errors.length, 1);
-      assert.equal(leader.leadership.isLeader, true, "a failing job does not disturb the node");
+      assert.equal(follower.leadership.isLeader, true, "a failing job does not disturb the node");
       await h.stop();
     } finally {
       await c.stop();
