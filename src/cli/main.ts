@@ -26,7 +26,7 @@ const USAGE = `usage: ballot <command> [flags]
 
 Every flag can also be given as an environment variable: --data-dir is BALLOT_DATA_DIR.`;
 
-const START_FLAGS = {
+export const START_FLAGS = {
   values: [
     "id",
     "data-dir",

@@ -4,9 +4,11 @@
  */
 import { createLogger, type LogFormat } from "../node/logger.js";
 import { startServer } from "../server/server.js";
+import type { FileSystem } from "../storage/fs.js";
 import { intFlag, type Parsed, parseMembers, UsageError } from "./flags.js";
 
-export async function runStart(p: Parsed): Promise<number> {
+/** Runs `ballot start`; `overrides` lets a test build swap in a fault-injecting file system. */
+export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): Promise<number> {
   if (p.positional.length > 0) throw new UsageError(`unexpected argument '${p.positional[0]}'`);
   const id = p.flags.get("id");
   if (!id) throw new UsageError("--id is required (or BALLOT_ID)");
@@ -38,6 +40,7 @@ export async function runStart(p: Parsed): Promise<number> {
     snapshotEntries: intFlag(p, "snapshot-entries", 100_000, 1, 100_000_000),
     trailingEntries: intFlag(p, "trailing-entries", 5_000, 0, 100_000_000),
     logger,
+    fs: overrides.fs,
   });
   await new Promise<void>((resolve) => {
     const stop = (sig: string): void => {

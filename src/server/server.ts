@@ -10,6 +10,7 @@ import { LeaseExpiry } from "../kv/lease-expiry.js";
 import { KvStore } from "../kv/store.js";
 import { WatchHub } from "../kv/watch-hub.js";
 import { type NodeLogger, RaftNode } from "../node/raft-node.js";
+import type { FileSystem } from "../storage/fs.js";
 import { createApi } from "./api.js";
 
 export interface ServerOptions {
@@ -25,6 +26,8 @@ export interface ServerOptions {
   readonly snapshotEntries?: number;
   readonly trailingEntries?: number;
   readonly logger: NodeLogger;
+  /** The file system under the data dir. Default: the real one (tests inject faults through it). */
+  readonly fs?: FileSystem;
 }
 
 export interface RunningServer {
@@ -82,6 +85,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       snapshotEntries: opts.snapshotEntries,
       trailingEntries: opts.trailingEntries,
       logger: opts.logger,
+      fs: opts.fs,
     });
   } catch (e) {
     server.close();
