@@ -44,7 +44,8 @@ interface Setup {
   readonly mode: () => Promise<JobMode>;
   /** Documented bound from the fault to the next leader's first job run. */
   readonly boundMs: number;
-  readonly history: (j: JobInstances) => Promise<Record_[]>;
+  /** The store's history; `live` names an instance known to be up (embedded mode reads from it). */
+  readonly history: (j: JobInstances, live: string) => Promise<Record_[]>;
   readonly teardown: () => Promise<void>;
 }
 
@@ -69,7 +70,7 @@ function scenarios(title: string, setup: Setup): void {
       assert.ok(next.at - t0 <= setup.boundMs, `took ${next.at - t0} ms`);
       assert.ok(next.fencingToken! > old.token);
       j.spawn(old.id);
-      checkHistory(await setup.history(j));
+      checkHistory(await setup.history(j, next.instance!));
       j.checkNoOverlap();
     });
 
@@ -93,7 +94,7 @@ function scenarios(title: string, setup: Setup): void {
         `the resumed old leader acted: ${JSON.stringify(later)}`,
       );
       assert.ok(later.length >= 1, "the old leader reported its job stopped");
-      checkHistory(await setup.history(j));
+      checkHistory(await setup.history(j, next.instance!));
       j.checkNoOverlap();
     });
 
@@ -115,7 +116,7 @@ function scenarios(title: string, setup: Setup): void {
       assert.ok(stopped.at <= elected.at, `old stopped at ${stopped.at}, new elected at ${elected.at}`);
       j.heal(old.id);
       await sleep(1500);
-      checkHistory(await setup.history(j));
+      checkHistory(await setup.history(j, next.instance!));
       j.checkNoOverlap();
     });
   });
@@ -125,7 +126,7 @@ function scenarios(title: string, setup: Setup): void {
 scenarios("leader-only job, consensus embedded", {
   mode: async () => ({ mode: "embedded", electionTimeoutMs: ET }),
   boundMs: 2 * 2 * ET + 1000,
-  history: (j) => ballotHistory(j.apiUrls.get(j.ids.find((id) => j.procs.get(id)?.exitCode === null)!)!),
+  history: (j, live) => ballotHistory(j.apiUrls.get(live)!),
   teardown: async () => {},
 });
 

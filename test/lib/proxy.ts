@@ -56,7 +56,7 @@ export class LinkProxy {
   /** Cuts the link. */
   down(): void {
     this.up = false;
-    for (const s of this.live) s.resetAndDestroy?.() ?? s.destroy();
+    for (const s of this.live) s.destroy();
     this.live.clear();
   }
 
