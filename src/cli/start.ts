@@ -42,6 +42,7 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
     logger,
     fs: overrides.fs,
   });
+  logger.setTermSource(() => running.node.status().term);
   await new Promise<void>((resolve) => {
     const stop = (sig: string): void => {
       logger.info(`${sig}: stopping`);

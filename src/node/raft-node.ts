@@ -13,6 +13,7 @@ import { RawNode } from "../raft/rawnode.js";
 import type {
   Configuration,
   Entry,
+  Message,
   NodeId,
   ReadState,
   Ready,
@@ -124,7 +125,9 @@ export function clusterIdOf(token: string, memberIds: readonly string[]): string
 
 /**
  * A running cluster member. Start it with {@link RaftNode.start}; stop it with {@link RaftNode.stop}.
- * Events: `role` (Role), `leader` ({id, url} | null), `applied` (index).
+ * Events: `role` (Role), `leader` ({id, url} | null), `applied` (index); for metrics:
+ * `persisted` (ms, entries) after each fdatasync'd save, `proposal` (committed: boolean) when a
+ * proposal made here settles, `snapshot` ({index, bytes, ms}), `peerRtt` (peer, ms) from heartbeats.
  */
 export class RaftNode<R = unknown> extends EventEmitter {
   readonly id: NodeId;
@@ -266,6 +269,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
     }
     node.transport.start((m) => {
       if (node.stopped) return;
+      if (m.type === "heartbeatResp") node.observeRtt(m.from);
       node.raw.step(m);
       node.kick();
     });
@@ -338,13 +342,17 @@ export class RaftNode<R = unknown> extends EventEmitter {
   private async handle(rd: Ready): Promise<void> {
     if (rd.softState) this.onSoftState(rd.softState.role, rd.softState.leader);
     // 0. A leader's appends leave now: its own disk write overlaps replication.
+    this.noteHeartbeats(rd.leaderMessages);
     this.transport.send(rd.leaderMessages);
     // 1. Durable first: votes, acknowledgements and commits leave only after this.
+    const saveStart = performance.now();
     await new Promise<void>((resolve, reject) =>
       this.storage.save(rd, (err) => (err ? reject(err) : resolve())),
     );
     if (this.stopped) return;
+    if (rd.mustSync) this.emit("persisted", performance.now() - saveStart, rd.entries.length);
     // 2. Send.
+    this.noteHeartbeats(rd.messages);
     this.transport.send(rd.messages);
     // 3. Apply.
     if (rd.snapshot) await this.installSnapshot(rd.snapshot);
@@ -354,6 +362,26 @@ export class RaftNode<R = unknown> extends EventEmitter {
     this.leadership.check();
     this.resolveWaiters();
     this.maybeSnapshot();
+  }
+
+  /** When the oldest unanswered heartbeat to each peer left: its response gives the round trip. */
+  private readonly heartbeatSentAt = new Map<NodeId, number>();
+
+  private noteHeartbeats(messages: readonly Message[]): void {
+    const now = performance.now();
+    for (const m of messages) {
+      if (m.type !== "heartbeat") continue;
+      const at = this.heartbeatSentAt.get(m.to);
+      // A lost heartbeat must not make the next answer look seconds slow.
+      if (at === undefined || now - at > 5000) this.heartbeatSentAt.set(m.to, now);
+    }
+  }
+
+  private observeRtt(peer: NodeId): void {
+    const at = this.heartbeatSentAt.get(peer);
+    if (at === undefined) return;
+    this.heartbeatSentAt.delete(peer);
+    this.emit("peerRtt", peer, performance.now() - at);
   }
 
   private async installSnapshot(meta: SnapshotMetadata): Promise<void> {
@@ -391,6 +419,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
       if (p.term !== e.term) p.reject(new ProposalDroppedError(e.index));
       else if (error) p.reject(error);
       else p.resolve(result);
+      this.emit("proposal", p.term === e.term && !error);
     }
     this.emit("applied", e.index);
   }
@@ -404,9 +433,9 @@ export class RaftNode<R = unknown> extends EventEmitter {
     this.storage.writeSnapshot(meta, this.sm.snapshot());
     this.storage.compactToSnapshot();
     this.raw.compacted();
-    this.log.info(
-      `snapshot at index ${index} (${this.storage.snapshotSize()} bytes, ${Math.round(performance.now() - started)} ms)`,
-    );
+    const ms = performance.now() - started;
+    this.emit("snapshot", { index, bytes: this.storage.snapshotSize(), ms });
+    this.log.info(`snapshot at index ${index} (${this.storage.snapshotSize()} bytes, ${Math.round(ms)} ms)`);
   }
 
   private onSoftState(role: Role, leader: NodeId | null): void {
@@ -450,6 +479,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
       const timer = setTimeout(() => {
         if (this.pending.get(res.index)?.timer === timer) {
           this.pending.delete(res.index);
+          this.emit("proposal", false);
           reject(
             new OutcomeUnknownError(
               `no outcome for the proposal at index ${res.index} within ${this.proposalTimeoutMs} ms`,

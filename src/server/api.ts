@@ -39,6 +39,7 @@ import {
   readBody,
 } from "./http-util.js";
 import { handleLeases } from "./leases-api.js";
+import type { ServerMetrics } from "./metrics.js";
 import { handleWatch } from "./watch-api.js";
 
 export interface ApiOptions {
@@ -50,6 +51,8 @@ export interface ApiOptions {
   readonly forwardWrites?: boolean;
   /** Largest request body accepted. Default: the value limit plus room for JSON framing. */
   readonly maxBodyBytes?: number;
+  /** Serves GET /metrics (Prometheus). */
+  readonly metrics?: ServerMetrics;
 }
 
 /** What route modules get from the API: the node, the store and the shared request machinery. */
@@ -382,6 +385,11 @@ export function createApi(opts: ApiOptions): http.RequestListener {
       );
       return;
     }
+    if (path === "/metrics" && opts.metrics) {
+      if (method !== "GET") throw methodNotAllowed("GET");
+      await opts.metrics.serve(res);
+      return;
+    }
     if (path === "/v1/cluster") {
       if (method !== "GET") throw methodNotAllowed("GET");
       const st = node.status();
@@ -427,10 +435,11 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     throw new HttpError(404, "not_found", `no route ${method} ${path}`);
   };
 
-  return (req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     headers(res);
     handle(req, res).catch((e: unknown) => fail(res, e));
   };
+  return opts.metrics ? opts.metrics.instrument(handler) : handler;
 }
 
 /** The JSON shape of a key-value pair in answers and watch events. */

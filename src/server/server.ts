@@ -12,6 +12,7 @@ import { WatchHub } from "../kv/watch-hub.js";
 import { type NodeLogger, RaftNode } from "../node/raft-node.js";
 import type { FileSystem } from "../storage/fs.js";
 import { createApi } from "./api.js";
+import { createMetrics } from "./metrics.js";
 
 export interface ServerOptions {
   readonly id: string;
@@ -97,7 +98,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     isLeader: () => node.leadership.isLeader,
   });
   node.leadership.on("elected", () => expiry.extendAll());
-  server.on("request", createApi({ node, kv, hub, expiry, forwardWrites: opts.forwardWrites }));
+  const metrics = createMetrics(node as RaftNode<unknown>);
+  server.on("request", createApi({ node, kv, hub, expiry, metrics, forwardWrites: opts.forwardWrites }));
   node.attach(server);
   const addr = server.address() as AddressInfo;
   const url = `http://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
@@ -112,6 +114,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     stop() {
       stopping ??= (async () => {
         expiry.stop();
+        metrics.stop();
         await node.stop();
         hub.stop();
         server.closeAllConnections?.();

@@ -1,0 +1,206 @@
+/**
+ * Prometheus metrics of one Ballot server (prom-client): Raft state, proposals, fdatasync latency
+ * and batch size, per-peer replication lag and round-trip time, snapshots, and HTTP requests by
+ * route. Owns its registry (one per server, so several servers can share a process) and the
+ * route labels; must never label by raw path (unbounded cardinality) nor block a request.
+ */
+import type * as http from "node:http";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { RaftNode } from "../node/raft-node.js";
+
+const ROLES = ["follower", "preCandidate", "candidate", "leader"] as const;
+
+/** A bounded label for a request path. */
+export function routeOf(path: string): string {
+  if (path.startsWith("/v1/kv/")) return "/v1/kv/:key";
+  if (/^\/v1\/leases\/[^/]+\/keepalive$/.test(path)) return "/v1/leases/:id/keepalive";
+  if (path.startsWith("/v1/leases/")) return "/v1/leases/:id";
+  const e = /^\/v1\/elections\/[^/]+(\/(campaign|observe|proclaim|resign))?$/.exec(path);
+  if (e) return `/v1/elections/:name${e[1] ?? ""}`;
+  if (
+    [
+      "/v1/kv",
+      "/v1/leases",
+      "/v1/watch",
+      "/v1/cluster",
+      "/v1/raft",
+      "/health",
+      "/ready",
+      "/metrics",
+      "/",
+      "/v1/events",
+    ].includes(path)
+  )
+    return path;
+  return "other";
+}
+
+/** Long-lived requests: counted, but their duration says nothing about latency. */
+const STREAMING = new Set([
+  "/v1/watch",
+  "/v1/elections/:name/observe",
+  "/v1/elections/:name/campaign",
+  "/v1/events",
+]);
+
+export interface ServerMetrics {
+  readonly registry: Registry;
+  /** Wraps a request handler to count and time it. */
+  instrument(handler: http.RequestListener): http.RequestListener;
+  /** Serves GET /metrics. */
+  serve(res: http.ServerResponse): Promise<void>;
+  stop(): void;
+}
+
+export function createMetrics(node: RaftNode<unknown>): ServerMetrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ node: node.id });
+  collectDefaultMetrics({ register: registry, prefix: "ballot_" });
+
+  new Gauge({
+    name: "ballot_term",
+    help: "Current Raft term",
+    registers: [registry],
+    collect() {
+      this.set(node.status().term);
+    },
+  });
+  new Gauge({
+    name: "ballot_role",
+    help: "1 for this node's current role",
+    labelNames: ["role"],
+    registers: [registry],
+    collect() {
+      const role = node.status().role;
+      for (const r of ROLES) this.set({ role: r }, r === role ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "ballot_commit_index",
+    help: "Highest log index known committed",
+    registers: [registry],
+    collect() {
+      this.set(node.status().commitIndex);
+    },
+  });
+  new Gauge({
+    name: "ballot_applied_index",
+    help: "Highest log index applied to the state machine",
+    registers: [registry],
+    collect() {
+      this.set(node.status().appliedIndex);
+    },
+  });
+  new Gauge({
+    name: "ballot_peer_lag_entries",
+    help: "On the leader: entries each peer is behind the leader's log",
+    labelNames: ["peer"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const st = node.status();
+      if (st.role !== "leader") return;
+      for (const m of st.members) if (m.id !== node.id) this.set({ peer: m.id }, m.lagEntries ?? 0);
+    },
+  });
+  const leaderChanges = new Counter({
+    name: "ballot_leader_changes_total",
+    help: "Times the leader this node knows of changed",
+    registers: [registry],
+  });
+  const proposals = new Counter({
+    name: "ballot_proposals_total",
+    help: "Proposals made on this node, by outcome",
+    labelNames: ["outcome"],
+    registers: [registry],
+  });
+  const fsync = new Histogram({
+    name: "ballot_fsync_duration_seconds",
+    help: "Time to write and fdatasync one batch of log entries and hard state",
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [registry],
+  });
+  const batch = new Histogram({
+    name: "ballot_fsync_batch_entries",
+    help: "Log entries made durable by one fdatasync",
+    buckets: [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+    registers: [registry],
+  });
+  const rtt = new Histogram({
+    name: "ballot_peer_rtt_seconds",
+    help: "Heartbeat round-trip time to each peer (measured on the leader)",
+    labelNames: ["peer"],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [registry],
+  });
+  const snapshotBytes = new Gauge({
+    name: "ballot_snapshot_bytes",
+    help: "Size of the last snapshot taken here",
+    registers: [registry],
+  });
+  const snapshotSeconds = new Histogram({
+    name: "ballot_snapshot_duration_seconds",
+    help: "Time to take a snapshot",
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30],
+    registers: [registry],
+  });
+  const requests = new Counter({
+    name: "ballot_http_requests_total",
+    help: "HTTP requests by route, method and status",
+    labelNames: ["route", "method", "status"],
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: "ballot_http_request_duration_seconds",
+    help: "HTTP request latency by route and method (streams excluded)",
+    labelNames: ["route", "method"],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+
+  const onLeader = (): void => leaderChanges.inc();
+  const onProposal = (ok: boolean): void => proposals.inc({ outcome: ok ? "committed" : "failed" });
+  const onPersisted = (ms: number, entries: number): void => {
+    fsync.observe(ms / 1000);
+    batch.observe(entries);
+  };
+  const onRtt = (peer: string, ms: number): void => rtt.observe({ peer }, ms / 1000);
+  const onSnapshot = (s: { bytes: number; ms: number }): void => {
+    snapshotBytes.set(s.bytes);
+    snapshotSeconds.observe(s.ms / 1000);
+  };
+  node.on("leader", onLeader);
+  node.on("proposal", onProposal);
+  node.on("persisted", onPersisted);
+  node.on("peerRtt", onRtt);
+  node.on("snapshot", onSnapshot);
+
+  return {
+    registry,
+    instrument(handler) {
+      return (req, res) => {
+        const start = performance.now();
+        const route = routeOf(new URL(req.url ?? "/", "http://x").pathname);
+        const method = req.method ?? "GET";
+        res.once("close", () => {
+          requests.inc({ route, method, status: String(res.statusCode) });
+          if (!STREAMING.has(route)) latency.observe({ route, method }, (performance.now() - start) / 1000);
+        });
+        handler(req, res);
+      };
+    },
+    async serve(res) {
+      const text = await registry.metrics();
+      res.writeHead(200, { "Content-Type": registry.contentType, "Content-Length": Buffer.byteLength(text) });
+      res.end(text);
+    },
+    stop() {
+      node.off("leader", onLeader);
+      node.off("proposal", onProposal);
+      node.off("persisted", onPersisted);
+      node.off("peerRtt", onRtt);
+      node.off("snapshot", onSnapshot);
+      registry.clear();
+    },
+  };
+}
