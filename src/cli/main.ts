@@ -10,6 +10,7 @@ import { runClient } from "./client.js";
 import { runDev } from "./dev.js";
 import { ELECT_FLAGS, runElectCommand } from "./elect.js";
 import { parseFlags, UsageError } from "./flags.js";
+import { runSnapshot, SNAPSHOT_FLAGS } from "./snapshot.js";
 import { runStart } from "./start.js";
 
 const USAGE = `usage: ballot <command> [flags]
@@ -22,6 +23,9 @@ const USAGE = `usage: ballot <command> [flags]
   get KEY | put KEY VALUE | del KEY | list [PREFIX] | status      [--endpoints URL,...]
   elect NAME -- CMD ARGS...  run CMD only while leading election NAME
                            [--endpoints URL,... | --etcd URL,...] [--ttl S] [--grace S]
+  snapshot save FILE       a consistent backup of a running cluster   [--endpoints URL,...]
+  snapshot restore FILE    seed a new member's data dir from a backup
+                           --data-dir DIR --id ID --members ID=URL,... [--cluster-token T]
   help, --version
 
 Every flag can also be given as an environment variable: --data-dir is BALLOT_DATA_DIR.`;
@@ -80,6 +84,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await runClient(cmd, parseFlags(rest, CLIENT_FLAGS));
       case "elect":
         return await runElectCommand(parseFlags(rest, ELECT_FLAGS));
+      case "snapshot":
+        return await runSnapshot(parseFlags(rest, SNAPSHOT_FLAGS));
       default:
         throw new UsageError(`unknown command '${cmd}' (run 'ballot help')`);
     }

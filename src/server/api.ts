@@ -29,6 +29,7 @@ import {
   UnavailableError,
 } from "../node/errors.js";
 import type { RaftNode } from "../node/raft-node.js";
+import { createDashboard } from "./dashboard.js";
 import { handleElections } from "./elections-api.js";
 import {
   HttpError,
@@ -40,6 +41,7 @@ import {
 } from "./http-util.js";
 import { handleLeases } from "./leases-api.js";
 import type { ServerMetrics } from "./metrics.js";
+import { handleSnapshot } from "./snapshot-api.js";
 import { handleWatch } from "./watch-api.js";
 
 export interface ApiOptions {
@@ -88,6 +90,7 @@ const FORWARDED = "x-ballot-forwarded";
 export function createApi(opts: ApiOptions): http.RequestListener {
   const { node, kv } = opts;
   const maxBody = opts.maxBodyBytes ?? LIMITS.valueBytes + 64 * 1024;
+  const dashboard = createDashboard(node);
 
   const headers = (res: http.ServerResponse): void => {
     res.setHeader("X-Ballot-Node", node.id);
@@ -431,7 +434,10 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     if (path === "/v1/leases" || path.startsWith("/v1/leases/"))
       return handleLeases(ctx, req, res, url, method);
     if (path === "/v1/watch") return handleWatch(ctx, req, res, url, method);
+    if (path === "/v1/snapshot") return handleSnapshot(ctx, req, res, url, method);
     if (path.startsWith("/v1/elections/")) return handleElections(ctx, req, res, url, method);
+    if (path === "/") return dashboard.page(res, method);
+    if (path === "/v1/events") return dashboard.events(res, method);
     throw new HttpError(404, "not_found", `no route ${method} ${path}`);
   };
 

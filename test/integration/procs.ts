@@ -64,6 +64,8 @@ export interface ClusterOptions {
   readonly nodes?: number;
   readonly extraArgs?: string[];
   readonly electionTimeoutMs?: number;
+  /** Runs before any node starts, e.g. to seed the data dirs (`<dir>/<id>`). */
+  readonly before?: (c: ProcCluster) => Promise<void>;
 }
 
 export class ProcCluster {
@@ -85,6 +87,7 @@ export class ProcCluster {
 
   static async start(opts: ClusterOptions = {}): Promise<ProcCluster> {
     const c = new ProcCluster(await freePorts(opts.nodes ?? 3), opts);
+    await opts.before?.(c);
     for (const id of c.ids) c.spawn(id);
     await c.waitForLeader();
     return c;
