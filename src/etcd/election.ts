@@ -203,6 +203,7 @@ class EtcdElection implements Election {
     let latest: ElectionLeader | null = null;
     let failure: unknown = null;
     let wake: (() => void) | null = null;
+    let closed = false;
     const notify = (): void => {
       const w = wake;
       wake = null;
@@ -219,7 +220,8 @@ class EtcdElection implements Election {
       candidates.clear();
       for (const kv of res.kvs) if (this.isCandidateKey(kv.key)) candidates.set(kv.key.toString(), kv);
       latest = current();
-      if (signal?.aborted) return;
+      // The consumer may have left while the range was in flight: no watch nobody would cancel.
+      if (signal?.aborted || closed) return;
       const w = this.client
         .watch()
         .prefix(this.keyPrefix)
@@ -265,6 +267,7 @@ class EtcdElection implements Election {
         });
       }
     } finally {
+      closed = true;
       signal?.removeEventListener("abort", onAbort);
       const w = watcher as Watcher | null;
       watcher = null;

@@ -88,7 +88,8 @@ export type KvFailure =
     }
   | { readonly ok: false; readonly code: "stale_token"; readonly revision: number; readonly fence: number }
   | { readonly ok: false; readonly code: "lease_not_found"; readonly revision: number }
-  | { readonly ok: false; readonly code: "not_election_leader"; readonly revision: number };
+  | { readonly ok: false; readonly code: "not_election_leader"; readonly revision: number }
+  | { readonly ok: false; readonly code: "idempotency_key_reused"; readonly revision: number };
 
 export type KvResult =
   | {

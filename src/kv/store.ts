@@ -8,6 +8,7 @@
  * Must be deterministic: no clock, no randomness, no I/O — lease expiry is decided outside
  * (lease-expiry.ts) and arrives as a command.
  */
+import { createHash } from "node:crypto";
 import type { StateMachine } from "../node/raft-node.js";
 import { type Candidate, decodeCommand, type KeyValue, type KvCommand, type KvResult } from "./commands.js";
 
@@ -34,17 +35,51 @@ export type StoreEvent =
 
 const enc = new TextEncoder();
 
+/** What is remembered of an idempotent request: which request it was, and its outcome. */
+interface Remembered {
+  readonly digest: string;
+  readonly result: KvResult;
+}
+
+/** Identifies a request by its content (without the key itself), the same on every replica. */
+function requestDigest(c: KvCommand): string {
+  const { idem: _idem, ...rest } = c as KvCommand & { idem?: string };
+  return createHash("sha256").update(JSON.stringify(rest)).digest("base64");
+}
+
+/** A result without the values it carried. */
+function compact(r: KvResult): KvResult {
+  if (!r.ok) return r;
+  const { kv, candidate, ...rest } = r;
+  return {
+    ...rest,
+    ...(kv ? { kv: { ...kv, value: "" } } : {}),
+    ...(candidate ? { candidate: { ...candidate, value: "" } } : {}),
+  };
+}
+
 export class KvStore implements StateMachine<KvResult> {
   private kvs = new Map<string, KeyValue>();
   /** Global revision: the number of changes applied. */
   revision = 0;
-  private idem = new Map<string, KvResult>();
+  private idem = new Map<string, Remembered>();
   private leases = new Map<number, LeaseState>();
   private nextLeaseId = 1;
   /** Highest fencing token any write to a key carried; outlives the key. */
   private fences = new Map<string, number>();
   private elections = new Map<string, Candidate[]>();
   private readonly listeners = new Set<(e: StoreEvent) => void>();
+
+  /**
+   * @param onListenerError where a subscriber's exception goes (it never interrupts the command);
+   *   default: thrown again outside apply, as an uncaught exception.
+   */
+  constructor(
+    private readonly onListenerError: (e: unknown) => void = (e) =>
+      queueMicrotask(() => {
+        throw e;
+      }),
+  ) {}
 
   /** Subscribes to changes; returns the unsubscribe function. */
   subscribe(fn: (e: StoreEvent) => void): () => void {
@@ -53,7 +88,14 @@ export class KvStore implements StateMachine<KvResult> {
   }
 
   private emit(e: StoreEvent): void {
-    for (const l of this.listeners) l(e);
+    // A listener's failure must not cut a command short on this replica only.
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch (err) {
+        this.onListenerError(err);
+      }
+    }
   }
 
   apply(command: Uint8Array): KvResult {
@@ -62,15 +104,20 @@ export class KvStore implements StateMachine<KvResult> {
 
   applyCommand(c: KvCommand): KvResult {
     const idem = "idem" in c ? c.idem : undefined;
-    if (idem !== undefined) {
-      const seen = this.idem.get(idem);
-      if (seen) return seen;
+    if (idem === undefined) return this.execute(c);
+    const digest = requestDigest(c);
+    const seen = this.idem.get(idem);
+    if (seen) {
+      // The same key for another request is a client bug: never hand it someone else's outcome.
+      if (seen.digest !== digest)
+        return { ok: false, code: "idempotency_key_reused", revision: this.revision };
+      return seen.result;
     }
     const result = this.execute(c);
-    if (idem !== undefined) {
-      this.idem.set(idem, result);
-      if (this.idem.size > IDEMPOTENCY_WINDOW) this.idem.delete(this.idem.keys().next().value as string);
-    }
+    // Remembered without values: a retry already carries its value, and 100 000 remembered
+    // 1 MiB values would be 100 GB.
+    this.idem.set(idem, { digest, result: compact(result) });
+    if (this.idem.size > IDEMPOTENCY_WINDOW) this.idem.delete(this.idem.keys().next().value as string);
     return result;
   }
 
@@ -238,7 +285,7 @@ export class KvStore implements StateMachine<KvResult> {
   *snapshot(): Iterable<Uint8Array> {
     let buf = `${JSON.stringify({ format: "ballot-kv", version: 2, revision: this.revision, nextLeaseId: this.nextLeaseId })}\n`;
     const lines = function* (this: KvStore): Iterable<string> {
-      for (const [k, r] of this.idem) yield JSON.stringify({ i: k, r });
+      for (const [k, m] of this.idem) yield JSON.stringify({ i: k, d: m.digest, r: m.result });
       for (const [k, f] of this.fences) yield JSON.stringify({ f: [k, f] });
       for (const l of this.leases.values())
         yield JSON.stringify({ l: { id: l.id, ttlMs: l.ttlMs, seq: l.seq } });
@@ -257,7 +304,7 @@ export class KvStore implements StateMachine<KvResult> {
 
   restore(chunks: Iterable<Uint8Array>): void {
     const kvs = new Map<string, KeyValue>();
-    const idem = new Map<string, KvResult>();
+    const idem = new Map<string, Remembered>();
     const fences = new Map<string, number>();
     const leases = new Map<number, LeaseState>();
     const elections = new Map<string, Candidate[]>();
@@ -272,6 +319,7 @@ export class KvStore implements StateMachine<KvResult> {
         revision?: number;
         nextLeaseId?: number;
         i?: string;
+        d?: string;
         r?: KvResult;
         k?: KeyValue;
         f?: [string, number];
@@ -288,7 +336,7 @@ export class KvStore implements StateMachine<KvResult> {
         }
         revision = o.revision;
         nextLeaseId = o.nextLeaseId ?? 1;
-      } else if (o.i !== undefined && o.r) idem.set(o.i, o.r);
+      } else if (o.i !== undefined && o.r) idem.set(o.i, { digest: o.d ?? "", result: o.r });
       else if (o.f) fences.set(o.f[0], o.f[1]);
       else if (o.l) leases.set(o.l.id, { ...o.l, keys: new Set(), elections: new Set() });
       else if (o.k) kvs.set(o.k.key, o.k);

@@ -17,6 +17,7 @@ import {
   type KvResult,
   LIMITS,
   utf8Length,
+  validateCommand,
 } from "../kv/commands.js";
 import type { LeaseExpiry } from "../kv/lease-expiry.js";
 import type { KvStore } from "../kv/store.js";
@@ -29,6 +30,7 @@ import {
   UnavailableError,
 } from "../node/errors.js";
 import type { RaftNode } from "../node/raft-node.js";
+import { type Authenticator, roleFor } from "./auth.js";
 import { createDashboard } from "./dashboard.js";
 import { handleElections } from "./elections-api.js";
 import {
@@ -55,6 +57,8 @@ export interface ApiOptions {
   readonly maxBodyBytes?: number;
   /** Serves GET /metrics (Prometheus). */
   readonly metrics?: ServerMetrics;
+  /** Bearer-token authentication; absent = open (loopback development). */
+  readonly auth?: Authenticator;
 }
 
 /** What route modules get from the API: the node, the store and the shared request machinery. */
@@ -190,7 +194,11 @@ export function createApi(opts: ApiOptions): http.RequestListener {
           res.writeHead(up.statusCode ?? 502, copy);
           up.pipe(res);
           up.on("end", resolve);
-          up.on("error", () => resolve());
+          up.on("error", () => {
+            // Headers are out: the only honest signal left is to break the response.
+            res.destroy();
+            resolve();
+          });
         },
       );
       res.on("close", () => {
@@ -269,6 +277,9 @@ export function createApi(opts: ApiOptions): http.RequestListener {
   };
 
   const write: ApiContext["write"] = async (req, res, body, cmd) => {
+    // Nothing reaches the log that every replica would not accept.
+    const problem = validateCommand(cmd);
+    if (problem) throw new HttpError(400, "invalid_request", problem);
     let result: KvResult;
     try {
       result = await node.propose(encodeCommand(cmd));
@@ -301,6 +312,12 @@ export function createApi(opts: ApiOptions): http.RequestListener {
         throw new HttpError(404, "lease_not_found", "no such lease (it expired or was revoked)");
       case "not_election_leader":
         throw new HttpError(409, "not_election_leader", "this lease does not lead the election");
+      case "idempotency_key_reused":
+        throw new HttpError(
+          422,
+          "idempotency_key_reused",
+          "this Idempotency-Key was already used for a different request",
+        );
     }
   };
 
@@ -358,7 +375,14 @@ export function createApi(opts: ApiOptions): http.RequestListener {
         throw new HttpError(400, "invalid_request", "lease must be a positive integer");
       const lease = o.lease as number | undefined;
       const r = await write(req, res, body, { op: "put", key, value, ifRevision, lease, fence, idem });
-      if (r) send(res, 200, { ...kvJson(r.kv!), revision: r.revision }, { ETag: `"${r.revision}"` });
+      // A retried request's remembered outcome carries no value (see KvStore): it is this request's.
+      if (r)
+        send(
+          res,
+          200,
+          { ...kvJson({ ...r.kv!, value: r.kv!.value || value }), revision: r.revision },
+          { ETag: `"${r.revision}"` },
+        );
     } else {
       if (body.length > 0) throw new HttpError(400, "invalid_request", "DELETE takes no body");
       const r = await write(req, res, body, { op: "del", key, ifRevision, fence, idem });
@@ -370,6 +394,10 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     const url = new URL(req.url ?? "/", "http://x");
     const path = url.pathname;
     const method = req.method ?? "GET";
+    if (opts.auth) {
+      const need = roleFor(path, method);
+      if (need) opts.auth.check(req, url, need);
+    }
 
     if (path === "/health") {
       if (method !== "GET") throw methodNotAllowed("GET");

@@ -3,6 +3,7 @@
  * proclaim and resign. Owns the waiting and the candidacy's lease while a `ttl` campaign waits;
  * must never tell a candidate it leads unless the applied state shows it at the head of the queue.
  */
+import { createHash } from "node:crypto";
 import type * as http from "node:http";
 import { type Candidate, checkElectionName, encodeCommand, LIMITS, utf8Length } from "../kv/commands.js";
 import type { StoreEvent } from "../kv/store.js";
@@ -79,9 +80,10 @@ export async function handleElections(
     onlyFields(o, ["lease", "value"]);
     if (!("value" in o)) throw new HttpError(400, "invalid_request", 'the body needs a "value"');
     const lease = positiveId(o.lease, "lease");
-    const r = await ctx.write(req, res, body, { op: "proclaim", name, lease, value: valueText(o), idem });
+    const value = valueText(o);
+    const r = await ctx.write(req, res, body, { op: "proclaim", name, lease, value, idem });
     if (r) {
-      const c = r.candidate!;
+      const c = { ...r.candidate!, value: r.candidate!.value || value };
       ctx.send(res, 200, { name, ...leaderJson(c), revision: r.revision });
     }
     return;
@@ -100,6 +102,8 @@ function observe(ctx: ApiContext, res: http.ServerResponse, name: string): void 
   const stream = startEventStream(res);
   let last = "";
   const update = (): void => {
+    // A reader that does not keep up gets the latest leader when it does, not every change.
+    if (res.writableLength > 64 * 1024) return;
     const head = ctx.kv.candidates(name)[0];
     const key = head ? `${head.createRevision}:${head.value}` : "none";
     if (key === last) return;
@@ -109,6 +113,7 @@ function observe(ctx: ApiContext, res: http.ServerResponse, name: string): void 
   const unsubscribe = ctx.kv.subscribe((e: StoreEvent) => {
     if ((e.type === "election" && e.name === name) || e.type === "reset") update();
   });
+  res.on("drain", update);
   res.on("close", unsubscribe);
   update();
 }
@@ -137,6 +142,13 @@ async function campaign(
       'give either "lease" (an id you keep alive) or "ttl" (seconds)',
     );
   const value = valueText(o);
+  const auth = req.headers.authorization;
+  // The client may leave while the proposals below are in flight: watched from the start.
+  let gone = false;
+  const onGone = (): void => {
+    gone = true;
+  };
+  res.on("close", onGone);
   let lease: number;
   let ownLease = false;
   if (o.lease !== undefined) lease = positiveId(o.lease, "lease");
@@ -145,18 +157,33 @@ async function campaign(
     const g = await ctx.write(req, res, body, {
       op: "lease_grant",
       ttlMs,
-      idem: idem === undefined ? undefined : `${idem}/lease`,
+      // Derived, and hashed so it stays within the key limit whatever the client's key.
+      idem:
+        idem === undefined
+          ? undefined
+          : `${createHash("sha256").update(idem).digest("hex").slice(0, 32)}/lease`,
     });
     if (!g) return;
     lease = g.lease!.id;
     ownLease = true;
+    if (gone) {
+      void leaseCall(ctx, lease, "revoke", auth);
+      return;
+    }
   }
   const r = await ctx.write(req, res, body, { op: "campaign", name, lease, value, idem });
   if (!r) return;
   const mine = r.candidate!;
+  if (gone) {
+    if (ownLease) void leaseCall(ctx, lease, "revoke", auth);
+    return;
+  }
+  res.off("close", onGone);
 
   await new Promise<void>((resolve) => {
     let done = false;
+    let confirming = false;
+    let retry: NodeJS.Timeout | null = null;
     let keepalive: NodeJS.Timeout | null = null;
     const finish = (status: number, payload: unknown): void => {
       if (done) return;
@@ -165,9 +192,52 @@ async function campaign(
       ctx.send(res, status, payload);
       resolve();
     };
-    const check = (): void => {
+    const atHead = () => {
       const queue = ctx.kv.candidates(name);
       const me = queue.find((c) => c.lease === lease && c.createRevision === mine.createRevision);
+      return { me, head: me !== undefined && queue[0] === me };
+    };
+    /**
+     * This node's applied state may lag (it may even be cut off): before saying "you lead", a read
+     * barrier proves the head of the queue is current, and with a server-held lease a keepalive
+     * that succeeds gives the client a deadline it can count from.
+     */
+    const confirm = async (): Promise<void> => {
+      if (confirming || done) return;
+      confirming = true;
+      try {
+        await ctx.node.readBarrier();
+        const now = atHead();
+        if (!now.head || !now.me) return check();
+        let validForMs: number | undefined;
+        if (ownLease) {
+          const sentAt = performance.now();
+          if (!(await leaseCall(ctx, lease, "keepalive", auth))) throw new Error("keepalive failed");
+          const ttlMs = ctx.kv.lease(lease)?.ttlMs ?? 0;
+          validForMs = Math.max(
+            0,
+            Math.floor(sentAt + ttlMs * 0.95 - Math.min(500, ttlMs / 10) - performance.now()),
+          );
+        }
+        finish(200, {
+          name,
+          ...leaderJson(now.me),
+          revision: ctx.kv.revision,
+          ...(validForMs !== undefined ? { validForMs } : {}),
+        });
+      } catch {
+        // Not confirmable now (no leader, cut off): try again shortly, or learn of the withdrawal.
+        if (!done && !retry)
+          retry = setTimeout(() => {
+            retry = null;
+            check();
+          }, 250);
+      } finally {
+        confirming = false;
+      }
+    };
+    const check = (): void => {
+      const { me, head } = atHead();
       if (!me) {
         finish(410, {
           error: {
@@ -176,9 +246,7 @@ async function campaign(
               "the candidacy was withdrawn while waiting (its lease expired or was revoked, or it resigned)",
           },
         });
-      } else if (queue[0] === me) {
-        finish(200, { name, ...leaderJson(me), revision: ctx.kv.revision });
-      }
+      } else if (head) void confirm();
     };
     const unsubscribe = ctx.kv.subscribe((e) => {
       if (
@@ -193,43 +261,55 @@ async function campaign(
       done = true;
       cleanup();
       // The client went away before winning: a lease only we knew of must not hold a place in the queue.
-      if (ownLease) void leaseCall(ctx, lease, "revoke");
+      if (ownLease) void leaseCall(ctx, lease, "revoke", auth);
       resolve();
     };
     const cleanup = (): void => {
       unsubscribe();
       if (keepalive) clearInterval(keepalive);
+      if (retry) clearTimeout(retry);
       res.off("close", onClose);
     };
     res.on("close", onClose);
     if (ownLease) {
       const ttlMs = ctx.kv.lease(lease)?.ttlMs ?? 1000;
-      keepalive = setInterval(() => void leaseCall(ctx, lease, "keepalive"), Math.max(100, ttlMs / 3));
+      keepalive = setInterval(() => void leaseCall(ctx, lease, "keepalive", auth), Math.max(100, ttlMs / 3));
       keepalive.unref();
     }
     check();
   });
 }
 
-/** Keeps alive or revokes a lease from wherever the leader is now (best effort). */
-async function leaseCall(ctx: ApiContext, id: number, what: "keepalive" | "revoke"): Promise<void> {
+/** Keeps alive or revokes a lease from wherever the leader is now; resolves whether it succeeded. */
+async function leaseCall(
+  ctx: ApiContext,
+  id: number,
+  what: "keepalive" | "revoke",
+  authorization?: string,
+): Promise<boolean> {
   try {
-    await ctx.node.propose(
+    const r = await ctx.node.propose(
       encodeCommand(what === "keepalive" ? { op: "lease_keepalive", id } : { op: "lease_revoke", id }),
     );
+    return r.ok;
   } catch (e) {
-    if (!(e instanceof NotLeaderError) || !e.leaderUrl) return;
+    if (!(e instanceof NotLeaderError) || !e.leaderUrl) return false;
     const url = new URL(
       what === "keepalive" ? `/v1/leases/${id}/keepalive` : `/v1/leases/${id}`,
       e.leaderUrl,
     );
-    await fetch(url, {
+    const headers: Record<string, string> = { "x-ballot-forwarded": ctx.node.id };
+    if (authorization) headers.authorization = authorization;
+    return fetch(url, {
       method: what === "keepalive" ? "POST" : "DELETE",
-      headers: { "x-ballot-forwarded": ctx.node.id },
+      headers,
       redirect: "manual",
       signal: AbortSignal.timeout(5000),
     })
-      .then((r) => r.body?.cancel())
-      .catch(() => {});
+      .then(async (r) => {
+        await r.body?.cancel();
+        return r.ok;
+      })
+      .catch(() => false);
   }
 }

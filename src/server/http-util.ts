@@ -35,8 +35,15 @@ export function readBody(req: http.IncomingMessage, maxBytes: number): Promise<B
     req.on("data", (c: Buffer) => {
       size += c.length;
       if (size > maxBytes) {
-        reject(new HttpError(413, "too_large", `the request body is larger than ${maxBytes} bytes`));
-        req.destroy();
+        // Answer 413 (and close the connection after it) rather than reset it: a reset would
+        // look like a lost request, and a client could not tell it was refused.
+        reject(
+          new HttpError(413, "too_large", `the request body is larger than ${maxBytes} bytes`, {
+            Connection: "close",
+          }),
+        );
+        req.removeAllListeners("data");
+        req.resume();
         return;
       }
       parts.push(c);
@@ -104,7 +111,7 @@ export function startEventStream(
       );
     },
     comment(text) {
-      res.write(`: ${text.replace(/\n/g, " ")}\n\n`);
+      res.write(`: ${text.replace(/[\r\n]/g, " ")}\n\n`);
     },
   };
 }

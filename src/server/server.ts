@@ -70,7 +70,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     server.listen(port, host, () => resolve());
   });
 
-  const kv = new KvStore();
+  const kv = new KvStore((e) => opts.logger.error(`a key-value listener failed: ${(e as Error).message}`));
   // Before the node starts, so the changes replayed from the log are in the watch history.
   const hub = new WatchHub(kv);
   let node: RaftNode<KvResult>;

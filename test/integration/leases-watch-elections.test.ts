@@ -66,6 +66,44 @@ describe("leases, watch and elections on a 3-node cluster", { timeout: 120_000 }
     assert.equal((await call(`${L()}/v1/leases/1/nope`, "POST")).status, 404);
   });
 
+  it("idempotency: a retry gets the first outcome with its value; the key reused for another write is 422", async () => {
+    const h = { "Idempotency-Key": "idem-1" };
+    const a = await call(`${L()}/v1/kv/idem`, "PUT", { value: { n: 1 } }, h);
+    const b = await call(`${L()}/v1/kv/idem`, "PUT", { value: { n: 1 } }, h);
+    assert.equal(a.status, 200);
+    assert.deepEqual(b.body, a.body);
+    const c = await call(`${L()}/v1/kv/idem`, "PUT", { value: { n: 2 } }, h);
+    assert.equal(c.status, 422);
+    assert.equal(c.body.error.code, "idempotency_key_reused");
+    assert.equal((await call(`${L()}/v1/kv/idem`)).body.version, 1);
+  });
+
+  it("an oversized chunked body gets 413, not a reset connection", async () => {
+    const { request } = await import("node:http");
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        `${L()}/v1/kv/huge`,
+        { method: "PUT", headers: { "Content-Type": "application/json" } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on("error", reject);
+      const chunk = Buffer.alloc(256 * 1024, 0x61);
+      let sent = 0;
+      const more = (): void => {
+        while (sent < 8 * 1024 * 1024) {
+          sent += chunk.length;
+          if (!req.write(chunk)) return void req.once("drain", more);
+        }
+        req.end();
+      };
+      more();
+    });
+    assert.equal(status, 413);
+  });
+
   it("fencing tokens: a lower token than one already accepted is refused with 412 stale_token", async () => {
     const h = (t: string) => ({ "X-Ballot-Fencing-Token": t });
     assert.equal((await call(`${L()}/v1/kv/fenced`, "PUT", { value: "a" }, h("7"))).status, 200);
@@ -162,10 +200,17 @@ describe("leases, watch and elections on a 3-node cluster", { timeout: 120_000 }
     const cRes = await cWait;
     assert.equal(cRes.status, 410);
     assert.equal(cRes.body.error.code, "lease_expired");
-    // The ttl form: the server grants the lease and returns it.
+    // The ttl form: the server grants the lease, confirms it with a keepalive, and says for how
+    // long the client may count on it (a long Idempotency-Key must not break the derived one).
     await call(`${L()}/v1/elections/jobs/resign`, "POST", { lease: lb });
-    const d = await call(`${L()}/v1/elections/jobs/campaign`, "POST", { value: "d", ttl: 5 });
-    assert.equal(d.status, 200);
+    const d = await call(
+      `${L()}/v1/elections/jobs/campaign`,
+      "POST",
+      { value: "d", ttl: 5 },
+      { "Idempotency-Key": "x".repeat(256) },
+    );
+    assert.equal(d.status, 200, JSON.stringify(d.body));
+    assert.ok(d.body.validForMs > 3000 && d.body.validForMs <= 4750, `validForMs ${d.body.validForMs}`);
     assert.ok(d.body.lease > lc);
     assert.ok(d.body.fencingToken > bRes.body.fencingToken);
     for (const [path, body] of [

@@ -132,6 +132,48 @@ describe("leases", () => {
   });
 });
 
+describe("idempotency keys", () => {
+  it("a retry gets the first outcome; the same key for another request is refused; values are not kept", () => {
+    const s = new KvStore();
+    const first = ok(s.applyCommand(put("a", "big", { idem: "k1" })));
+    const again = ok(s.applyCommand(put("a", "big", { idem: "k1" })));
+    assert.equal(again.revision, first.revision);
+    assert.equal(again.kv?.value, "", "the remembered outcome carries no value");
+    assert.equal(s.revision, 1, "applied once");
+    assert.deepEqual(s.applyCommand(put("a", "other", { idem: "k1" })), {
+      ok: false,
+      code: "idempotency_key_reused",
+      revision: 1,
+    });
+    assert.equal(s.applyCommand({ op: "del", key: "a", idem: "k1" }).ok, false);
+    const t = new KvStore();
+    t.restore([...s.snapshot()]);
+    assert.equal(
+      ok(t.applyCommand(put("a", "big", { idem: "k1" }))).revision,
+      1,
+      "remembered across snapshots",
+    );
+    assert.equal(t.applyCommand(put("a", "x", { idem: "k1" })).ok, false);
+  });
+
+  it("a listener that throws does not cut a command short", () => {
+    const errors: unknown[] = [];
+    const s = new KvStore((e) => errors.push(e));
+    s.subscribe(() => {
+      throw new Error("listener bug");
+    });
+    const id = grant(s);
+    ok(s.applyCommand(put("a", 1, { lease: id })));
+    ok(s.applyCommand(put("b", 1, { lease: id })));
+    ok(s.applyCommand({ op: "lease_revoke", id }));
+    assert.equal(s.get("a"), undefined);
+    assert.equal(s.get("b"), undefined);
+    assert.equal(s.lease(id), undefined);
+    assert.ok(errors.length >= 4);
+    assert.match(String(errors[0]), /listener bug/);
+  });
+});
+
 describe("fencing tokens", () => {
   it("a write with a token lower than one already accepted for the key is refused, also after a delete", () => {
     const s = new KvStore();
