@@ -25,5 +25,11 @@ if (files.length === 0) {
 // The etcd backend's tests need a real etcd; a fresh machine has none (Debian's etcd-server).
 const etcd = spawnSync("bash", ["scripts/install-etcd.sh"], { stdio: ["ignore", "ignore", "inherit"] });
 if (etcd.status !== 0) console.error("run-tests: etcd could not be installed; the etcd tests will fail");
+// The dashboard's browser test drives Debian's chromium through playwright-core.
+const chromium = spawnSync("bash", ["scripts/install-chromium.sh"], {
+  stdio: ["ignore", "ignore", "inherit"],
+});
+if (chromium.status !== 0)
+  console.error("run-tests: chromium could not be installed; the dashboard browser test will fail");
 const res = spawnSync(process.execPath, ["--test", "--test-reporter=spec", ...files], { stdio: "inherit" });
 process.exit(res.status ?? 1);

@@ -22,6 +22,7 @@ export async function runDev(p: Parsed): Promise<number> {
 
   console.log(`Ballot dev cluster: ${n} nodes, data in ${dir}`);
   for (let i = 0; i < n; i++) console.log(`  ${ids[i]}  ${urls[i]}`);
+  console.log(`dashboard: ${urls[0]}/  (every node serves one at /)`);
   console.log(`Try:  ballot put greeting '"hello"' --endpoints ${urls.join(",")}`);
   console.log(`      curl -s ${urls[0]}/v1/cluster`);
   console.log("Ctrl-C stops all nodes.\n");
