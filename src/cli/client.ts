@@ -33,17 +33,29 @@ export async function request(
   method: string,
   path: string,
   body?: unknown,
+  token?: string,
 ): Promise<ClientResult> {
   let lastError = "";
+  const headers: Record<string, string> = body === undefined ? {} : { "Content-Type": "application/json" };
+  if (token !== undefined) headers.Authorization = `Bearer ${token}`;
   for (const ep of endpoints) {
     try {
-      const res = await fetch(new URL(path, ep), {
-        method,
-        headers: body === undefined ? {} : { "Content-Type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        redirect: "follow",
-        signal: AbortSignal.timeout(15_000),
-      });
+      // Redirects are followed by hand: fetch drops Authorization when one crosses origins.
+      let url = new URL(path, ep);
+      let res: Response;
+      for (let hop = 0; ; hop++) {
+        res = await fetch(url, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          redirect: "manual",
+          signal: AbortSignal.timeout(15_000),
+        });
+        const location = res.headers.get("location");
+        if (res.status !== 307 || !location || hop >= 3) break;
+        await res.body?.cancel();
+        url = new URL(location, url);
+      }
       const text = await res.text();
       let parsed: unknown = text;
       try {
@@ -66,13 +78,14 @@ export async function request(
 
 export async function runClient(cmd: string, p: Parsed): Promise<number> {
   const eps = endpointsOf(p);
+  const token = p.flags.get("token");
   const enc = (k: string) => encodeURIComponent(k).replace(/%2F/g, "/");
   let r: ClientResult;
   switch (cmd) {
     case "get": {
       const [key, ...extra] = p.positional;
       if (!key || extra.length > 0) throw new UsageError("usage: ballot get KEY");
-      r = await request(eps, "GET", `/v1/kv/${enc(key)}`);
+      r = await request(eps, "GET", `/v1/kv/${enc(key)}`, undefined, token);
       break;
     }
     case "put": {
@@ -85,24 +98,24 @@ export async function runClient(cmd: string, p: Parsed): Promise<number> {
       } catch {
         // a plain string
       }
-      r = await request(eps, "PUT", `/v1/kv/${enc(key)}`, { value: v });
+      r = await request(eps, "PUT", `/v1/kv/${enc(key)}`, { value: v }, token);
       break;
     }
     case "del": {
       const [key, ...extra] = p.positional;
       if (!key || extra.length > 0) throw new UsageError("usage: ballot del KEY");
-      r = await request(eps, "DELETE", `/v1/kv/${enc(key)}`);
+      r = await request(eps, "DELETE", `/v1/kv/${enc(key)}`, undefined, token);
       break;
     }
     case "list": {
       const [prefix = "", ...extra] = p.positional;
       if (extra.length > 0) throw new UsageError("usage: ballot list [PREFIX]");
-      r = await request(eps, "GET", `/v1/kv?prefix=${encodeURIComponent(prefix)}`);
+      r = await request(eps, "GET", `/v1/kv?prefix=${encodeURIComponent(prefix)}`, undefined, token);
       break;
     }
     case "status": {
       if (p.positional.length > 0) throw new UsageError("usage: ballot status");
-      r = await request(eps, "GET", "/v1/cluster");
+      r = await request(eps, "GET", "/v1/cluster", undefined, token);
       break;
     }
     default:

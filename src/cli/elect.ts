@@ -20,7 +20,7 @@ import type { GuardExitReport, GuardReason, GuardReport } from "./guard.js";
 
 export const ELECT_USAGE =
   "ballot elect NAME (--endpoints URL,... | --etcd URL,...) [--ttl S] [--grace S] -- CMD ARGS...";
-export const ELECT_FLAGS = { values: ["endpoints", "etcd", "ttl", "grace"] };
+export const ELECT_FLAGS = { values: ["endpoints", "etcd", "ttl", "grace", "token"] };
 
 /** The client library's default, so that `ballot elect` and election() behave alike. */
 const DEFAULT_TTL_S = 5;
@@ -42,6 +42,8 @@ export type ElectionFactory = (o: {
   endpoints: string[];
   name: string;
   ttlSeconds: number;
+  /** A bearer token for nodes with --auth-tokens. */
+  token?: string;
 }) => Promise<{ election: Election; close?: () => void }>;
 
 export function parseElect(p: Parsed): ElectConfig {
@@ -330,10 +332,10 @@ export async function runElect(o: RunElectOptions): Promise<void> {
 }
 
 /** The default backend: a Ballot cluster. */
-const clientElection: ElectionFactory = async ({ endpoints, name, ttlSeconds }) => {
+const clientElection: ElectionFactory = async ({ endpoints, name, ttlSeconds, token }) => {
   // Loaded on use: the other commands, and usage errors, need not load the HTTP client.
   const { BallotClient } = await import("../client/index.js");
-  const client = new BallotClient({ endpoints });
+  const client = new BallotClient({ endpoints, token });
   return { election: client.election(name, { ttlSeconds }), close: () => client.close() };
 };
 
@@ -360,6 +362,7 @@ export async function runElectCommand(p: Parsed, factory?: ElectionFactory): Pro
     endpoints: cfg.endpoints,
     name: cfg.name,
     ttlSeconds: cfg.ttlSeconds,
+    token: p.flags.get("token"),
   });
   const log = (line: string): void => {
     process.stderr.write(`ballot elect: ${line}\n`);

@@ -18,9 +18,9 @@ const USAGE = `usage: ballot <command> [flags]
   start    run a node      --id ID --data-dir DIR --members ID=URL,... [--listen URL]
                            [--cluster-token T] [--forward-writes] [--heartbeat-interval MS]
                            [--election-timeout MS] [--snapshot-entries N] [--trailing-entries N]
-                           [--log-format json|pretty]
+                           [--log-format json|pretty] [--auth-tokens FILE]
   dev      a local cluster [--nodes 3] [--base-port 2379] [--dir .ballot-dev]
-  get KEY | put KEY VALUE | del KEY | list [PREFIX] | status      [--endpoints URL,...]
+  get KEY | put KEY VALUE | del KEY | list [PREFIX] | status      [--endpoints URL,...] [--token T]
   elect NAME -- CMD ARGS...  run CMD only while leading election NAME
                            [--endpoints URL,... | --etcd URL,...] [--ttl S] [--grace S]
   snapshot save FILE       a consistent backup of a running cluster   [--endpoints URL,...]
@@ -42,11 +42,12 @@ export const START_FLAGS = {
     "snapshot-entries",
     "trailing-entries",
     "log-format",
+    "auth-tokens",
   ],
   booleans: ["forward-writes"],
 };
 const DEV_FLAGS = { values: ["nodes", "base-port", "dir", "log-format"] };
-const CLIENT_FLAGS = { values: ["endpoints"] };
+const CLIENT_FLAGS = { values: ["endpoints", "token"] };
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {

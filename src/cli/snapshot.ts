@@ -14,7 +14,9 @@ import { DiskStorage } from "../storage/disk.js";
 import { endpointsOf } from "./client.js";
 import { type Parsed, parseMembers, UsageError } from "./flags.js";
 
-export const SNAPSHOT_FLAGS = { values: ["endpoints", "data-dir", "id", "members", "cluster-token"] };
+export const SNAPSHOT_FLAGS = {
+  values: ["endpoints", "data-dir", "id", "members", "cluster-token", "token"],
+};
 
 const MiB = 1 << 20;
 const fmt = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
@@ -57,7 +59,10 @@ async function save(p: Parsed, file: string): Promise<number> {
   for (const ep of endpoints) {
     let res: Response;
     try {
-      res = await fetch(new URL("/v1/snapshot", ep));
+      const token = p.flags.get("token");
+      res = await fetch(new URL("/v1/snapshot", ep), {
+        headers: token === undefined ? {} : { Authorization: `Bearer ${token}` },
+      });
     } catch (e) {
       lastError = `${ep}: ${(e as Error).message}`;
       continue;

@@ -3,6 +3,7 @@
  * leadership over first). Owns process signals and start-up errors (one line, exit code 2).
  */
 import { createLogger, type LogFormat } from "../node/logger.js";
+import { type Authenticator, loadTokens } from "../server/auth.js";
 import { startServer } from "../server/server.js";
 import type { FileSystem } from "../storage/fs.js";
 import { intFlag, type Parsed, parseMembers, UsageError } from "./flags.js";
@@ -27,6 +28,15 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
   if (election < 2 * heartbeat)
     throw new UsageError("--election-timeout must be at least twice --heartbeat-interval");
   const logger = createLogger(id, format);
+  const tokensFile = p.flags.get("auth-tokens");
+  let auth: Authenticator | undefined;
+  if (tokensFile !== undefined) {
+    try {
+      auth = loadTokens(tokensFile);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
 
   const running = await startServer({
     id,
@@ -41,6 +51,7 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
     trailingEntries: intFlag(p, "trailing-entries", 5_000, 0, 100_000_000),
     logger,
     fs: overrides.fs,
+    auth,
   });
   logger.setTermSource(() => running.node.status().term);
   await new Promise<void>((resolve) => {

@@ -24,6 +24,8 @@ export interface BallotClientOptions {
   readonly streamIdleTimeoutMs?: number;
   /** The fetch to use (default: the global fetch), e.g. one with a custom dispatcher. */
   readonly fetch?: FetchFn;
+  /** A bearer token for nodes started with --auth-tokens; sent on every request (never logged). */
+  readonly token?: string;
 }
 
 /** How fresh a read must be: `linearizable` (default), `lease` (the leader's lease), `local` (this node's state). */
@@ -177,6 +179,18 @@ function checkRevision(name: string, v: number | undefined): void {
 }
 
 /** A client of a Ballot cluster. Cheap to create; share one per process. */
+/** Adds the Authorization header to every request (redirects are followed by hand, so it is kept). */
+function withToken(f: FetchFn, token: string | undefined): FetchFn {
+  if (token === undefined) return f;
+  if (!/^[^\s]{1,4096}$/.test(token))
+    throw new BallotClientError(0, "invalid_argument", "the token must be non-empty, without spaces");
+  return (input, init) => {
+    const headers = new Headers(init?.headers);
+    headers.set("Authorization", `Bearer ${token}`);
+    return f(input, { ...init, headers });
+  };
+}
+
 export class BallotClient {
   /** @internal */
   readonly transport: Transport;
@@ -190,7 +204,7 @@ export class BallotClient {
       endpoints: opts.endpoints,
       timeoutMs,
       attemptTimeoutMs: opts.attemptTimeoutMs ?? Math.min(timeoutMs, 3000),
-      fetch: opts.fetch ?? ((input, init) => fetch(input, init)),
+      fetch: withToken(opts.fetch ?? ((input, init) => fetch(input, init)), opts.token),
     });
     this.idleMs = opts.streamIdleTimeoutMs ?? 45_000;
   }

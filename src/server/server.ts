@@ -12,6 +12,7 @@ import { WatchHub } from "../kv/watch-hub.js";
 import { type NodeLogger, RaftNode } from "../node/raft-node.js";
 import type { FileSystem } from "../storage/fs.js";
 import { createApi } from "./api.js";
+import type { Authenticator } from "./auth.js";
 import { createMetrics } from "./metrics.js";
 
 export interface ServerOptions {
@@ -29,6 +30,8 @@ export interface ServerOptions {
   readonly logger: NodeLogger;
   /** The file system under the data dir. Default: the real one (tests inject faults through it). */
   readonly fs?: FileSystem;
+  /** Bearer-token authentication of clients (--auth-tokens); absent = open. */
+  readonly auth?: Authenticator;
 }
 
 export interface RunningServer {
@@ -99,11 +102,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   node.leadership.on("elected", () => expiry.extendAll());
   const metrics = createMetrics(node as RaftNode<unknown>);
-  server.on("request", createApi({ node, kv, hub, expiry, metrics, forwardWrites: opts.forwardWrites }));
+  server.on(
+    "request",
+    createApi({ node, kv, hub, expiry, metrics, auth: opts.auth, forwardWrites: opts.forwardWrites }),
+  );
   node.attach(server);
   const addr = server.address() as AddressInfo;
   const url = `http://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
   opts.logger.info(`serving on ${url} (cluster ${node.clusterId}, data in ${opts.dataDir})`);
+  if (!isLoopback(host))
+    opts.logger.warn(
+      `listening on ${host} without TLS: client requests${opts.auth ? " (and their tokens)" : ""} and peer traffic travel in the clear; keep this network private`,
+    );
 
   let stopping: Promise<void> | null = null;
   return {
@@ -123,4 +133,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       return stopping;
     },
   };
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
 }

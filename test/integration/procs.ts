@@ -64,6 +64,8 @@ export interface ClusterOptions {
   readonly nodes?: number;
   readonly extraArgs?: string[];
   readonly electionTimeoutMs?: number;
+  /** Headers for the cluster's own status calls (e.g. a bearer token). */
+  readonly headers?: Record<string, string>;
   /** Runs before any node starts, e.g. to seed the data dirs (`<dir>/<id>`). */
   readonly before?: (c: ProcCluster) => Promise<void>;
 }
@@ -76,6 +78,7 @@ export class ProcCluster {
   readonly logs = new Map<string, string[]>();
   readonly electionTimeoutMs: number;
   private readonly extraArgs: string[];
+  private readonly headers: Record<string, string>;
 
   private constructor(ports: number[], opts: ClusterOptions) {
     this.ids = ports.map((_, i) => `n${i + 1}`);
@@ -83,13 +86,20 @@ export class ProcCluster {
     this.dir = mkdtempSync(join(tmpdir(), "ballot-it-"));
     this.electionTimeoutMs = opts.electionTimeoutMs ?? 500;
     this.extraArgs = opts.extraArgs ?? [];
+    this.headers = opts.headers ?? {};
   }
 
   static async start(opts: ClusterOptions = {}): Promise<ProcCluster> {
     const c = new ProcCluster(await freePorts(opts.nodes ?? 3), opts);
     await opts.before?.(c);
     for (const id of c.ids) c.spawn(id);
-    await c.waitForLeader();
+    try {
+      await c.waitForLeader();
+    } catch (e) {
+      // Nobody else holds the cluster yet: stop its processes, or they keep the test alive.
+      await c.stop();
+      throw e;
+    }
     return c;
   }
 
@@ -157,7 +167,7 @@ export class ProcCluster {
         this.alive()
           .filter((id) => !exclude.includes(id))
           .map((id) =>
-            call(`${this.url(id)}/v1/cluster`).then(
+            call(`${this.url(id)}/v1/cluster`, "GET", undefined, this.headers).then(
               (r) => (r.status === 200 ? (r.body.leader?.id as string | undefined) : undefined),
               () => undefined,
             ),
