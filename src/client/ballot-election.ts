@@ -26,8 +26,6 @@ import { linkedController, sleep } from "./transport.js";
  * a node that hangs without closing the connection must not hold the campaign forever.
  */
 const CAMPAIGN_ATTEMPT_MS = 30_000;
-const STREAM_BACKOFF_MIN_MS = 50;
-const STREAM_BACKOFF_MAX_MS = 1000;
 
 /** One observe event as the server sends it. */
 interface ObservedLeader {
@@ -283,38 +281,13 @@ export class BallotElection implements Election {
   async *observeRaw(signal: AbortSignal | undefined): AsyncGenerator<ObservedLeader, void, undefined> {
     const { controller: life, dispose } = linkedController(signal, this.client.closeSignal);
     let lastRevision = 0;
-    let avoid: string | undefined;
-    let backoff = STREAM_BACKOFF_MIN_MS;
     try {
-      while (!life.signal.aborted) {
-        const conn = linkedController(life.signal);
-        let failed = false;
-        try {
-          const { response, origin } = await this.client.transport.openStream(
-            this.path("/observe"),
-            {},
-            conn.controller.signal,
-            avoid,
-          );
-          avoid = origin;
-          for await (const data of this.client.events(response, conn.controller, ["leader"])) {
-            const ev = parseObserved(data);
-            if (!ev || ev.revision < lastRevision) continue;
-            lastRevision = ev.revision;
-            backoff = STREAM_BACKOFF_MIN_MS;
-            yield ev;
-          }
-        } catch (e) {
-          if (life.signal.aborted) return;
-          if (e instanceof BallotClientError && e.status >= 400 && e.status < 500) throw e;
-          failed = true;
-        } finally {
-          conn.controller.abort();
-          conn.dispose();
-        }
-        if (!failed) avoid = undefined;
-        await sleep(backoff, life.signal);
-        backoff = Math.min(backoff * 2, STREAM_BACKOFF_MAX_MS);
+      const connect = () => ({ path: this.path("/observe"), headers: {} });
+      for await (const data of this.client.resumable(life.signal, connect, ["leader"])) {
+        const ev = parseObserved(data);
+        if (!ev || ev.revision < lastRevision) continue;
+        lastRevision = ev.revision;
+        yield ev;
       }
     } finally {
       dispose();

@@ -360,51 +360,69 @@ export class BallotClient {
           throw e;
         }
       }
-      /** The last delivered revision. */
+      /** The last delivered revision: each event has its own, so anything at or below it is a replay. */
       let last: number | undefined;
-      let avoid: string | undefined;
-      let backoff = STREAM_BACKOFF_MIN_MS;
-      while (!life.signal.aborted) {
+      const connect = (): { path: string; headers: Record<string, string> } => {
         const q = new URLSearchParams({ prefix });
-        const headers: Record<string, string> = {};
         if (last === undefined) q.set("fromRevision", String(start));
-        else headers["Last-Event-ID"] = String(last);
-        // Events at or below this were delivered before this connection: a replay, not news.
-        const floor = last;
-        const conn = linkedController(life.signal);
-        let failed = false;
-        try {
-          const { response, origin } = await this.transport.openStream(
-            `/v1/watch?${q}`,
-            headers,
-            conn.controller.signal,
-            avoid,
-          );
-          avoid = origin;
-          for await (const data of this.events(response, conn.controller, ["put", "delete"])) {
-            const ev = data as WatchEvent;
-            if (typeof ev?.revision !== "number") continue;
-            if (floor !== undefined && ev.revision <= floor) continue;
-            if (last !== undefined && ev.revision < last) continue;
-            backoff = STREAM_BACKOFF_MIN_MS;
-            last = ev.revision;
-            yield ev;
-          }
-        } catch (e) {
-          if (life.signal.aborted) return;
-          if (e instanceof BallotClientError && e.status >= 400 && e.status < 500) throw e;
-          failed = true;
-        } finally {
-          conn.controller.abort();
-          conn.dispose();
-        }
-        // A stream that ended or broke: reconnect (elsewhere first if it failed) after a pause.
-        if (!failed) avoid = undefined;
-        await sleep(backoff, life.signal);
-        backoff = Math.min(backoff * 2, STREAM_BACKOFF_MAX_MS);
+        return {
+          path: `/v1/watch?${q}`,
+          headers: last === undefined ? {} : { "Last-Event-ID": String(last) },
+        };
+      };
+      for await (const data of this.resumable(life.signal, connect, ["put", "delete"])) {
+        const ev = data as WatchEvent;
+        if (typeof ev?.revision !== "number") continue;
+        if (last !== undefined && ev.revision <= last) continue;
+        last = ev.revision;
+        yield ev;
       }
     } finally {
       dispose();
+    }
+  }
+
+  /**
+   * @internal A server-sent-event stream that survives its node: opened again and again through
+   * `connect()` (asked anew each time, so the caller can resume), elsewhere first after a failure,
+   * with backoff; yields the data of the named events. Ends quietly when `signal` aborts; throws
+   * 4xx answers (they will not get better by retrying).
+   */
+  async *resumable(
+    signal: AbortSignal,
+    connect: () => { path: string; headers: Record<string, string> },
+    events: string[],
+  ): AsyncGenerator<unknown, void, undefined> {
+    let avoid: string | undefined;
+    let backoff = STREAM_BACKOFF_MIN_MS;
+    while (!signal.aborted) {
+      const conn = linkedController(signal);
+      let failed = false;
+      try {
+        const { path, headers } = connect();
+        const { response, origin } = await this.transport.openStream(
+          path,
+          headers,
+          conn.controller.signal,
+          avoid,
+        );
+        avoid = origin;
+        for await (const data of this.events(response, conn.controller, events)) {
+          backoff = STREAM_BACKOFF_MIN_MS;
+          yield data;
+        }
+      } catch (e) {
+        if (signal.aborted) return;
+        if (e instanceof BallotClientError && e.status >= 400 && e.status < 500) throw e;
+        failed = true;
+      } finally {
+        conn.controller.abort();
+        conn.dispose();
+      }
+      // A stream that ended or broke: reconnect (elsewhere first if it failed) after a pause.
+      if (!failed) avoid = undefined;
+      await sleep(backoff, signal);
+      backoff = Math.min(backoff * 2, STREAM_BACKOFF_MAX_MS);
     }
   }
 
