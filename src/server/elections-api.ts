@@ -10,6 +10,7 @@ import type { StoreEvent } from "../kv/store.js";
 import { NotLeaderError } from "../node/errors.js";
 import type { ApiContext } from "./api.js";
 import {
+  endWhenLeaderless,
   HttpError,
   methodNotAllowed,
   onlyFields,
@@ -115,6 +116,15 @@ function observe(ctx: ApiContext, res: http.ServerResponse, name: string): void 
   });
   res.on("drain", update);
   res.on("close", unsubscribe);
+  endWhenLeaderless(
+    res,
+    () => ctx.node.leaderInfo !== null,
+    3 * ctx.node.electionTimeoutMs,
+    (n, d) => {
+      unsubscribe();
+      stream.event(n, d);
+    },
+  );
   update();
 }
 

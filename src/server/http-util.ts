@@ -4,6 +4,7 @@
  * Owns wire details only; must never know about Raft or the key-value store.
  */
 import type * as http from "node:http";
+import type { ServerResponse } from "node:http";
 
 /** An error with the HTTP status and stable code the client sees. */
 export class HttpError extends Error {
@@ -116,4 +117,34 @@ export function startEventStream(
       res.write(`: ${text.replace(/[\r\n]/g, " ")}\n\n`);
     },
   };
+}
+
+/**
+ * Ends a stream served by a node that has known no leader for `graceMs` (a cut-off or leaderless
+ * node stops learning of changes, and its keepalives would hide that from the client): the
+ * client gets `event: error` `{"code":"no_leader"}` and reconnects elsewhere.
+ */
+export function endWhenLeaderless(
+  res: ServerResponse,
+  hasLeader: () => boolean,
+  graceMs: number,
+  send: (name: string, data: unknown) => void,
+): void {
+  let since: number | null = null;
+  const timer = setInterval(
+    () => {
+      if (hasLeader()) {
+        since = null;
+        return;
+      }
+      since ??= performance.now();
+      if (performance.now() - since < graceMs) return;
+      clearInterval(timer);
+      send("error", { code: "no_leader", message: "this node has had no leader for a while; try another" });
+      res.end();
+    },
+    Math.max(100, Math.floor(graceMs / 4)),
+  );
+  timer.unref();
+  res.on("close", () => clearInterval(timer));
 }

@@ -7,7 +7,7 @@ import type * as http from "node:http";
 import { LIMITS, utf8Length } from "../kv/commands.js";
 import { CompactedError, revisionOf, type WatchEvent } from "../kv/watch-hub.js";
 import { type ApiContext, kvJsonOf } from "./api.js";
-import { HttpError, methodNotAllowed, onlyParams, startEventStream } from "./http-util.js";
+import { endWhenLeaderless, HttpError, methodNotAllowed, onlyParams, startEventStream } from "./http-util.js";
 
 /** Stop writing while this much is queued on the socket; resume on drain. */
 const HIGH_WATER_BYTES = 1 << 20;
@@ -93,5 +93,16 @@ export async function handleWatch(
   res.on("drain", pump);
   stream = startEventStream(res);
   stream.comment(`watching '${prefix}' from revision ${from}`);
+  const events = stream;
+  endWhenLeaderless(
+    res,
+    () => ctx.node.leaderInfo !== null,
+    3 * ctx.node.electionTimeoutMs,
+    (n, d) => {
+      ended = true;
+      cursor.close();
+      events.event(n, d);
+    },
+  );
   pump();
 }

@@ -277,3 +277,35 @@ describe("watch compaction", { timeout: 60_000 }, () => {
     }
   });
 });
+
+describe("streams on a node that lost its leader", { timeout: 60_000 }, () => {
+  it("end with event: error no_leader, so clients go elsewhere instead of waiting on a stale node", async () => {
+    const c = await ProcCluster.start({ electionTimeoutMs: 400 });
+    try {
+      const leader = await c.waitForLeader();
+      const f = c.ids.find((id) => id !== leader)!;
+      const watch = readEvents(`${c.url(f)}/v1/watch?prefix=`, (e) => e.some((x) => x.event === "error"), {
+        timeoutMs: 15_000,
+      });
+      const observe = readEvents(
+        `${c.url(f)}/v1/elections/x/observe`,
+        (e) => e.some((x) => x.event === "error"),
+        {
+          timeoutMs: 15_000,
+        },
+      );
+      await sleep(300);
+      const t0 = Date.now();
+      for (const id of c.ids) if (id !== f) await c.signal(id, "SIGKILL");
+      for (const r of [await watch, await observe]) {
+        const err = r.events.find((e) => e.event === "error");
+        assert.ok(err, "the stream ended with an error event");
+        assert.equal(err.data.code, "no_leader");
+      }
+      const took = Date.now() - t0;
+      assert.ok(took < 10_000, `took ${took} ms`);
+    } finally {
+      await c.stop();
+    }
+  });
+});
