@@ -505,6 +505,19 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
         jobsOk = false;
       }
     }
+    // The store's own record of fenced writes, as the watchers saw it: tokens never go down.
+    for (const [i, w] of watchers.entries()) {
+      let prev = 0;
+      for (const e of w.events) {
+        if (e.key !== "job/last" || e.type !== "put" || e.value === undefined) continue;
+        const token = (JSON.parse(e.value) as { token: number }).token;
+        if (token < prev) {
+          problems.push(`watch ${i}: job/last accepted token ${token} after ${prev} (revision ${e.rev})`);
+          jobsOk = false;
+        }
+        prev = Math.max(prev, token);
+      }
+    }
     if (watchers.length > 0 && problems.some((p) => p.startsWith("watch"))) watchOk = false;
 
     let longest = 0;
