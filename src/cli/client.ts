@@ -118,6 +118,22 @@ export async function runClient(cmd: string, p: Parsed): Promise<number> {
       r = await request(eps, "GET", "/v1/cluster", undefined, token);
       break;
     }
+    case "members": {
+      if (p.positional.length > 0)
+        throw new UsageError("usage: ballot members (adding and removing members is not available yet)");
+      r = await request(eps, "GET", "/v1/cluster", undefined, token);
+      if (r.status === 200) {
+        console.log(membersTable(r.body as ClusterView));
+        return 0;
+      }
+      break;
+    }
+    case "transfer-leader": {
+      const [id, ...extra] = p.positional;
+      if (!id || extra.length > 0) throw new UsageError("usage: ballot transfer-leader ID");
+      r = await request(eps, "POST", "/v1/cluster/transfer-leader", { id }, token);
+      break;
+    }
     default:
       throw new UsageError(`unknown command '${cmd}'`);
   }
@@ -128,4 +144,39 @@ export async function runClient(cmd: string, p: Parsed): Promise<number> {
   }
   console.error(out.trim());
   return 1;
+}
+
+interface ClusterView {
+  leader: { id: string } | null;
+  term: number;
+  members: {
+    id: string;
+    url: string;
+    voter: boolean;
+    role: string;
+    matchIndex: number | null;
+    lagEntries: number | null;
+  }[];
+}
+
+/** `ballot members`: one line per member, as the answering node sees them (lag is known on the leader). */
+export function membersTable(c: ClusterView): string {
+  const rows = [["ID", "ROLE", "URL", "MATCH", "LAG"]];
+  for (const m of c.members)
+    rows.push([
+      m.id,
+      m.role,
+      m.url,
+      m.matchIndex === null ? "-" : String(m.matchIndex),
+      m.lagEntries === null ? "-" : String(m.lagEntries),
+    ]);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows
+    .map((r) =>
+      r
+        .map((x, i) => x.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }

@@ -21,6 +21,7 @@ const USAGE = `usage: ballot <command> [flags]
                            [--log-format json|pretty] [--auth-tokens FILE]
   dev      a local cluster [--nodes 3] [--base-port 2379] [--dir .ballot-dev]
   get KEY | put KEY VALUE | del KEY | list [PREFIX] | status      [--endpoints URL,...] [--token T]
+  members | transfer-leader ID                                  [--endpoints URL,...] [--token T]
   elect NAME -- CMD ARGS...  run CMD only while leading election NAME
                            [--endpoints URL,... | --etcd URL,...] [--ttl S] [--grace S]
   snapshot save FILE       a consistent backup of a running cluster   [--endpoints URL,...]
@@ -82,6 +83,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       case "del":
       case "list":
       case "status":
+      case "members":
+      case "transfer-leader":
         return await runClient(cmd, parseFlags(rest, CLIENT_FLAGS));
       case "elect":
         return await runElectCommand(parseFlags(rest, ELECT_FLAGS));

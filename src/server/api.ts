@@ -31,6 +31,7 @@ import {
 } from "../node/errors.js";
 import type { RaftNode } from "../node/raft-node.js";
 import { type Authenticator, roleFor } from "./auth.js";
+import { handleCluster } from "./cluster-api.js";
 import { createDashboard } from "./dashboard.js";
 import { handleElections } from "./elections-api.js";
 import {
@@ -85,6 +86,8 @@ export interface ApiContext {
   ): Promise<Extract<KvResult, { ok: true }> | null>;
   /** The Idempotency-Key header, checked. */
   idempotencyKey(req: http.IncomingMessage): string | undefined;
+  /** When this node is not the leader, answers by redirecting (or forwarding) to it and returns true. */
+  routeIfFollower(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): Promise<boolean>;
 }
 
 const KV_PREFIX = "/v1/kv/";
@@ -332,6 +335,12 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     read,
     write,
     idempotencyKey,
+    async routeIfFollower(req, res, body) {
+      const l = node.leaderInfo;
+      if (l?.id === node.id) return false;
+      await routeToLeader(req, res, body, new NotLeaderError(l?.id ?? null, l?.url ?? null));
+      return true;
+    },
   };
 
   const handleKv = async (
@@ -421,6 +430,7 @@ export function createApi(opts: ApiOptions): http.RequestListener {
       await opts.metrics.serve(res);
       return;
     }
+    if (path.startsWith("/v1/cluster/")) return handleCluster(ctx, req, res, url, method);
     if (path === "/v1/cluster") {
       if (method !== "GET") throw methodNotAllowed("GET");
       const st = node.status();
