@@ -411,11 +411,28 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
 
     // Watch: a sentinel write every watcher must see, then each key's last event = its final state.
     let watchOk = true;
-    const leaderUrl = cluster.url(await cluster.waitForLeader(30_000));
-    const sentinel = await call(`${leaderUrl}/v1/kv/watch-end`, "PUT", { value: 1 }, {}, 5000);
-    const final = await call(`${leaderUrl}/v1/kv?prefix=&limit=10000`, "GET", undefined, {}, 5000);
-    if ("error" in sentinel || "error" in final || final.status !== 200) {
-      problems.push("could not read the final state");
+    // Just healed, the cluster may still move its leader once: retry for a while, and report the
+    // answers if it never settles (that would be a liveness bug).
+    let leaderUrl = "";
+    let sentinel: Awaited<ReturnType<typeof call>> = { error: "unknown" };
+    let final: Awaited<ReturnType<typeof call>> = { error: "unknown" };
+    const settleBy = performance.now() + 30_000;
+    while (performance.now() < settleBy) {
+      leaderUrl = cluster.url(await cluster.waitForLeader(30_000));
+      sentinel = await call(`${leaderUrl}/v1/kv/watch-end`, "PUT", { value: 1 }, {}, 5000);
+      if ("error" in sentinel || sentinel.status !== 200) {
+        await sleep(250);
+        continue;
+      }
+      final = await call(`${leaderUrl}/v1/kv?prefix=&limit=10000`, "GET", undefined, {}, 5000);
+      if (!("error" in final) && final.status === 200) break;
+      await sleep(250);
+    }
+    if ("error" in sentinel || "error" in final || sentinel.status !== 200 || final.status !== 200) {
+      const show = (r: typeof sentinel) => ("error" in r ? r.error : `${r.status} ${JSON.stringify(r.body)}`);
+      problems.push(
+        `could not write and read the final state within 30 s of healing: sentinel ${show(sentinel)}, read ${show(final)}`,
+      );
       watchOk = false;
     } else {
       const endRev = sentinel.body.revision as number;
