@@ -57,12 +57,14 @@ export class JobInstances {
   private async setup(): Promise<void> {
     const m = this.mode;
     if (m.mode === "embedded") {
-      const ports = await freePorts(3);
+      // Nodes and proxies all on 127.0.0.1: every port reserved at once, so none takes another's.
+      const ports = await freePorts(3 + 6);
+      const proxyPorts = ports.slice(3);
       const proxies = new Map<string, LinkProxy>();
       for (const [i, from] of this.ids.entries()) {
         for (const [k, to] of this.ids.entries()) {
           if (i === k) continue;
-          const p = await LinkProxy.start("127.0.0.1", ports[k]!);
+          const p = await LinkProxy.start("127.0.0.1", ports[k]!, proxyPorts.pop()!);
           proxies.set(`${from}>${to}`, p);
         }
       }

@@ -19,11 +19,18 @@ export class LinkProxy {
     readonly port: number,
   ) {}
 
-  /** Listens on a free loopback port and forwards to `target` (host:port). */
-  static async start(targetHost: string, targetPort: number): Promise<LinkProxy> {
+  /**
+   * Listens on loopback and forwards to `target` (host:port). `listenPort` 0 takes any free port —
+   * which may be one just freed for a node that has not bound it yet, so callers that start nodes
+   * on 127.0.0.1 pass ports reserved together with the nodes' (freePorts(n) returns distinct ones).
+   */
+  static async start(targetHost: string, targetPort: number, listenPort = 0): Promise<LinkProxy> {
     let proxy: LinkProxy | null = null;
     const server = net.createServer((client) => proxy!.accept(client, targetHost, targetPort));
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(listenPort, "127.0.0.1", () => resolve());
+    });
     proxy = new LinkProxy(server, (server.address() as net.AddressInfo).port);
     return proxy;
   }
