@@ -118,49 +118,24 @@ describe("snapshot save and restore", { timeout: 120_000 }, () => {
     flipped[flipped.length - 10]! ^= 0xff;
     writeFileSync(corrupt, flipped);
     const members = "a=http://127.0.0.1:1,b=http://127.0.0.1:2,c=http://127.0.0.1:3";
+    const restoreInto = (f: string, dataDir: string, id = "a") =>
+      cli("snapshot", "restore", f, "--data-dir", dataDir, "--id", id, "--members", members);
     const dir = join(src.dir, "restore-bad");
-    const r1 = await cli(
-      "snapshot",
-      "restore",
-      corrupt,
-      "--data-dir",
-      dir,
-      "--id",
-      "a",
-      "--members",
-      members,
-    );
+    const r1 = await restoreInto(corrupt, dir);
     assert.equal(r1.code, 1);
     assert.match(r1.stderr, /checksum/);
     assert.ok(!existsSync(dir) || readdirSync(dir).length === 0);
     writeFileSync(corrupt, bytes.subarray(0, bytes.length - 100));
-    const r2 = await cli(
-      "snapshot",
-      "restore",
-      corrupt,
-      "--data-dir",
-      dir,
-      "--id",
-      "a",
-      "--members",
-      members,
-    );
+    const r2 = await restoreInto(corrupt, dir);
     assert.equal(r2.code, 1);
     assert.match(r2.stderr, /truncated/);
     writeFileSync(corrupt, "hello\n");
-    assert.match(
-      (await cli("snapshot", "restore", corrupt, "--data-dir", dir, "--id", "a", "--members", members))
-        .stderr,
-      /not a Ballot snapshot/,
-    );
+    assert.match((await restoreInto(corrupt, dir)).stderr, /not a Ballot snapshot/);
     const used = join(src.dir, leader);
-    const r3 = await cli("snapshot", "restore", file, "--data-dir", used, "--id", "a", "--members", members);
+    const r3 = await restoreInto(file, used);
     assert.equal(r3.code, 2);
     assert.match(r3.stderr, /not empty/);
-    assert.equal(
-      (await cli("snapshot", "restore", file, "--data-dir", dir, "--id", "z", "--members", members)).code,
-      2,
-    );
+    assert.equal((await restoreInto(file, dir, "z")).code, 2);
     assert.equal((await cli("snapshot", "frobnicate", file)).code, 2);
     assert.equal((await call(`${src.url(leader)}/v1/snapshot`, "POST", {})).status, 405);
   });
