@@ -119,12 +119,36 @@ export async function runClient(cmd: string, p: Parsed): Promise<number> {
       break;
     }
     case "members": {
-      if (p.positional.length > 0)
-        throw new UsageError("usage: ballot members (adding and removing members is not available yet)");
-      r = await request(eps, "GET", "/v1/cluster", undefined, token);
-      if (r.status === 200) {
-        console.log(membersTable(r.body as ClusterView));
-        return 0;
+      const [sub, ...args] = p.positional;
+      const learner = p.flags.get("learner") === "true";
+      if (learner && sub !== "add") throw new UsageError("--learner goes with 'ballot members add'");
+      if (sub === undefined) {
+        r = await request(eps, "GET", "/v1/cluster", undefined, token);
+        if (r.status === 200) {
+          console.log(membersTable(r.body as ClusterView));
+          return 0;
+        }
+      } else if (sub === "add") {
+        const [id, url, ...extra] = args;
+        if (!id || !url || extra.length > 0)
+          throw new UsageError("usage: ballot members add ID URL [--learner]");
+        r = await request(eps, "POST", "/v1/cluster/members", { id, url, learner }, token);
+      } else if (sub === "promote") {
+        const [id, ...extra] = args;
+        if (!id || extra.length > 0) throw new UsageError("usage: ballot members promote ID");
+        r = await request(
+          eps,
+          "POST",
+          `/v1/cluster/members/${encodeURIComponent(id)}/promote`,
+          undefined,
+          token,
+        );
+      } else if (sub === "remove") {
+        const [id, ...extra] = args;
+        if (!id || extra.length > 0) throw new UsageError("usage: ballot members remove ID");
+        r = await request(eps, "DELETE", `/v1/cluster/members/${encodeURIComponent(id)}`, undefined, token);
+      } else {
+        throw new UsageError(`unknown 'members' command '${sub}': use add, promote or remove`);
       }
       break;
     }

@@ -16,12 +16,15 @@ import { runStart } from "./start.js";
 const USAGE = `usage: ballot <command> [flags]
 
   start    run a node      --id ID --data-dir DIR --members ID=URL,... [--listen URL]
+           join a cluster  --id ID --data-dir DIR --listen URL --join URL,... [--advertise URL] [--learner]
+                           [--token T] (an admin token, when the cluster checks tokens)
                            [--cluster-token T] [--forward-writes] [--heartbeat-interval MS]
                            [--election-timeout MS] [--snapshot-entries N] [--trailing-entries N]
                            [--log-format json|pretty] [--auth-tokens FILE]
   dev      a local cluster [--nodes 3] [--base-port 2379] [--dir .ballot-dev]
   get KEY | put KEY VALUE | del KEY | list [PREFIX] | status      [--endpoints URL,...] [--token T]
   members | transfer-leader ID                                  [--endpoints URL,...] [--token T]
+  members add ID URL [--learner] | members promote ID | members remove ID
   elect NAME -- CMD ARGS...  run CMD only while leading election NAME
                            [--endpoints URL,... | --etcd URL,...] [--ttl S] [--grace S]
   snapshot save FILE       a consistent backup of a running cluster   [--endpoints URL,...]
@@ -44,11 +47,14 @@ export const START_FLAGS = {
     "trailing-entries",
     "log-format",
     "auth-tokens",
+    "join",
+    "advertise",
+    "token",
   ],
-  booleans: ["forward-writes"],
+  booleans: ["forward-writes", "learner"],
 };
 const DEV_FLAGS = { values: ["nodes", "base-port", "dir", "log-format"] };
-const CLIENT_FLAGS = { values: ["endpoints", "token"] };
+const CLIENT_FLAGS = { values: ["endpoints", "token"], booleans: ["learner"] };
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {

@@ -5,8 +5,10 @@
 import { createLogger, type LogFormat } from "../node/logger.js";
 import { type Authenticator, loadTokens } from "../server/auth.js";
 import { startServer } from "../server/server.js";
+import { DiskStorage } from "../storage/disk.js";
 import type { FileSystem } from "../storage/fs.js";
 import { intFlag, type Parsed, parseMembers, UsageError } from "./flags.js";
+import { askToJoin, endpointList, fetchCluster } from "./join.js";
 
 /** Runs `ballot start`; `overrides` lets a test build swap in a fault-injecting file system. */
 export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): Promise<number> {
@@ -16,11 +18,29 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
   const dataDir = p.flags.get("data-dir");
   if (!dataDir) throw new UsageError("--data-dir is required (or BALLOT_DATA_DIR)");
   const membersText = p.flags.get("members");
-  if (!membersText)
-    throw new UsageError("--members is required (or BALLOT_MEMBERS), e.g. n1=http://10.0.0.1:2379,n2=...");
-  const members = parseMembers(membersText);
-  if (!members.has(id)) throw new UsageError(`--members does not list this node '${id}'`);
-  const listen = p.flags.get("listen") ?? members.get(id)!;
+  const joinText = p.flags.get("join");
+  if (!membersText && !joinText)
+    throw new UsageError(
+      "--members is required (or BALLOT_MEMBERS), e.g. n1=http://10.0.0.1:2379,n2=...; or --join URL,... to join a running cluster",
+    );
+  const members = membersText ? parseMembers(membersText) : new Map<string, string>();
+  if (!joinText && !members.has(id)) throw new UsageError(`--members does not list this node '${id}'`);
+  const listen = p.flags.get("listen") ?? members.get(id);
+  if (!listen) throw new UsageError("--listen is required with --join (the URL this node serves on)");
+  const advertise = p.flags.get("advertise") ?? members.get(id) ?? listen;
+  const joinUrls = joinText ? endpointList(joinText, "--join") : [];
+  if (joinText) {
+    let host = "";
+    try {
+      host = new URL(advertise).hostname;
+    } catch {
+      throw new UsageError(`--advertise '${advertise}' is not a URL`);
+    }
+    if (host === "0.0.0.0" || host === "[::]")
+      throw new UsageError(
+        "--advertise is required when --listen is a wildcard address: the URL peers reach this node at",
+      );
+  }
   const format = (p.flags.get("log-format") ?? "json") as LogFormat;
   if (format !== "json" && format !== "pretty") throw new UsageError("--log-format must be json or pretty");
   const heartbeat = intFlag(p, "heartbeat-interval", 100, 1, 60_000);
@@ -38,10 +58,31 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
     }
   }
 
+  let join: { clusterId?: string; url: string } | undefined;
+  let known = members;
+  if (joinText) {
+    if (DiskStorage.exists(dataDir)) {
+      logger.info(
+        "--join: the data directory already holds this node's state; recovering it instead of joining again",
+      );
+      join = { url: advertise };
+    } else {
+      const info = await fetchCluster(joinUrls, p.flags.get("token"), logger);
+      const mine = info.members.get(id);
+      if (mine !== undefined && mine !== advertise)
+        throw new UsageError(
+          `'${id}' is already a member of cluster ${info.clusterId}, at ${mine}; pick another id`,
+        );
+      join = { clusterId: info.clusterId, url: advertise };
+      known = new Map([...info.members, ...members]);
+    }
+  }
+
   const running = await startServer({
     id,
     listen,
-    members,
+    members: known,
+    join,
     dataDir,
     clusterToken: p.flags.get("cluster-token"),
     forwardWrites: p.flags.get("forward-writes") === "true",
@@ -54,6 +95,20 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
     auth,
   });
   logger.setTermSource(() => running.node.status().term);
+  if (join?.clusterId !== undefined) {
+    try {
+      await askToJoin(
+        joinUrls,
+        { id, url: advertise, learner: p.flags.get("learner") === "true" },
+        p.flags.get("token"),
+        logger,
+      );
+    } catch (e) {
+      logger.error((e as Error).message);
+      await running.stop();
+      return 2;
+    }
+  }
   await new Promise<void>((resolve) => {
     const stop = (sig: string): void => {
       logger.info(`${sig}: stopping`);
@@ -61,6 +116,9 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
     };
     process.once("SIGINT", () => stop("SIGINT"));
     process.once("SIGTERM", () => stop("SIGTERM"));
+    running.node.once("removed", () => {
+      running.stop().then(resolve, resolve);
+    });
     running.node.once("stopped", (err: Error | null) => {
       if (err) {
         logger.error(`node stopped: ${err.message}`);

@@ -53,3 +53,18 @@ export class StoppedError extends Error {
     this.name = "StoppedError";
   }
 }
+
+/**
+ * A membership change was refused and nothing changed: `reason` says why (`config_pending`,
+ * `invalid_config_change`, `learner_behind`, `quorum_at_risk`).
+ */
+export class MembershipError extends Error {
+  readonly code = "BALLOT_ERR_MEMBERSHIP";
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "MembershipError";
+  }
+}

@@ -10,21 +10,25 @@ import { EventEmitter } from "node:events";
 import type * as http from "node:http";
 import { seededRandom } from "../raft/random.js";
 import { RawNode } from "../raft/rawnode.js";
-import type {
-  Configuration,
-  Entry,
-  Message,
-  NodeId,
-  ReadState,
-  Ready,
-  Role,
-  SnapshotMetadata,
+import {
+  type ConfChange,
+  type Configuration,
+  decodeConfig,
+  EMPTY_CONFIG,
+  type Entry,
+  type Message,
+  type NodeId,
+  type ReadState,
+  type Ready,
+  type Role,
+  type SnapshotMetadata,
 } from "../raft/types.js";
 import { DiskStorage } from "../storage/disk.js";
 import type { FileSystem } from "../storage/fs.js";
 import { HttpTransport } from "../transport/http.js";
 import type { Transport } from "../transport/transport.js";
 import {
+  MembershipError,
   NotLeaderError,
   OutcomeUnknownError,
   ProposalDroppedError,
@@ -52,8 +56,18 @@ export interface NodeLogger {
 export interface RaftNodeOptions<R = unknown> {
   /** This member's id (stable for its life). */
   readonly id: NodeId;
-  /** Every initial member's id and the URL this node reaches it at (self included). */
+  /**
+   * Every initial member's id and the URL this node reaches it at (self included). These URLs win
+   * over the ones recorded in the configuration for the ids they list, so a node can reach a peer
+   * through a proxy or NAT. With `join`, the members the cluster reported (self need not be one).
+   */
   readonly members: ReadonlyMap<NodeId, string> | Readonly<Record<NodeId, string>>;
+  /**
+   * This node joins a running cluster instead of forming one: a new data directory starts with no
+   * configuration and this cluster id, and the node waits to be added (as a learner) by the
+   * leader. An existing data directory is simply recovered.
+   */
+  readonly join?: { readonly clusterId?: string; readonly url: string };
   readonly dataDir: string;
   readonly stateMachine: StateMachine<R>;
   /** Part of the cluster's identity with the initial member ids; nodes of different clusters never talk. Default "ballot". */
@@ -79,6 +93,8 @@ export interface MemberStatus {
   readonly id: NodeId;
   readonly url: string;
   readonly voter: boolean;
+  /** A learner the leader will promote to voter once it has caught up. */
+  readonly promoting: boolean;
   /** Leader's view: follower state and replication. Null on followers. */
   readonly matchIndex: number | null;
   readonly lagEntries: number | null;
@@ -95,6 +111,9 @@ export interface NodeStatus {
   readonly lastIndex: number;
   readonly members: readonly MemberStatus[];
   readonly leaseValid: boolean;
+  /** Index of the configuration in effect, and whether it is committed yet. */
+  readonly configIndex: number;
+  readonly configCommitted: boolean;
 }
 
 interface PendingProposal {
@@ -123,6 +142,24 @@ export function clusterIdOf(token: string, memberIds: readonly string[]): string
   return `${token}-${h.slice(0, 12)}`;
 }
 
+/** Member ids travel in URLs, headers and file names: keep them plain. */
+export function checkMemberId(id: string): void {
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(id))
+    throw new RangeError(`member id '${id}' must be 1-64 of A-Z a-z 0-9 . _ -`);
+}
+
+export function checkMemberUrl(id: string, url: string): void {
+  try {
+    const u = new URL(url);
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error();
+  } catch {
+    throw new RangeError(`member ${id}: '${url}' is not an http(s) URL`);
+  }
+}
+
+/** A learner is caught up when it is this close to the leader's commit index (and replicating normally). */
+export const CATCH_UP_ENTRIES = 64;
+
 /**
  * A running cluster member. Start it with {@link RaftNode.start}; stop it with {@link RaftNode.stop}.
  * Events: `role` (Role), `leader` ({id, url} | null), `applied` (index); for metrics:
@@ -137,7 +174,16 @@ export class RaftNode<R = unknown> extends EventEmitter {
   private readonly transport: Transport;
   private readonly sm: StateMachine<R>;
   private readonly log: NodeLogger;
+  /** Where each member is reached: the configuration's URLs, overridden by the ones given at start. */
   private urls: Map<NodeId, string>;
+  private readonly givenUrls: ReadonlyMap<NodeId, string>;
+  /** The configuration the transport and `urls` were last set from. */
+  private seenConfig: Configuration | null = null;
+  /** Whether this node has been in a configuration it holds (a joining node is not, until added). */
+  private everMember = false;
+  /** Whether the configuration as of the applied index lists this node. */
+  private appliedMember = false;
+  private removed = false;
   readonly tickMs: number;
   readonly electionTimeoutMs: number;
   private readonly snapshotEntries: number;
@@ -174,7 +220,8 @@ export class RaftNode<R = unknown> extends EventEmitter {
     this.storage = storage;
     this.sm = opts.stateMachine;
     this.log = opts.logger ?? consoleLogger;
-    this.urls = urls;
+    this.givenUrls = opts.join ? new Map([...urls, [opts.id, opts.join.url]]) : urls;
+    this.urls = new Map(this.givenUrls);
     const heartbeat = opts.heartbeatIntervalMs ?? 100;
     this.electionTimeoutMs = opts.electionTimeoutMs ?? 500;
     if (!(heartbeat > 0 && this.electionTimeoutMs >= 2 * heartbeat)) {
@@ -197,17 +244,20 @@ export class RaftNode<R = unknown> extends EventEmitter {
       leaseDriftTicks: Math.max(1, Math.ceil(Math.round(this.electionTimeoutMs / this.tickMs) / 10)),
       applied: this.applied,
     });
-    const peers = new Map([...urls].filter(([id]) => id !== this.id));
     this.transport =
       opts.transport ??
       new HttpTransport({
         self: opts.id,
         clusterId,
-        peers,
+        peers: new Map(),
         logger: { info: (m) => this.log.info(m), warn: (m) => this.log.warn(m) },
         idleTimeoutMs: Math.max(3000, 6 * this.electionTimeoutMs),
+        admit: (from) => this.admitPeer(from),
+        onNotMember: (peer, d) => this.onNotMember(peer, d.configIndex),
       });
-    this.transport.setPeers(peers);
+    this.syncMembership();
+    const applied = this.raw.raft.configAt(this.applied);
+    this.appliedMember = applied.voters.includes(this.id) || applied.learners.includes(this.id);
     this.lastTickAt = performance.now();
     const raft = this.raw.raft;
     this.leadership = new Leadership(
@@ -237,29 +287,48 @@ export class RaftNode<R = unknown> extends EventEmitter {
    */
   static async start<R>(opts: RaftNodeOptions<R>): Promise<RaftNode<R>> {
     const urls = new Map(opts.members instanceof Map ? opts.members : Object.entries(opts.members));
-    if (!urls.has(opts.id)) throw new RangeError(`members must include this node ('${opts.id}')`);
+    if (!opts.join && !urls.has(opts.id))
+      throw new RangeError(`members must include this node ('${opts.id}')`);
+    checkMemberId(opts.id);
     for (const [id, url] of urls) {
-      if (!/^[A-Za-z0-9._-]{1,64}$/.test(id))
-        throw new RangeError(`member id '${id}' must be 1-64 of A-Z a-z 0-9 . _ -`);
-      try {
-        const u = new URL(url);
-        if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error();
-      } catch {
-        throw new RangeError(`member ${id}: '${url}' is not an http(s) URL`);
-      }
+      checkMemberId(id);
+      checkMemberUrl(id, url);
     }
+    if (opts.join) checkMemberUrl(opts.id, opts.join.url);
     const token = opts.clusterToken ?? "ballot";
-    const clusterId = clusterIdOf(token, [...urls.keys()]);
-    const initialConfig: Configuration = { voters: [...urls.keys()], learners: [] };
+    const fresh = !DiskStorage.exists(opts.dataDir, opts.fs);
+    let clusterId: string;
+    let initialConfig: Configuration;
+    if (opts.join) {
+      if (fresh && !opts.join.clusterId)
+        throw new RangeError("a node joining a cluster with an empty data directory needs the cluster's id");
+      clusterId = opts.join.clusterId ?? "";
+      initialConfig = EMPTY_CONFIG; // the configuration arrives from the leader, with this node in it
+    } else {
+      clusterId = clusterIdOf(token, [...urls.keys()]);
+      initialConfig = { voters: [...urls.keys()], learners: [], urls: Object.fromEntries(urls) };
+    }
+    const log = opts.logger ?? consoleLogger;
     const storage = DiskStorage.open({
       dir: opts.dataDir,
       nodeId: opts.id,
       clusterId,
+      // The member list given at start only forms a new cluster: once the membership has changed
+      // at runtime, the data directory's cluster is the one to rejoin (same token, other ids).
+      adoptCluster: (stored) => {
+        const ok = opts.join !== undefined || stored.startsWith(`${token}-`);
+        if (ok && !opts.join)
+          log.info(
+            `the data directory belongs to cluster ${stored}: the members given at start differ from the ones it was formed with, which is expected after membership changes`,
+          );
+        return ok;
+      },
       initialConfig,
       fs: opts.fs,
       trailingEntries: opts.trailingEntries,
-      logger: { warn: (m) => (opts.logger ?? consoleLogger).warn(m) },
+      logger: { warn: (m) => log.warn(m) },
     });
+    clusterId = storage.clusterId;
     const node = new RaftNode<R>(opts, storage, clusterId, urls);
     try {
       await node.restoreStateMachine();
@@ -298,6 +367,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
   private onTimer(): void {
     this.syncClock();
     this.leadership.check();
+    this.maybePromote();
     this.kick();
   }
 
@@ -340,6 +410,8 @@ export class RaftNode<R = unknown> extends EventEmitter {
   }
 
   private async handle(rd: Ready): Promise<void> {
+    // Before sending: a leader that just added a member must have a link to it.
+    this.syncMembership();
     if (rd.softState) this.onSoftState(rd.softState.role, rd.softState.leader);
     // 0. A leader's appends leave now: its own disk write overlaps replication.
     this.noteHeartbeats(rd.leaderMessages);
@@ -359,9 +431,164 @@ export class RaftNode<R = unknown> extends EventEmitter {
     for (const e of rd.committedEntries) await this.apply(e);
     for (const rs of rd.readStates) this.onReadState(rs);
     this.raw.advance(rd);
+    this.syncMembership();
     this.leadership.check();
     this.resolveWaiters();
     this.maybeSnapshot();
+    if (this.removed) void this.leaveCluster("its removal from the configuration was committed");
+  }
+
+  // ---------------------------------------------------------------- membership
+
+  /** Points `urls` and the transport at the configuration in effect (the latest in the log). */
+  private syncMembership(): void {
+    const r = this.raw.raft;
+    const c = r.config;
+    if (c === this.seenConfig) return;
+    const first = this.seenConfig === null;
+    this.seenConfig = c;
+    const urls = new Map<NodeId, string>(Object.entries(c.urls ?? {}));
+    for (const [id, u] of this.givenUrls) urls.set(id, u);
+    this.urls = urls;
+    const members = new Set([...c.voters, ...c.learners]);
+    const member = members.has(this.id);
+    if (member) this.everMember = true;
+    // Until it is in the configuration, a joining node keeps links to everyone it was told about.
+    const peers = new Map<NodeId, string>();
+    for (const [id, u] of urls) if (id !== this.id && (!member || members.has(id))) peers.set(id, u);
+    this.transport.setPeers(peers);
+    if (this.transport instanceof HttpTransport) this.transport.configIndex = r.configIndex;
+    if (!first) {
+      const learners = c.learners.length > 0 ? `; learners ${c.learners.join(", ")}` : "";
+      this.log.info(
+        `membership: voters ${c.voters.join(", ")}${learners} (configuration at index ${r.configIndex})`,
+      );
+      this.emit("membership", { voters: [...c.voters], learners: [...c.learners], index: r.configIndex });
+    }
+  }
+
+  /** Peer streams are taken from members only, so a removed node learns it when it reconnects. */
+  private admitPeer(from: NodeId): string | null {
+    const c = this.raw.raft.config;
+    const members = [...c.voters, ...c.learners];
+    if (!members.includes(this.id)) return null; // joining (or removed): listen to whoever leads
+    return members.includes(from)
+      ? null
+      : `'${from}' is not in this node's configuration (index ${this.raw.raft.configIndex})`;
+  }
+
+  /** A peer with a newer configuration than ours does not count us as a member: we were removed. */
+  private onNotMember(peer: NodeId, peerConfigIndex: number): void {
+    if (!this.everMember || this.stopped || peerConfigIndex <= this.raw.raft.configIndex) return;
+    void this.leaveCluster(`${peer}'s configuration (index ${peerConfigIndex}) no longer lists this node`);
+  }
+
+  private async leaveCluster(why: string): Promise<void> {
+    if (this.stopped || this.leaving) return;
+    this.leaving = true;
+    this.log.warn(`this node was removed from the cluster: ${why}; stopping`);
+    this.emit("removed");
+    await this.stop({ transferLeadership: false });
+  }
+  private leaving = false;
+
+  /**
+   * Proposes one membership change (leader only) and resolves once it is committed and applied
+   * here. Adding takes the new member's URL; a learner added with `promote` becomes a voter once
+   * caught up. Rejects with NotLeaderError, MembershipError (refused, nothing changed),
+   * UnavailableError, ProposalDroppedError or OutcomeUnknownError.
+   */
+  async changeMembership(
+    change:
+      | { type: "add"; id: NodeId; url: string; promote: boolean }
+      | { type: "promote"; id: NodeId }
+      | { type: "remove"; id: NodeId },
+  ): Promise<void> {
+    if (this.stopped) throw new StoppedError();
+    const r = this.raw.raft;
+    if (r.role !== "leader") throw this.notLeader();
+    const members = new Set([...r.config.voters, ...r.config.learners]);
+    // Record the URLs this leader knows for members whose configuration entry lacks one (data
+    // directories formed before URLs were recorded), so a node joining later can reach everyone.
+    const urls: Record<NodeId, string> = {};
+    for (const id of members) {
+      const u = this.urls.get(id);
+      if (u && !r.config.urls?.[id]) urls[id] = u;
+    }
+    let cc: ConfChange;
+    if (change.type === "add") {
+      checkMemberId(change.id);
+      checkMemberUrl(change.id, change.url);
+      urls[change.id] = change.url;
+      cc = { type: "addLearner", id: change.id, urls, promote: change.promote };
+    } else if (change.type === "promote") {
+      if (!r.config.learners.includes(change.id))
+        throw new MembershipError("invalid_config_change", `'${change.id}' is not a learner`);
+      const behind = this.catchUpGap(change.id);
+      if (behind !== null) throw new MembershipError("learner_behind", behind);
+      cc = { type: "addVoter", id: change.id, urls };
+    } else {
+      if (!members.has(change.id))
+        throw new MembershipError("invalid_config_change", `'${change.id}' is not a member`);
+      const risk = this.removalRisk(change.id);
+      if (risk !== null) throw new MembershipError("quorum_at_risk", risk);
+      cc = { type: "remove", id: change.id, urls };
+    }
+    const res = this.raw.proposeConfChange(cc);
+    if (!res.ok) {
+      if (res.error === "not_leader") throw this.notLeader();
+      if (res.error === "config_pending" || res.error === "invalid_config_change")
+        throw new MembershipError(res.error, res.message);
+      throw new UnavailableError(res.message);
+    }
+    this.log.info(`proposed a membership change at index ${res.index}: ${describeChange(cc)}`);
+    this.kick();
+    await this.awaitEntry(res.index, res.term);
+  }
+
+  /** Null when learner `id` is caught up with this leader, else why not. */
+  private catchUpGap(id: NodeId): string | null {
+    const r = this.raw.raft;
+    const pr = r.progress.get(id);
+    if (!pr) return `no replication state for '${id}' yet`;
+    const gap = r.log.committed - pr.match;
+    if (pr.state !== "replicate" || gap > CATCH_UP_ENTRIES)
+      return `'${id}' has not caught up yet: it holds index ${pr.match} of ${r.log.committed} (${pr.state})`;
+    if (r.tickCount - pr.ackedTick > r.electionTicks)
+      return `'${id}' has not answered within an election timeout`;
+    return null;
+  }
+
+  /** Null when the voters left after removing `id` can still form a majority among those answering, else why not. */
+  private removalRisk(id: NodeId): string | null {
+    const r = this.raw.raft;
+    const voters = r.config.voters.filter((v) => v !== id);
+    if (!r.config.voters.includes(id)) return null; // removing a learner never touches a quorum
+    const live = voters.filter(
+      (v) =>
+        v === this.id ||
+        r.tickCount - (r.progress.get(v)?.ackedTick ?? Number.NEGATIVE_INFINITY) <= r.electionTicks,
+    );
+    const need = Math.floor(voters.length / 2) + 1;
+    if (live.length < need)
+      return `after removing '${id}', only ${live.length} of the ${voters.length} remaining voters answer, fewer than the ${need} a majority needs`;
+    return null;
+  }
+
+  /** Leader: promotes one learner marked for promotion once it has caught up (one change at a time). */
+  private maybePromote(): void {
+    const r = this.raw.raft;
+    const waiting = r.config.promote;
+    if (r.role !== "leader" || !waiting || waiting.length === 0 || r.configIndex > r.log.committed) return;
+    for (const id of waiting) {
+      if (!r.config.learners.includes(id) || this.catchUpGap(id) !== null) continue;
+      const res = this.raw.proposeConfChange({ type: "addVoter", id });
+      if (res.ok) {
+        this.log.info(`learner ${id} has caught up: promoting it to voter (index ${res.index})`);
+        this.kick();
+      }
+      return;
+    }
   }
 
   /** When the oldest unanswered heartbeat to each peer left: its response gives the round trip. */
@@ -410,6 +637,14 @@ export class RaftNode<R = unknown> extends EventEmitter {
       } catch (err) {
         error = err instanceof Error ? err : new Error(String(err));
       }
+    }
+    if (e.type === "config") {
+      // Judged on applied (committed) configurations only: a joining node replays older ones
+      // without itself before the one that added it.
+      const c = decodeConfig(e.data);
+      const member = c.voters.includes(this.id) || c.learners.includes(this.id);
+      if (member) this.appliedMember = true;
+      else if (this.appliedMember) this.removed = true;
     }
     this.applied = e.index;
     const p = this.pending.get(e.index);
@@ -475,24 +710,24 @@ export class RaftNode<R = unknown> extends EventEmitter {
       return Promise.reject(new UnavailableError(res.message));
     }
     this.kick();
-    return new Promise<R>((resolve, reject) => {
+    return this.awaitEntry(res.index, res.term) as Promise<R>;
+  }
+
+  /** Resolves with the apply result once the entry proposed at (index, term) is applied here. */
+  private awaitEntry(index: number, term: number): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
-        if (this.pending.get(res.index)?.timer === timer) {
-          this.pending.delete(res.index);
+        if (this.pending.get(index)?.timer === timer) {
+          this.pending.delete(index);
           this.emit("proposal", false);
           reject(
             new OutcomeUnknownError(
-              `no outcome for the proposal at index ${res.index} within ${this.proposalTimeoutMs} ms`,
+              `no outcome for the proposal at index ${index} within ${this.proposalTimeoutMs} ms`,
             ),
           );
         }
       }, this.proposalTimeoutMs);
-      this.pending.set(res.index, {
-        term: res.term,
-        resolve: resolve as (v: unknown) => void,
-        reject,
-        timer,
-      });
+      this.pending.set(index, { term, resolve, reject, timer });
     });
   }
 
@@ -606,6 +841,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
         id,
         url: this.urls.get(id) ?? "",
         voter: r.config.voters.includes(id),
+        promoting: r.config.promote?.includes(id) ?? false,
         matchIndex: pr ? pr.match : null,
         lagEntries: pr ? Math.max(0, last - pr.match) : null,
       });
@@ -621,6 +857,8 @@ export class RaftNode<R = unknown> extends EventEmitter {
       lastIndex: last,
       members,
       leaseValid: st.leaseValid,
+      configIndex: r.configIndex,
+      configCommitted: r.configIndex <= r.log.committed,
     };
   }
 
@@ -684,4 +922,11 @@ export class RaftNode<R = unknown> extends EventEmitter {
     this.storage.close();
     this.emit("stopped", this.failed);
   }
+}
+
+function describeChange(cc: ConfChange): string {
+  if (cc.type === "addLearner")
+    return `add ${cc.id} as a learner${cc.promote ? " (to be promoted once caught up)" : ""}`;
+  if (cc.type === "addVoter") return `promote ${cc.id} to voter`;
+  return `remove ${cc.id}`;
 }

@@ -23,6 +23,7 @@ import {
   type Message,
   type MessageType,
   type NodeId,
+  plainConfig,
   type ReadState,
   type Role,
   type SnapshotChunk,
@@ -973,17 +974,21 @@ export class Raft {
     }
     const voters = new Set(this.config.voters);
     const learners = new Set(this.config.learners);
+    const promote = new Set(this.config.promote ?? []);
+    const urls: Record<NodeId, string> = { ...this.config.urls, ...cc.urls };
     switch (cc.type) {
       case "addVoter":
         if (voters.has(cc.id)) return this.refuse("invalid_config_change", `${cc.id} is already a voter`);
         learners.delete(cc.id);
         voters.add(cc.id);
+        promote.delete(cc.id);
         break;
       case "addLearner":
         if (voters.has(cc.id) || learners.has(cc.id)) {
           return this.refuse("invalid_config_change", `${cc.id} is already a member`);
         }
         learners.add(cc.id);
+        if (cc.promote) promote.add(cc.id);
         break;
       case "remove":
         if (!voters.has(cc.id) && !learners.has(cc.id)) {
@@ -991,10 +996,13 @@ export class Raft {
         }
         voters.delete(cc.id);
         learners.delete(cc.id);
+        promote.delete(cc.id);
+        delete urls[cc.id];
         if (voters.size === 0) return this.refuse("invalid_config_change", "cannot remove the last voter");
         break;
     }
-    const config: Configuration = { voters: [...voters], learners: [...learners] };
+    for (const id of Object.keys(urls)) if (!voters.has(id) && !learners.has(id)) delete urls[id];
+    const config = plainConfig({ voters: [...voters], learners: [...learners], urls, promote: [...promote] });
     const index = this.log.lastIndex() + 1;
     this.appendEntries([{ term: this.term, index, type: "config", data: encodeConfig(config) }]);
     this.bcastAppend();

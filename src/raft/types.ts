@@ -25,17 +25,32 @@ export interface HardState {
   readonly commit: number;
 }
 
-/** Who votes and who only replicates. A node is in at most one of the two lists. */
+/**
+ * Who votes and who only replicates. A node is in at most one of the two lists. `urls` and
+ * `promote` are carried for the layers around the core, which never reads them: where each member
+ * listens (so a node that joined later can reach everyone), and which learners are to become
+ * voters once caught up (so a new leader carries on a promotion its predecessor started).
+ */
 export interface Configuration {
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
+  readonly urls?: Readonly<Record<NodeId, string>>;
+  readonly promote?: readonly NodeId[];
 }
 
-/** One-server-at-a-time membership change, as proposed by an operator. */
+/**
+ * One-server-at-a-time membership change, as proposed by an operator. `urls` are merged into the
+ * new configuration's addresses; `promote` marks a new learner to be promoted once caught up.
+ */
 export type ConfChange =
-  | { readonly type: "addVoter"; readonly id: NodeId }
-  | { readonly type: "addLearner"; readonly id: NodeId }
-  | { readonly type: "remove"; readonly id: NodeId };
+  | { readonly type: "addVoter"; readonly id: NodeId; readonly urls?: Readonly<Record<NodeId, string>> }
+  | {
+      readonly type: "addLearner";
+      readonly id: NodeId;
+      readonly urls?: Readonly<Record<NodeId, string>>;
+      readonly promote?: boolean;
+    }
+  | { readonly type: "remove"; readonly id: NodeId; readonly urls?: Readonly<Record<NodeId, string>> };
 
 export interface SnapshotMetadata {
   /** Last log index the snapshot covers. */
@@ -161,26 +176,67 @@ export function sameHardState(a: HardState, b: HardState): boolean {
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
 
+/** A plain copy with only the fields that are set (what encodeConfig writes and snapshots store). */
+export function plainConfig(config: Configuration): Configuration {
+  const out: { voters: NodeId[]; learners: NodeId[]; urls?: Record<NodeId, string>; promote?: NodeId[] } = {
+    voters: [...config.voters],
+    learners: [...config.learners],
+  };
+  if (config.urls && Object.keys(config.urls).length > 0) out.urls = { ...config.urls };
+  if (config.promote && config.promote.length > 0) out.promote = [...config.promote];
+  return out;
+}
+
 /** A config entry carries the whole new configuration, so the latest one in a log is self-contained. */
 export function encodeConfig(config: Configuration): Uint8Array {
-  return textEncoder.encode(JSON.stringify({ voters: [...config.voters], learners: [...config.learners] }));
+  return textEncoder.encode(JSON.stringify(plainConfig(config)));
 }
 
 export function decodeConfig(data: Uint8Array): Configuration {
-  const parsed: unknown = JSON.parse(textDecoder.decode(data));
+  return checkConfig(JSON.parse(textDecoder.decode(data)), "config entry");
+}
+
+/** Validates a parsed configuration (from a log entry, a snapshot header or a peer); throws with `what` in the message. */
+export function checkConfig(parsed: unknown, what: string): Configuration {
   if (
     typeof parsed !== "object" ||
     parsed === null ||
     !Array.isArray((parsed as { voters?: unknown }).voters) ||
     !Array.isArray((parsed as { learners?: unknown }).learners)
   ) {
-    throw new Error("config entry: malformed configuration");
+    throw new Error(`${what}: malformed configuration`);
   }
-  const { voters, learners } = parsed as { voters: unknown[]; learners: unknown[] };
+  const { voters, learners, urls, promote } = parsed as {
+    voters: unknown[];
+    learners: unknown[];
+    urls?: unknown;
+    promote?: unknown;
+  };
   if (!voters.every((v) => typeof v === "string") || !learners.every((v) => typeof v === "string")) {
-    throw new Error("config entry: member ids must be strings");
+    throw new Error(`${what}: member ids must be strings`);
   }
-  return { voters: voters as string[], learners: learners as string[] };
+  const out: { voters: string[]; learners: string[]; urls?: Record<string, string>; promote?: string[] } = {
+    voters: voters as string[],
+    learners: learners as string[],
+  };
+  if (urls !== undefined) {
+    if (
+      typeof urls !== "object" ||
+      urls === null ||
+      Array.isArray(urls) ||
+      !Object.values(urls).every((u) => typeof u === "string")
+    ) {
+      throw new Error(`${what}: member URLs must be a map of id to string`);
+    }
+    out.urls = { ...(urls as Record<string, string>) };
+  }
+  if (promote !== undefined) {
+    if (!Array.isArray(promote) || !promote.every((v) => typeof v === "string")) {
+      throw new Error(`${what}: the learners to promote must be a list of ids`);
+    }
+    out.promote = promote as string[];
+  }
+  return out;
 }
 
 /** Bytes an entry costs in a message; used for batching and the uncommitted budget. */

@@ -10,6 +10,7 @@
  * 504 outcome_unknown the write may or may not have been applied.
  */
 import * as http from "node:http";
+import type * as https from "node:https";
 import {
   checkKey,
   encodeCommand,
@@ -31,7 +32,7 @@ import {
 } from "../node/errors.js";
 import type { RaftNode } from "../node/raft-node.js";
 import { type Authenticator, roleFor } from "./auth.js";
-import { handleCluster } from "./cluster-api.js";
+import { handleCluster, membersJson } from "./cluster-api.js";
 import { createDashboard } from "./dashboard.js";
 import { handleElections } from "./elections-api.js";
 import {
@@ -88,6 +89,8 @@ export interface ApiContext {
   idempotencyKey(req: http.IncomingMessage): string | undefined;
   /** When this node is not the leader, answers by redirecting (or forwarding) to it and returns true. */
   routeIfFollower(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): Promise<boolean>;
+  /** For requests this node makes to other nodes over https (TLS settings), when configured. */
+  readonly peerAgent?: https.Agent;
 }
 
 const KV_PREFIX = "/v1/kv/";
@@ -410,7 +413,7 @@ export function createApi(opts: ApiOptions): http.RequestListener {
 
     if (path === "/health") {
       if (method !== "GET") throw methodNotAllowed("GET");
-      send(res, 200, { status: "ok", node: node.id });
+      send(res, 200, { status: "ok", node: node.id, clusterId: node.clusterId });
       return;
     }
     if (path === "/ready") {
@@ -441,14 +444,7 @@ export function createApi(opts: ApiOptions): http.RequestListener {
         leader: st.leader,
         commitIndex: st.commitIndex,
         appliedIndex: st.appliedIndex,
-        members: st.members.map((m) => ({
-          id: m.id,
-          url: m.url,
-          voter: m.voter,
-          role: m.id === st.leader?.id ? "leader" : m.voter ? "follower" : "learner",
-          matchIndex: m.matchIndex,
-          lagEntries: m.lagEntries,
-        })),
+        members: membersJson(st),
       });
       return;
     }

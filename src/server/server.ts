@@ -20,6 +20,8 @@ export interface ServerOptions {
   /** URL to listen on, e.g. http://127.0.0.1:2379 (http only until TLS arrives). */
   readonly listen: string;
   readonly members: ReadonlyMap<string, string>;
+  /** Join a running cluster rather than form one (see RaftNodeOptions.join). */
+  readonly join?: { readonly clusterId?: string; readonly url: string };
   readonly dataDir: string;
   readonly clusterToken?: string;
   readonly forwardWrites?: boolean;
@@ -81,6 +83,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     node = await RaftNode.start<KvResult>({
       id: opts.id,
       members: opts.members,
+      join: opts.join,
       dataDir: opts.dataDir,
       stateMachine: kv,
       clusterToken: opts.clusterToken,

@@ -12,7 +12,14 @@
  *   snap/         snapshot files (see snapshots.ts)
  */
 import { CompactedError, type InitialState, LogUnavailableError } from "../raft/storage.js";
-import type { Configuration, Entry, HardState, SnapshotMetadata } from "../raft/types.js";
+import {
+  type Configuration,
+  checkConfig,
+  type Entry,
+  type HardState,
+  plainConfig,
+  type SnapshotMetadata,
+} from "../raft/types.js";
 import { type FileSystem, join, nodeFileSystem } from "./fs.js";
 import {
   decodeCompact,
@@ -41,6 +48,11 @@ export interface DiskStorageOptions {
   readonly dir: string;
   readonly nodeId: string;
   readonly clusterId: string;
+  /**
+   * For a data directory that already belongs to this node but records another cluster id: whether
+   * to adopt the stored one (membership changed since the directory was created). Default: refuse.
+   */
+  readonly adoptCluster?: (storedClusterId: string) => boolean;
   /** The configuration a brand-new data directory starts with (the initial members; empty for a joining node). */
   readonly initialConfig: Configuration;
   readonly fs?: FileSystem;
@@ -74,6 +86,8 @@ export class DiskStorage implements Storage {
   private readonly trailingEntries: number;
   private readonly initialConfig: Configuration;
   private readonly logger: WalLogger;
+  /** The cluster this data directory belongs to (as recorded in it). */
+  readonly clusterId: string;
 
   /** Index of the entry before the first one held, and its term. */
   private base = 0;
@@ -100,6 +114,7 @@ export class DiskStorage implements Storage {
     this.cacheLimit = opts.cacheBytes ?? 64 << 20;
     this.trailingEntries = opts.trailingEntries ?? 5000;
     this.initialConfig = identity.initialConfig;
+    this.clusterId = identity.clusterId;
     this.logger = opts.logger ?? { warn: (m) => console.warn(`ballot storage: ${m}`) };
     this.wal = new Wal(this.fs, join(opts.dir, "wal"), {
       segmentBytes: opts.segmentBytes,
@@ -121,6 +136,11 @@ export class DiskStorage implements Storage {
     return s;
   }
 
+  /** Whether `dir` already holds a node's identity (so it is not a brand-new data directory). */
+  static exists(dir: string, fs: FileSystem = nodeFileSystem): boolean {
+    return fs.exists(join(dir, IDENTITY_FILE));
+  }
+
   private static checkIdentity(fs: FileSystem, opts: DiskStorageOptions): Identity {
     fs.mkdirp(opts.dir);
     const path = join(opts.dir, IDENTITY_FILE);
@@ -135,6 +155,7 @@ export class DiskStorage implements Storage {
         ) {
           throw new Error("not a Ballot identity file");
         }
+        id.initialConfig = checkConfig(id.initialConfig, "initial configuration");
       } catch (e) {
         throw new StorageError(
           "BALLOT_ERR_DATA_DIR",
@@ -146,7 +167,10 @@ export class DiskStorage implements Storage {
           "BALLOT_ERR_DATA_DIR",
           `${path}: unsupported data format version ${id.version}`,
         );
-      if (id.nodeId !== opts.nodeId || id.clusterId !== opts.clusterId) {
+      if (
+        id.nodeId !== opts.nodeId ||
+        (id.clusterId !== opts.clusterId && !opts.adoptCluster?.(id.clusterId))
+      ) {
         throw new StorageError(
           "BALLOT_ERR_DATA_DIR_IDENTITY",
           `data directory ${opts.dir} belongs to node '${id.nodeId}' of cluster '${id.clusterId}', not node '${opts.nodeId}' of cluster '${opts.clusterId}'`,
@@ -167,7 +191,7 @@ export class DiskStorage implements Storage {
       version: 1,
       clusterId: opts.clusterId,
       nodeId: opts.nodeId,
-      initialConfig: { voters: [...opts.initialConfig.voters], learners: [...opts.initialConfig.learners] },
+      initialConfig: plainConfig(opts.initialConfig),
     };
     const tmp = `${path}.tmp`;
     if (fs.exists(tmp)) fs.unlink(tmp);

@@ -7,7 +7,7 @@
  * File: a header frame (JSON metadata and the frame size), data frames, an end frame (total size
  * and frame count). Frames use the WAL's framing, so every byte is covered by a CRC32C.
  */
-import type { Configuration, SnapshotMetadata } from "../raft/types.js";
+import { type Configuration, checkConfig, type SnapshotMetadata } from "../raft/types.js";
 import type { FileSystem } from "./fs.js";
 import { join } from "./fs.js";
 import { FRAME_HEADER, readFrame, writeFrame } from "./record.js";
@@ -179,6 +179,7 @@ export class SnapshotStore {
     let parsed: { index: number; term: number; config: Configuration; frameBytes: number };
     try {
       parsed = JSON.parse(new TextDecoder().decode(h.body));
+      parsed.config = checkConfig(parsed.config, "snapshot header");
     } catch {
       return fail(0, "unreadable header");
     }

@@ -6,13 +6,14 @@
  * f64 term, then each present field in a fixed order. Integers travel as f64 and must come back as
  * safe non-negative integers; byte payloads as u32 length + bytes.
  */
-import type {
-  Configuration,
-  Entry,
-  Message,
-  MessageType,
-  SnapshotChunk,
-  SnapshotMetadata,
+import {
+  type Configuration,
+  checkConfig,
+  type Entry,
+  type Message,
+  type MessageType,
+  type SnapshotChunk,
+  type SnapshotMetadata,
 } from "../raft/types.js";
 
 export const CODEC_VERSION = 1;
@@ -49,7 +50,9 @@ const F_REQUESTID = 1 << 8;
 const F_SNAPSHOT = 1 << 9;
 const F_OFFSET = 1 << 10;
 const F_FORCE = 1 << 11;
-const KNOWN_FLAGS = (1 << 12) - 1;
+/** The snapshot's configuration also has member URLs or learners to promote (a JSON blob after the data). */
+const F_CONFIGX = 1 << 12;
+const KNOWN_FLAGS = (1 << 13) - 1;
 
 /** A peer sent bytes that are not a valid message. */
 export class CodecError extends Error {
@@ -189,6 +192,12 @@ export function encodeMessage(m: Message): Uint8Array {
   let size = 64;
   for (const e of m.entries ?? []) size += 21 + e.data.byteLength;
   if (m.snapshot) size += 64 + m.snapshot.data.byteLength;
+  const cfg = m.snapshot?.metadata.config;
+  const configx =
+    cfg && ((cfg.urls && Object.keys(cfg.urls).length > 0) || (cfg.promote && cfg.promote.length > 0))
+      ? enc.encode(JSON.stringify({ urls: cfg.urls ?? {}, promote: cfg.promote ?? [] }))
+      : null;
+  if (configx) size += configx.byteLength + 8;
   const w = new Writer(size);
   let flags = 0;
   if (m.logTerm !== undefined) flags |= F_LOGTERM;
@@ -203,6 +212,7 @@ export function encodeMessage(m: Message): Uint8Array {
   if (m.snapshot !== undefined) flags |= F_SNAPSHOT;
   if (m.offset !== undefined) flags |= F_OFFSET;
   if (m.force) flags |= F_FORCE;
+  if (configx) flags |= F_CONFIGX;
   w.u8(CODEC_VERSION);
   w.u8(TYPE_CODE.get(m.type)!);
   w.u16(flags);
@@ -234,6 +244,7 @@ export function encodeMessage(m: Message): Uint8Array {
     w.num(s.totalBytes);
     w.u8(s.done ? 1 : 0);
     w.blob(s.data);
+    if (configx) w.blob(configx);
   }
   if (flags & F_OFFSET) w.num(m.offset!);
   return w.buf.subarray(0, w.at);
@@ -273,20 +284,29 @@ export function decodeMessage(buf: Uint8Array): Message {
   if (flags & F_READSEQ) m.readSeq = r.int("readSeq");
   if (flags & F_REQUESTID) m.requestId = r.int("requestId");
   if (flags & F_SNAPSHOT) {
-    const metadata: SnapshotMetadata = {
-      index: r.int("snapshot index"),
-      term: r.int("snapshot term"),
-      config: readConfig(r),
-    };
+    const index = r.int("snapshot index");
+    const term = r.int("snapshot term");
+    let config = readConfig(r);
     const offset = r.int("snapshot offset");
     const totalBytes = r.int("snapshot size");
     const done = r.u8();
     if (done > 1) throw new CodecError("bad snapshot flag");
     const data = r.blob();
+    if (flags & F_CONFIGX) {
+      try {
+        const x = JSON.parse(dec.decode(r.blob())) as { urls?: unknown; promote?: unknown };
+        config = checkConfig({ ...config, urls: x.urls, promote: x.promote }, "snapshot configuration");
+      } catch (e) {
+        throw new CodecError((e as Error).message);
+      }
+    }
+    const metadata: SnapshotMetadata = { index, term, config };
     if (offset + data.byteLength > totalBytes) throw new CodecError("snapshot chunk beyond its total size");
     const chunk: SnapshotChunk = { metadata, offset, totalBytes, data, done: done === 1 };
     m.snapshot = chunk;
   }
+  if (flags & F_CONFIGX && !(flags & F_SNAPSHOT))
+    throw new CodecError("configuration extension without a snapshot");
   if (flags & F_OFFSET) m.offset = r.int("offset");
   if (flags & F_FORCE) m.force = true;
   if (!r.done()) throw new CodecError("trailing bytes after the message");

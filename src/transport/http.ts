@@ -33,6 +33,13 @@ export interface HttpTransportOptions {
   readonly maxQueueBytes?: number;
   /** An inbound stream with no frame for this long is closed as dead. Default 10 s. Outbound streams ping at a third of it. */
   readonly idleTimeoutMs?: number;
+  /**
+   * Whether to take a peer stream from `from`: null to accept, else why not (answered `410
+   * not_a_member`, e.g. a node removed from the configuration). Default: accept everyone.
+   */
+  readonly admit?: (from: NodeId) => string | null;
+  /** Called when a peer refuses our stream because it does not count us as a member. */
+  readonly onNotMember?: (peer: NodeId, detail: { configIndex: number }) => void;
 }
 
 const PING = new Uint8Array(4); // an empty frame
@@ -138,6 +145,10 @@ class PeerLink {
         this.report(
           `peer ${this.id} (${this.url}) refused the peer stream: ${res.statusCode} ${body.trim().slice(0, 300)}`,
         );
+        if (res.statusCode === 410) {
+          const configIndex = Number(headerValue(res.headers["x-ballot-config-index"]));
+          this.t.onNotMember?.(this.id, { configIndex: Number.isSafeInteger(configIndex) ? configIndex : 0 });
+        }
         this.retry();
       });
     });
@@ -209,7 +220,11 @@ export class HttpTransport implements Transport {
   readonly maxQueueBytes: number;
   readonly idleTimeoutMs: number;
   private links = new Map<NodeId, PeerLink>();
-  private inbound = new Set<Duplex>();
+  private inbound = new Map<Duplex, NodeId>();
+  private readonly admit: (from: NodeId) => string | null;
+  readonly onNotMember: ((peer: NodeId, detail: { configIndex: number }) => void) | undefined;
+  /** Sent with a not-a-member refusal, so the refused node can tell a newer configuration from a stale one. */
+  configIndex = 0;
   private onMessage: ((m: Message) => void) | null = null;
   private closed = false;
   /** Messages refused from peers (bad frames, wrong identity), for metrics. */
@@ -221,6 +236,8 @@ export class HttpTransport implements Transport {
     this.logger = opts.logger ?? { info: () => {}, warn: (m) => console.warn(`ballot transport: ${m}`) };
     this.maxQueueBytes = opts.maxQueueBytes ?? 64 << 20;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 10_000;
+    this.admit = opts.admit ?? (() => null);
+    this.onNotMember = opts.onNotMember;
     this.setPeers(opts.peers);
   }
 
@@ -244,6 +261,8 @@ export class HttpTransport implements Transport {
         this.links.set(id, new PeerLink(id, url, this));
       }
     }
+    // Streams from peers no longer admitted (removed members) are cut, so they learn it on reconnect.
+    for (const [socket, from] of this.inbound) if (this.admit(from) !== null) socket.destroy();
   }
 
   send(messages: readonly Message[]): void {
@@ -297,6 +316,12 @@ export class HttpTransport implements Transport {
       this.logger.warn(`refused a peer stream from '${from}' meant for '${to}': this node is '${this.self}'`);
       return refuse(socket, 409, `this node is '${this.self}', not '${to}'`);
     }
+    const notAdmitted = this.admit(from);
+    if (notAdmitted !== null) {
+      return refuse(socket, 410, notAdmitted, "not_a_member", {
+        "X-Ballot-Config-Index": String(this.configIndex),
+      });
+    }
     socket.write(
       `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${UPGRADE_PROTOCOL}\r\nX-Ballot-Node: ${this.self}\r\n\r\n`,
     );
@@ -305,7 +330,7 @@ export class HttpTransport implements Transport {
   }
 
   private serveInbound(from: NodeId, socket: Duplex, head: Buffer): void {
-    this.inbound.add(socket);
+    this.inbound.set(socket, from);
     const reader = new FrameReader();
     const s = socket as Socket;
     if (typeof s.setNoDelay === "function") s.setNoDelay(true);
@@ -352,7 +377,7 @@ export class HttpTransport implements Transport {
   async close(): Promise<void> {
     this.closed = true;
     for (const l of this.links.values()) l.close();
-    for (const s of this.inbound) s.destroy();
+    for (const s of this.inbound.keys()) s.destroy();
     this.inbound.clear();
   }
 }
@@ -361,10 +386,19 @@ function headerValue(v: string | string[] | undefined): string {
   return Array.isArray(v) ? (v[0] ?? "") : (v ?? "");
 }
 
-function refuse(socket: Duplex, status: number, message: string): true {
-  const body = JSON.stringify({ error: { code: "peer_refused", message } });
+function refuse(
+  socket: Duplex,
+  status: number,
+  message: string,
+  code = "peer_refused",
+  headers: Record<string, string> = {},
+): true {
+  const body = JSON.stringify({ error: { code, message } });
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join("");
   socket.end(
-    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ""}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ""}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`,
   );
   return true;
 }

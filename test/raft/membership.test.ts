@@ -202,4 +202,23 @@ describe("membership", () => {
     assert.equal(c.raft("l").log.committed, c.raft("a").log.committed);
     assert.deepEqual(c.raft("l").config, { voters: ["a", "b", "c"], learners: ["l"] });
   });
+
+  it("member URLs and the learners to promote travel in the configuration entries, to every node", () => {
+    const c = withLeader(["a", "b", "c"], BASIC);
+    c.add("l", new MemoryStorage());
+    const urls = { a: "http://a:1", b: "http://b:1", c: "http://c:1", l: "http://l:1" };
+    assert.ok(change(c, "a", { type: "addLearner", id: "l", urls, promote: true }).ok);
+    settle(c, 3);
+    for (const id of ["a", "b", "l"])
+      assert.deepEqual(c.raft(id).config, { voters: ["a", "b", "c"], learners: ["l"], urls, promote: ["l"] });
+    // A second change waits for the first to commit; here it has, so promotion goes ahead and clears the mark.
+    assert.ok(change(c, "a", { type: "addVoter", id: "l" }).ok);
+    settle(c, 3);
+    assert.deepEqual(c.raft("l").config, { voters: ["a", "b", "c", "l"], learners: [], urls });
+    // Removal takes the member's URL with it.
+    assert.ok(change(c, "a", { type: "remove", id: "c" }).ok);
+    settle(c, 3);
+    const { c: _gone, ...rest } = urls;
+    assert.deepEqual(c.raft("b").config, { voters: ["a", "b", "l"], learners: [], urls: rest });
+  });
 });
