@@ -69,6 +69,8 @@ export interface RaftNodeOptions<R = unknown> {
   /** How long propose() waits before answering OutcomeUnknownError. Default 10 s. */
   readonly proposalTimeoutMs?: number;
   readonly logger?: NodeLogger;
+  /** TLS for the peer streams of the HTTP transport (PEM certificate, key, CA; see transport/tls.ts). */
+  readonly tls?: import("../transport/tls.js").TlsMaterial;
   /** A transport to use instead of the HTTP one (tests use the in-memory twin). */
   readonly transport?: Transport;
   /** A file system to use instead of the real one (tests inject faults). */
@@ -206,6 +208,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
         peers,
         logger: { info: (m) => this.log.info(m), warn: (m) => this.log.warn(m) },
         idleTimeoutMs: Math.max(3000, 6 * this.electionTimeoutMs),
+        tls: opts.tls,
       });
     this.transport.setPeers(peers);
     this.lastTickAt = performance.now();
