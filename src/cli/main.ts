@@ -19,12 +19,14 @@ const USAGE = `usage: ballot <command> [flags]
                            [--cluster-token T] [--forward-writes] [--heartbeat-interval MS]
                            [--election-timeout MS] [--snapshot-entries N] [--trailing-entries N]
                            [--log-format json|pretty] [--auth-tokens FILE]
+                           [--cert FILE --key FILE [--ca FILE]]   (https:// URLs; mutual TLS with --ca)
   dev      a local cluster [--nodes 3] [--base-port 2379] [--dir .ballot-dev]
   get KEY | put KEY VALUE | del KEY | list [PREFIX] | status      [--endpoints URL,...] [--token T]
   members | transfer-leader ID                                  [--endpoints URL,...] [--token T]
+                           (every client command: [--ca FILE] to trust a cluster's own CA)
   elect NAME -- CMD ARGS...  run CMD only while leading election NAME
-                           [--endpoints URL,... | --etcd URL,...] [--ttl S] [--grace S]
-  snapshot save FILE       a consistent backup of a running cluster   [--endpoints URL,...]
+                           [--endpoints URL,... | --etcd URL,...] [--ttl S] [--grace S] [--ca FILE]
+  snapshot save FILE       a consistent backup of a running cluster   [--endpoints URL,...] [--ca FILE]
   snapshot restore FILE    seed a new member's data dir from a backup
                            --data-dir DIR --id ID --members ID=URL,... [--cluster-token T]
   help, --version
@@ -44,11 +46,14 @@ export const START_FLAGS = {
     "trailing-entries",
     "log-format",
     "auth-tokens",
+    "cert",
+    "key",
+    "ca",
   ],
   booleans: ["forward-writes"],
 };
 const DEV_FLAGS = { values: ["nodes", "base-port", "dir", "log-format"] };
-const CLIENT_FLAGS = { values: ["endpoints", "token"] };
+const CLIENT_FLAGS = { values: ["endpoints", "token", "ca"] };
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {

@@ -6,6 +6,7 @@ import { createLogger, type LogFormat } from "../node/logger.js";
 import { type Authenticator, loadTokens } from "../server/auth.js";
 import { startServer } from "../server/server.js";
 import type { FileSystem } from "../storage/fs.js";
+import { loadTlsFiles, type TlsMaterial } from "../transport/tls.js";
 import { intFlag, type Parsed, parseMembers, UsageError } from "./flags.js";
 
 /** Runs `ballot start`; `overrides` lets a test build swap in a fault-injecting file system. */
@@ -27,6 +28,12 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
   const election = intFlag(p, "election-timeout", Math.max(500, 5 * heartbeat), 2, 600_000);
   if (election < 2 * heartbeat)
     throw new UsageError("--election-timeout must be at least twice --heartbeat-interval");
+  let tls: TlsMaterial | undefined;
+  try {
+    tls = loadTlsFiles({ cert: p.flags.get("cert"), key: p.flags.get("key"), ca: p.flags.get("ca") });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   const logger = createLogger(id, format);
   const tokensFile = p.flags.get("auth-tokens");
   let auth: Authenticator | undefined;
@@ -52,6 +59,7 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
     logger,
     fs: overrides.fs,
     auth,
+    tls,
   });
   logger.setTermSource(() => running.node.status().term);
   await new Promise<void>((resolve) => {
