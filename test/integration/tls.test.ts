@@ -110,6 +110,10 @@ describe("TLS for clients and peers", { timeout: 120_000 }, () => {
     const getCli = await cli(["get", "cli", "--endpoints", c.url(follower)], { BALLOT_CA: ca });
     assert.equal(getCli.code, 0, getCli.stderr);
     assert.equal(JSON.parse(getCli.stdout).value, "yes");
+    const backup = pki.path("backup.snap");
+    const save = await cli(["snapshot", "save", backup, "--endpoints", c.url(leader), "--ca", ca]);
+    assert.equal(save.code, 0, save.stderr);
+    assert.ok(JSON.parse(save.stdout).revision >= 3, save.stdout);
 
     const client = new BallotClient({ endpoints: c.ids.map((id) => c.url(id)), ca: caPem });
     try {
