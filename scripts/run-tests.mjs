@@ -31,5 +31,8 @@ const chromium = spawnSync("bash", ["scripts/install-chromium.sh"], {
 });
 if (chromium.status !== 0)
   console.error("run-tests: chromium could not be installed; the dashboard browser test will fail");
+// The TLS tests make their certificates with Debian's openssl command.
+const openssl = spawnSync("bash", ["scripts/install-openssl.sh"], { stdio: ["ignore", "ignore", "inherit"] });
+if (openssl.status !== 0) console.error("run-tests: openssl could not be installed; the TLS tests will fail");
 const res = spawnSync(process.execPath, ["--test", "--test-reporter=spec", ...files], { stdio: "inherit" });
 process.exit(res.status ?? 1);

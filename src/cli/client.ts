@@ -3,6 +3,8 @@
  * leader (307) and moving on to the next endpoint when one is unreachable. Owns requests and
  * output; must never retry a write whose outcome is unknown (a 504) — it reports it instead.
  */
+import { httpsFetch } from "../client/https-fetch.js";
+import { loadCa } from "../transport/tls.js";
 import { type Parsed, UsageError } from "./flags.js";
 
 export interface ClientResult {
@@ -27,6 +29,29 @@ export function endpointsOf(p: Parsed): string[] {
   return list;
 }
 
+/** The fetch for https:// endpoints: one that trusts `--ca` (BALLOT_CA) when given, else the global one. */
+export function fetchFor(p: Parsed): typeof fetch {
+  const caFile = p.flags.get("ca");
+  if (caFile === undefined) return (input, init) => fetch(input, init);
+  try {
+    return httpsFetch({ ca: loadCa(caFile) });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+/** A failed request in one line: fetch's own message hides the reason in its cause. */
+export function failure(e: unknown): string {
+  const err = e as Error & { cause?: Error & { code?: string } };
+  const cause = err.cause instanceof Error ? err.cause : undefined;
+  const text = cause ? `${err.message}: ${cause.message}` : err.message;
+  const tls = /certificate|CERT|SSL|TLS/.test(`${cause?.code ?? ""} ${cause?.message ?? ""}`);
+  return tls ? `${text} (does --ca, or BALLOT_CA, name the cluster's CA?)` : text;
+}
+
+/** The fetch of the client commands; runClient sets it from --ca (one command per process). */
+let clientFetch: typeof fetch = (input, init) => fetch(input, init);
+
 /** Sends a request to the first endpoint that answers; follows redirects to the leader. */
 export async function request(
   endpoints: string[],
@@ -34,6 +59,7 @@ export async function request(
   path: string,
   body?: unknown,
   token?: string,
+  fetchImpl: typeof fetch = clientFetch,
 ): Promise<ClientResult> {
   let lastError = "";
   const headers: Record<string, string> = body === undefined ? {} : { "Content-Type": "application/json" };
@@ -44,7 +70,7 @@ export async function request(
       let url = new URL(path, ep);
       let res: Response;
       for (let hop = 0; ; hop++) {
-        res = await fetch(url, {
+        res = await fetchImpl(url, {
           method,
           headers,
           body: body === undefined ? undefined : JSON.stringify(body),
@@ -70,7 +96,7 @@ export async function request(
       }
       return { status: res.status, body: parsed };
     } catch (e) {
-      lastError = `${ep}: ${(e as Error).message}`;
+      lastError = `${ep}: ${failure(e)}`;
     }
   }
   throw new Error(`no endpoint answered (${lastError})`);
@@ -78,6 +104,7 @@ export async function request(
 
 export async function runClient(cmd: string, p: Parsed): Promise<number> {
   const eps = endpointsOf(p);
+  clientFetch = fetchFor(p);
   const token = p.flags.get("token");
   const enc = (k: string) => encodeURIComponent(k).replace(/%2F/g, "/");
   let r: ClientResult;

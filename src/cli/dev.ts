@@ -58,7 +58,7 @@ export async function runDev(p: Parsed): Promise<number> {
               "--log-format",
               format,
             ],
-            { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, BALLOT_DEV: "1" } },
+            { stdio: ["ignore", "inherit", "inherit"], env: devEnv() },
           );
           children.set(id, child);
           child.on("exit", (code, signal) => {
@@ -73,4 +73,11 @@ export async function runDev(p: Parsed): Promise<number> {
     ),
   );
   return exitCode;
+}
+
+/** The nodes' environment: the dev cluster is plain http on loopback, whatever TLS settings the shell has. */
+function devEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, BALLOT_DEV: "1" };
+  for (const name of ["BALLOT_CERT", "BALLOT_KEY", "BALLOT_CA"]) delete env[name];
+  return env;
 }

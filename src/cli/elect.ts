@@ -14,13 +14,14 @@ import { hostname } from "node:os";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { Election, HeldLeadership } from "../client/election.js";
+import { loadCa } from "../transport/tls.js";
 import { endpointsOf } from "./client.js";
 import { intFlag, type Parsed, UsageError } from "./flags.js";
 import type { GuardExitReport, GuardReason, GuardReport } from "./guard.js";
 
 export const ELECT_USAGE =
   "ballot elect NAME (--endpoints URL,... | --etcd URL,...) [--ttl S] [--grace S] -- CMD ARGS...";
-export const ELECT_FLAGS = { values: ["endpoints", "etcd", "ttl", "grace", "token"] };
+export const ELECT_FLAGS = { values: ["endpoints", "etcd", "ttl", "grace", "token", "ca"] };
 
 /** The client library's default, so that `ballot elect` and election() behave alike. */
 const DEFAULT_TTL_S = 5;
@@ -44,6 +45,8 @@ export type ElectionFactory = (o: {
   ttlSeconds: number;
   /** A bearer token for nodes with --auth-tokens. */
   token?: string;
+  /** PEM CA certificate(s) to trust for https:// endpoints (--ca). */
+  ca?: Buffer;
 }) => Promise<{ election: Election; close?: () => void }>;
 
 export function parseElect(p: Parsed): ElectConfig {
@@ -331,11 +334,22 @@ export async function runElect(o: RunElectOptions): Promise<void> {
   }
 }
 
+/** The --ca file's certificates, checked (a usage error names the file, never its contents). */
+function caOf(p: Parsed): Buffer | undefined {
+  const file = p.flags.get("ca");
+  if (file === undefined) return undefined;
+  try {
+    return loadCa(file);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
 /** The default backend: a Ballot cluster. */
-const clientElection: ElectionFactory = async ({ endpoints, name, ttlSeconds, token }) => {
+const clientElection: ElectionFactory = async ({ endpoints, name, ttlSeconds, token, ca }) => {
   // Loaded on use: the other commands, and usage errors, need not load the HTTP client.
   const { BallotClient } = await import("../client/index.js");
-  const client = new BallotClient({ endpoints, token });
+  const client = new BallotClient({ endpoints, token, ca });
   return { election: client.election(name, { ttlSeconds }), close: () => client.close() };
 };
 
@@ -363,6 +377,7 @@ export async function runElectCommand(p: Parsed, factory?: ElectionFactory): Pro
     name: cfg.name,
     ttlSeconds: cfg.ttlSeconds,
     token: p.flags.get("token"),
+    ca: caOf(p),
   });
   const log = (line: string): void => {
     process.stderr.write(`ballot elect: ${line}\n`);

@@ -37,13 +37,14 @@ export async function fetchCluster(
   urls: string[],
   token: string | undefined,
   log: NodeLogger,
+  fetchImpl: typeof fetch,
   deadlineMs = 60_000,
 ): Promise<ClusterInfo> {
   const deadline = Date.now() + deadlineMs;
   let last = "";
   for (let attempt = 0; ; attempt++) {
     try {
-      const r = await request(urls, "GET", "/v1/cluster", undefined, token);
+      const r = await request(urls, "GET", "/v1/cluster", undefined, token, fetchImpl);
       const b = r.body as { clusterId?: unknown; members?: unknown };
       if (r.status === 401 || r.status === 403)
         throw new UsageError(`--join: the cluster refused the request (${r.status}): give an admin --token`);
@@ -73,13 +74,14 @@ export async function askToJoin(
   me: { id: string; url: string; learner: boolean },
   token: string | undefined,
   log: NodeLogger,
+  fetchImpl: typeof fetch,
   deadlineMs = 120_000,
 ): Promise<void> {
   const deadline = Date.now() + deadlineMs;
   let last = "";
   for (let attempt = 0; ; attempt++) {
     try {
-      const r = await request(urls, "POST", "/v1/cluster/members", me, token);
+      const r = await request(urls, "POST", "/v1/cluster/members", me, token, fetchImpl);
       const err = (r.body as { error?: { code?: string; message?: string; member?: { url?: string } } })
         .error;
       if (r.status === 201) {

@@ -21,13 +21,15 @@ const USAGE = `usage: ballot <command> [flags]
                            [--cluster-token T] [--forward-writes] [--heartbeat-interval MS]
                            [--election-timeout MS] [--snapshot-entries N] [--trailing-entries N]
                            [--log-format json|pretty] [--auth-tokens FILE]
+                           [--cert FILE --key FILE [--ca FILE]]   (https:// URLs; mutual TLS with --ca)
   dev      a local cluster [--nodes 3] [--base-port 2379] [--dir .ballot-dev]
   get KEY | put KEY VALUE | del KEY | list [PREFIX] | status      [--endpoints URL,...] [--token T]
   members | transfer-leader ID                                  [--endpoints URL,...] [--token T]
   members add ID URL [--learner] | members promote ID | members remove ID
+                           (every client command: [--ca FILE] to trust a cluster's own CA)
   elect NAME -- CMD ARGS...  run CMD only while leading election NAME
-                           [--endpoints URL,... | --etcd URL,...] [--ttl S] [--grace S]
-  snapshot save FILE       a consistent backup of a running cluster   [--endpoints URL,...]
+                           [--endpoints URL,... | --etcd URL,...] [--ttl S] [--grace S] [--ca FILE]
+  snapshot save FILE       a consistent backup of a running cluster   [--endpoints URL,...] [--ca FILE]
   snapshot restore FILE    seed a new member's data dir from a backup
                            --data-dir DIR --id ID --members ID=URL,... [--cluster-token T]
   help, --version
@@ -50,11 +52,14 @@ export const START_FLAGS = {
     "join",
     "advertise",
     "token",
+    "cert",
+    "key",
+    "ca",
   ],
   booleans: ["forward-writes", "learner"],
 };
 const DEV_FLAGS = { values: ["nodes", "base-port", "dir", "log-format"] };
-const CLIENT_FLAGS = { values: ["endpoints", "token"], booleans: ["learner"] };
+const CLIENT_FLAGS = { values: ["endpoints", "token", "ca"], booleans: ["learner"] };
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {

@@ -11,11 +11,11 @@ import { KvStore } from "../kv/store.js";
 import { clusterIdOf } from "../node/raft-node.js";
 import { BACKUP_FORMAT, type BackupHeader } from "../server/snapshot-api.js";
 import { DiskStorage } from "../storage/disk.js";
-import { endpointsOf } from "./client.js";
+import { endpointsOf, failure, fetchFor } from "./client.js";
 import { type Parsed, parseMembers, UsageError } from "./flags.js";
 
 export const SNAPSHOT_FLAGS = {
-  values: ["endpoints", "data-dir", "id", "members", "cluster-token", "token"],
+  values: ["endpoints", "data-dir", "id", "members", "cluster-token", "token", "ca"],
 };
 
 const MiB = 1 << 20;
@@ -55,16 +55,17 @@ export async function readBackup(file: string): Promise<{ header: BackupHeader; 
 
 async function save(p: Parsed, file: string): Promise<number> {
   const endpoints = endpointsOf(p);
+  const get = fetchFor(p);
   let lastError = "";
   for (const ep of endpoints) {
     let res: Response;
     try {
       const token = p.flags.get("token");
-      res = await fetch(new URL("/v1/snapshot", ep), {
+      res = await get(new URL("/v1/snapshot", ep), {
         headers: token === undefined ? {} : { Authorization: `Bearer ${token}` },
       });
     } catch (e) {
-      lastError = `${ep}: ${(e as Error).message}`;
+      lastError = `${ep}: ${failure(e)}`;
       continue;
     }
     if (res.status !== 200 || !res.body) {

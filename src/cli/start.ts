@@ -7,6 +7,8 @@ import { type Authenticator, loadTokens } from "../server/auth.js";
 import { startServer } from "../server/server.js";
 import { DiskStorage } from "../storage/disk.js";
 import type { FileSystem } from "../storage/fs.js";
+import { loadTlsFiles, type TlsMaterial } from "../transport/tls.js";
+import { fetchFor } from "./client.js";
 import { intFlag, type Parsed, parseMembers, UsageError } from "./flags.js";
 import { askToJoin, endpointList, fetchCluster } from "./join.js";
 
@@ -47,6 +49,12 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
   const election = intFlag(p, "election-timeout", Math.max(500, 5 * heartbeat), 2, 600_000);
   if (election < 2 * heartbeat)
     throw new UsageError("--election-timeout must be at least twice --heartbeat-interval");
+  let tls: TlsMaterial | undefined;
+  try {
+    tls = loadTlsFiles({ cert: p.flags.get("cert"), key: p.flags.get("key"), ca: p.flags.get("ca") });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   const logger = createLogger(id, format);
   const tokensFile = p.flags.get("auth-tokens");
   let auth: Authenticator | undefined;
@@ -67,7 +75,7 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
       );
       join = { url: advertise };
     } else {
-      const info = await fetchCluster(joinUrls, p.flags.get("token"), logger);
+      const info = await fetchCluster(joinUrls, p.flags.get("token"), logger, fetchFor(p));
       const mine = info.members.get(id);
       if (mine !== undefined && mine !== advertise)
         throw new UsageError(
@@ -93,6 +101,7 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
     logger,
     fs: overrides.fs,
     auth,
+    tls,
   });
   logger.setTermSource(() => running.node.status().term);
   if (join?.clusterId !== undefined) {
@@ -102,6 +111,7 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
         { id, url: advertise, learner: p.flags.get("learner") === "true" },
         p.flags.get("token"),
         logger,
+        fetchFor(p),
       );
     } catch (e) {
       logger.error((e as Error).message);

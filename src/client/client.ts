@@ -9,6 +9,7 @@
 import { BallotElection } from "./ballot-election.js";
 import type { Election } from "./election.js";
 import { BallotClientError } from "./errors.js";
+import { httpsFetch } from "./https-fetch.js";
 import { Lease } from "./lease.js";
 import { readSse } from "./sse.js";
 import { type FetchFn, linkedController, sleep, Transport } from "./transport.js";
@@ -26,6 +27,11 @@ export interface BallotClientOptions {
   readonly fetch?: FetchFn;
   /** A bearer token for nodes started with --auth-tokens; sent on every request (never logged). */
   readonly token?: string;
+  /** PEM CA certificate(s) to trust for https:// endpoints instead of the system's (a cluster with its own CA). */
+  readonly ca?: string | Buffer;
+  /** PEM client certificate and key, presented to https:// endpoints that ask for one. */
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
 }
 
 /** How fresh a read must be: `linearizable` (default), `lease` (the leader's lease), `local` (this node's state). */
@@ -191,6 +197,18 @@ function withToken(f: FetchFn, token: string | undefined): FetchFn {
   };
 }
 
+/** The fetch the options ask for: theirs, one with a CA or client certificate, or the global one. */
+function fetchOf(opts: BallotClientOptions): FetchFn {
+  const tls = opts.ca !== undefined || opts.cert !== undefined || opts.key !== undefined;
+  if (opts.fetch && tls)
+    throw new BallotClientError(0, "invalid_argument", "give fetch or ca/cert/key, not both");
+  if ((opts.cert === undefined) !== (opts.key === undefined))
+    throw new BallotClientError(0, "invalid_argument", "cert and key go together");
+  if (opts.fetch) return opts.fetch;
+  if (tls) return httpsFetch({ ca: opts.ca, cert: opts.cert, key: opts.key });
+  return (input, init) => fetch(input, init);
+}
+
 export class BallotClient {
   /** @internal */
   readonly transport: Transport;
@@ -204,7 +222,7 @@ export class BallotClient {
       endpoints: opts.endpoints,
       timeoutMs,
       attemptTimeoutMs: opts.attemptTimeoutMs ?? Math.min(timeoutMs, 3000),
-      fetch: withToken(opts.fetch ?? ((input, init) => fetch(input, init)), opts.token),
+      fetch: withToken(fetchOf(opts), opts.token),
     });
     this.idleMs = opts.streamIdleTimeoutMs ?? 45_000;
   }

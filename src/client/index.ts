@@ -32,6 +32,7 @@ export type {
   RunWhileLeaderOptions,
 } from "./election.js";
 export { BallotClientError, type ClientErrorCode } from "./errors.js";
+export { type HttpsFetchOptions, httpsFetch } from "./https-fetch.js";
 export { Lease } from "./lease.js";
 export { CLOCK_DRIFT, LeaseClock } from "./lease-clock.js";
 export {

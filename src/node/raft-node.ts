@@ -83,6 +83,8 @@ export interface RaftNodeOptions<R = unknown> {
   /** How long propose() waits before answering OutcomeUnknownError. Default 10 s. */
   readonly proposalTimeoutMs?: number;
   readonly logger?: NodeLogger;
+  /** TLS for the peer streams of the HTTP transport (PEM certificate, key, CA; see transport/tls.ts). */
+  readonly tls?: import("../transport/tls.js").TlsMaterial;
   /** A transport to use instead of the HTTP one (tests use the in-memory twin). */
   readonly transport?: Transport;
   /** A file system to use instead of the real one (tests inject faults). */
@@ -254,6 +256,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
         idleTimeoutMs: Math.max(3000, 6 * this.electionTimeoutMs),
         admit: (from) => this.admitPeer(from),
         onNotMember: (peer, d) => this.onNotMember(peer, d.configIndex),
+        tls: opts.tls,
       });
     this.syncMembership();
     const applied = this.raw.raft.configAt(this.applied);

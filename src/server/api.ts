@@ -10,7 +10,8 @@
  * 504 outcome_unknown the write may or may not have been applied.
  */
 import * as http from "node:http";
-import type * as https from "node:https";
+import * as https from "node:https";
+import { httpsFetch } from "../client/https-fetch.js";
 import {
   checkKey,
   encodeCommand,
@@ -31,6 +32,7 @@ import {
   UnavailableError,
 } from "../node/errors.js";
 import type { RaftNode } from "../node/raft-node.js";
+import type { TlsMaterial } from "../transport/tls.js";
 import { type Authenticator, roleFor } from "./auth.js";
 import { handleCluster, membersJson } from "./cluster-api.js";
 import { createDashboard } from "./dashboard.js";
@@ -61,6 +63,8 @@ export interface ApiOptions {
   readonly metrics?: ServerMetrics;
   /** Bearer-token authentication; absent = open (loopback development). */
   readonly auth?: Authenticator;
+  /** The node's TLS material: requests it sends to other nodes (forwarded writes) present its certificate and trust its CA. */
+  readonly tls?: TlsMaterial;
 }
 
 /** What route modules get from the API: the node, the store and the shared request machinery. */
@@ -87,10 +91,12 @@ export interface ApiContext {
   ): Promise<Extract<KvResult, { ok: true }> | null>;
   /** The Idempotency-Key header, checked. */
   idempotencyKey(req: http.IncomingMessage): string | undefined;
+  /** For requests this node sends to another node (over TLS with the node's certificate and CA when it has them). */
+  readonly fetch: typeof fetch;
   /** When this node is not the leader, answers by redirecting (or forwarding) to it and returns true. */
   routeIfFollower(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): Promise<boolean>;
-  /** For requests this node makes to other nodes over https (TLS settings), when configured. */
-  readonly peerAgent?: https.Agent;
+  /** This node's TLS material, for requests it makes to other nodes over https. */
+  readonly peerTls?: TlsMaterial;
 }
 
 const KV_PREFIX = "/v1/kv/";
@@ -101,6 +107,12 @@ export function createApi(opts: ApiOptions): http.RequestListener {
   const { node, kv } = opts;
   const maxBody = opts.maxBodyBytes ?? LIMITS.valueBytes + 64 * 1024;
   const dashboard = createDashboard(node);
+  // Node-to-node requests present this node's certificate and trust the cluster's CA.
+  const tls = opts.tls;
+  const peerAgent = tls
+    ? new https.Agent({ cert: tls.cert, key: tls.key, ca: tls.ca, keepAlive: true })
+    : undefined;
+  const peerFetch: typeof fetch = tls ? httpsFetch(tls) : (input, init) => fetch(input, init);
 
   const headers = (res: http.ServerResponse): void => {
     res.setHeader("X-Ballot-Node", node.id);
@@ -190,9 +202,14 @@ export function createApi(opts: ApiOptions): http.RequestListener {
       delete h.connection;
       // A campaign may wait a long time for its turn: no timeout while the client is still there.
       const long = /\/campaign$/.test(target.pathname);
-      const out = http.request(
+      const out = (target.protocol === "https:" ? https : http).request(
         target,
-        { method: req.method, headers: h, timeout: long ? 0 : 30_000 },
+        {
+          method: req.method,
+          headers: h,
+          timeout: long ? 0 : 30_000,
+          ...(peerAgent ? { agent: peerAgent } : {}),
+        },
         (up) => {
           const copy: Record<string, string | string[]> = {};
           for (const [k, v] of Object.entries(up.headers))
@@ -338,6 +355,8 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     read,
     write,
     idempotencyKey,
+    fetch: peerFetch,
+    peerTls: tls,
     async routeIfFollower(req, res, body) {
       const l = node.leaderInfo;
       if (l?.id === node.id) return false;

@@ -9,6 +9,7 @@ import * as http from "node:http";
 import * as https from "node:https";
 import { MembershipError, NotLeaderError, UnavailableError } from "../node/errors.js";
 import { checkMemberId, checkMemberUrl, type NodeStatus } from "../node/raft-node.js";
+import { PEER_IDENTITY_ERROR, peerClientOptions, type TlsMaterial } from "../transport/tls.js";
 import type { ApiContext } from "./api.js";
 import { HttpError, methodNotAllowed, onlyFields, onlyParams, parseJsonObject } from "./http-util.js";
 
@@ -137,7 +138,13 @@ async function addMember(ctx: ApiContext, req: http.IncomingMessage, res: http.S
     );
   // A member nobody answers for would count toward quorums it never votes in: see that it is up,
   // that it is who it says, and that it belongs to this cluster, before anything changes.
-  const seen = await probeMember(memberUrl, ctx.node.electionTimeoutMs * 4, ctx.peerAgent);
+  const seen = await probeMember(memberUrl, id, ctx.node.electionTimeoutMs * 4, ctx.peerTls);
+  if (!seen.ok && seen.identity)
+    throw new HttpError(
+      409,
+      "member_identity_mismatch",
+      `the node at ${memberUrl} is not '${id}': ${seen.reason}`,
+    );
   if (!seen.ok)
     throw new HttpError(422, "member_unreachable", `no Ballot node answers at ${memberUrl}: ${seen.reason}`);
   if (seen.node !== id)
@@ -251,10 +258,18 @@ function sameOrigin(a: string, b: string): boolean {
 
 export type ProbeResult =
   | { ok: true; node: string; clusterId: string | null }
-  | { ok: false; reason: string };
+  | { ok: false; reason: string; identity?: boolean };
 
-/** Asks `GET url/health` who answers there. */
-export function probeMember(url: string, timeoutMs: number, agent?: https.Agent): Promise<ProbeResult> {
+/**
+ * Asks `GET url/health` who answers there. Over TLS it dials as it would dial peer `id` (this
+ * node's certificate, the cluster's CA, and a server certificate that must name `id`).
+ */
+export function probeMember(
+  url: string,
+  id: string,
+  timeoutMs: number,
+  tls?: TlsMaterial,
+): Promise<ProbeResult> {
   return new Promise((resolve) => {
     let target: URL;
     try {
@@ -263,10 +278,11 @@ export function probeMember(url: string, timeoutMs: number, agent?: https.Agent)
       resolve({ ok: false, reason: "not a URL" });
       return;
     }
-    const lib = target.protocol === "https:" ? https : http;
+    const secure = target.protocol === "https:";
+    const lib = secure ? https : http;
     const req = lib.request(
       target,
-      { method: "GET", timeout: timeoutMs, ...(agent && target.protocol === "https:" ? { agent } : {}) },
+      { method: "GET", timeout: timeoutMs, ...(secure && tls ? peerClientOptions(tls, id) : {}) },
       (r) => {
         let text = "";
         r.setEncoding("utf8");
@@ -294,7 +310,9 @@ export function probeMember(url: string, timeoutMs: number, agent?: https.Agent)
       },
     );
     req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on("error", (e) => resolve({ ok: false, reason: e.message }));
+    req.on("error", (e: NodeJS.ErrnoException) =>
+      resolve({ ok: false, reason: e.message, identity: e.code === PEER_IDENTITY_ERROR }),
+    );
     req.end();
   });
 }

@@ -310,6 +310,7 @@ async function leaseCall(
     );
     const headers: Record<string, string> = { "x-ballot-forwarded": ctx.node.id };
     if (authorization) headers.authorization = authorization;
+    const { fetch } = ctx; // over TLS with the node's certificate when it has one
     return fetch(url, {
       method: what === "keepalive" ? "POST" : "DELETE",
       headers,

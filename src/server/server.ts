@@ -4,6 +4,7 @@
  * shutdown. Must never start serving clients before the node has recovered its data.
  */
 import * as http from "node:http";
+import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import { encodeCommand, type KvResult } from "../kv/commands.js";
 import { LeaseExpiry } from "../kv/lease-expiry.js";
@@ -11,13 +12,14 @@ import { KvStore } from "../kv/store.js";
 import { WatchHub } from "../kv/watch-hub.js";
 import { type NodeLogger, RaftNode } from "../node/raft-node.js";
 import type { FileSystem } from "../storage/fs.js";
+import { serverTlsOptions, type TlsMaterial, tlsWarnings } from "../transport/tls.js";
 import { createApi } from "./api.js";
 import type { Authenticator } from "./auth.js";
 import { createMetrics } from "./metrics.js";
 
 export interface ServerOptions {
   readonly id: string;
-  /** URL to listen on, e.g. http://127.0.0.1:2379 (http only until TLS arrives). */
+  /** URL to listen on, e.g. http://127.0.0.1:2379; https:// needs `tls`. */
   readonly listen: string;
   readonly members: ReadonlyMap<string, string>;
   /** Join a running cluster rather than form one (see RaftNodeOptions.join). */
@@ -34,6 +36,8 @@ export interface ServerOptions {
   readonly fs?: FileSystem;
   /** Bearer-token authentication of clients (--auth-tokens); absent = open. */
   readonly auth?: Authenticator;
+  /** TLS (--cert, --key, --ca): the port serves HTTPS, and peers and forwarded requests use it (see transport/tls.ts). */
+  readonly tls?: TlsMaterial;
 }
 
 export interface RunningServer {
@@ -56,13 +60,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   } catch {
     throw new ConfigError(`--listen '${opts.listen}' is not a URL`);
   }
-  if (listen.protocol !== "http:")
-    throw new ConfigError(`--listen must be an http:// URL (got ${listen.protocol})`);
-  const port = listen.port === "" ? 80 : Number(listen.port);
+  checkTlsConfig(opts, listen);
+  const port = listen.port === "" ? (opts.tls ? 443 : 80) : Number(listen.port);
   const host = listen.hostname.replace(/^\[|\]$/g, "");
 
   // Bind the port before touching the data: "address in use" is the commonest start-up mistake.
-  const server = http.createServer();
+  const server: http.Server = opts.tls ? https.createServer(serverTlsOptions(opts.tls)) : http.createServer();
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", (e: NodeJS.ErrnoException) => {
@@ -93,6 +96,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       trailingEntries: opts.trailingEntries,
       logger: opts.logger,
       fs: opts.fs,
+      tls: opts.tls,
     });
   } catch (e) {
     server.close();
@@ -107,13 +111,23 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const metrics = createMetrics(node as RaftNode<unknown>);
   server.on(
     "request",
-    createApi({ node, kv, hub, expiry, metrics, auth: opts.auth, forwardWrites: opts.forwardWrites }),
+    createApi({
+      node,
+      kv,
+      hub,
+      expiry,
+      metrics,
+      auth: opts.auth,
+      forwardWrites: opts.forwardWrites,
+      tls: opts.tls,
+    }),
   );
   node.attach(server);
   const addr = server.address() as AddressInfo;
-  const url = `http://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  const url = `${opts.tls ? "https" : "http"}://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
   opts.logger.info(`serving on ${url} (cluster ${node.clusterId}, data in ${opts.dataDir})`);
-  if (!isLoopback(host))
+  if (opts.tls) for (const w of tlsWarnings(opts.tls, opts.id)) opts.logger.warn(w);
+  else if (!isLoopback(host))
     opts.logger.warn(
       `listening on ${host} without TLS: client requests${opts.auth ? " (and their tokens)" : ""} and peer traffic travel in the clear; keep this network private`,
     );
@@ -136,6 +150,28 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       return stopping;
     },
   };
+}
+
+/** The listen URL and the members' URLs agree with the TLS setting: no peer traffic in the clear beside TLS. */
+function checkTlsConfig(opts: ServerOptions, listen: URL): void {
+  if (listen.protocol !== "http:" && listen.protocol !== "https:")
+    throw new ConfigError(`--listen must be an http:// or https:// URL (got ${listen.protocol})`);
+  if (listen.protocol === "https:" && !opts.tls)
+    throw new ConfigError(
+      `${opts.listen}: an https:// URL needs --cert and --key (or BALLOT_CERT, BALLOT_KEY)`,
+    );
+  if (listen.protocol === "http:" && opts.tls)
+    throw new ConfigError(`--cert, --key and --ca need an https:// listen URL (got ${opts.listen})`);
+  for (const [id, url] of opts.members) {
+    if (id === opts.id) continue;
+    const secure = new URL(url).protocol === "https:";
+    if (opts.tls && !secure)
+      throw new ConfigError(`this node runs TLS, so every member URL must be https:// (${id} is ${url})`);
+    if (!opts.tls && secure)
+      throw new ConfigError(
+        `member ${id} is reached over https:// (${url}): start this node with TLS too (--cert, --key, --ca)`,
+      );
+  }
 }
 
 function isLoopback(host: string): boolean {

@@ -7,13 +7,26 @@
  *
  * A peer that sends garbage, claims another identity, or belongs to another cluster is
  * disconnected with the reason logged once; the node keeps running.
+ *
+ * With TLS (`tls` option), peers are dialled over HTTPS only (never an http:// URL), presenting
+ * this node's certificate; with a CA, the dialled server's certificate must name the peer's id, and
+ * an inbound stream is accepted only from a client certificate the CA vouches for that names the
+ * id in X-Ballot-From (see tls.ts).
  */
 import * as http from "node:http";
+import * as https from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Message, NodeId } from "../raft/types.js";
 import { CodecError, decodeMessage, encodeMessage } from "./codec.js";
 import { FrameReader, frame } from "./frames.js";
+import {
+  isCertificateError,
+  PEER_IDENTITY_ERROR,
+  peerCertificateProblem,
+  peerClientOptions,
+  type TlsMaterial,
+} from "./tls.js";
 import type { PeerStatus, Transport } from "./transport.js";
 
 export const RAFT_PATH = "/v1/raft";
@@ -40,6 +53,8 @@ export interface HttpTransportOptions {
   readonly admit?: (from: NodeId) => string | null;
   /** Called when a peer refuses our stream because it does not count us as a member. */
   readonly onNotMember?: (peer: NodeId, detail: { configIndex: number }) => void;
+  /** TLS for peer streams: dial https:// peers with this certificate, check theirs (see tls.ts). Absent: plain HTTP. */
+  readonly tls?: TlsMaterial;
 }
 
 const PING = new Uint8Array(4); // an empty frame
@@ -95,7 +110,15 @@ class PeerLink {
       this.connecting = false;
       return;
     }
-    const req = http.request(target, {
+    const secure = target.protocol === "https:";
+    if (this.t.tls && !secure) {
+      this.report(
+        `peer ${this.id} (${this.url}): not dialled: this node runs TLS and never sends peer traffic in the clear`,
+      );
+      this.retry();
+      return;
+    }
+    const options: http.RequestOptions = {
       method: "GET",
       headers: {
         Connection: "Upgrade",
@@ -105,7 +128,10 @@ class PeerLink {
         "X-Ballot-To": this.id,
       },
       timeout: 5000,
-    });
+      // A fresh connection each time: its certificate checks were made for this peer's id.
+      ...(secure ? { agent: false, ...(this.t.tls ? peerClientOptions(this.t.tls, this.id) : {}) } : {}),
+    };
+    const req = secure ? https.request(target, options) : http.request(target, options);
     req.on("upgrade", (_res, socket: Socket, head: Buffer) => {
       this.connecting = false;
       this.attempts = 0;
@@ -154,7 +180,14 @@ class PeerLink {
     });
     req.on("timeout", () => req.destroy(new Error("connect timeout")));
     req.on("error", (err) => {
-      this.report(`peer ${this.id} (${this.url}) unreachable: ${err.message}`);
+      const code = (err as NodeJS.ErrnoException).code;
+      this.report(
+        code === PEER_IDENTITY_ERROR
+          ? `refused to send to peer ${this.id} (${this.url}): ${err.message}`
+          : isCertificateError(code)
+            ? `refused to send to peer ${this.id} (${this.url}): its certificate failed the check: ${err.message}`
+            : `peer ${this.id} (${this.url}) unreachable: ${err.message}`,
+      );
       this.retry();
     });
     req.end();
@@ -219,6 +252,7 @@ export class HttpTransport implements Transport {
   readonly logger: TransportLogger;
   readonly maxQueueBytes: number;
   readonly idleTimeoutMs: number;
+  readonly tls: TlsMaterial | undefined;
   private links = new Map<NodeId, PeerLink>();
   private inbound = new Map<Duplex, NodeId>();
   private readonly admit: (from: NodeId) => string | null;
@@ -238,6 +272,7 @@ export class HttpTransport implements Transport {
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 10_000;
     this.admit = opts.admit ?? (() => null);
     this.onNotMember = opts.onNotMember;
+    this.tls = opts.tls;
     this.setPeers(opts.peers);
   }
 
@@ -305,6 +340,12 @@ export class HttpTransport implements Transport {
     if (req.method !== "GET" || (h.upgrade ?? "").toLowerCase() !== UPGRADE_PROTOCOL) {
       return refuse(socket, 400, `expected GET ${RAFT_PATH} with Upgrade: ${UPGRADE_PROTOCOL}`);
     }
+    // Before anything else is said to it: who is calling must be proven first.
+    const tlsProblem = this.tls ? peerCertificateProblem(req.socket, from, this.tls) : null;
+    if (tlsProblem) {
+      this.warnOnce(`refused a peer stream from '${from.slice(0, 64)}': ${tlsProblem}`);
+      return refuse(socket, 403, `peer stream refused: ${tlsProblem}`);
+    }
     if (cluster !== this.clusterId) {
       this.logger.warn(
         `refused a peer stream from '${from}': it belongs to cluster '${cluster}', this node to '${this.clusterId}'`,
@@ -327,6 +368,17 @@ export class HttpTransport implements Transport {
     );
     this.serveInbound(from, socket, head);
     return true;
+  }
+
+  private readonly warned = new Map<string, number>();
+
+  /** Logs a refusal at most once a minute: a refused peer keeps reconnecting. */
+  private warnOnce(line: string): void {
+    const now = Date.now();
+    if ((this.warned.get(line) ?? 0) > now - 60_000) return;
+    if (this.warned.size >= 100) this.warned.clear();
+    this.warned.set(line, now);
+    this.logger.warn(line);
   }
 
   private serveInbound(from: NodeId, socket: Duplex, head: Buffer): void {

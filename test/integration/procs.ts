@@ -40,8 +40,9 @@ export async function call(
   body?: unknown,
   headers: Record<string, string> = {},
   follow = false,
+  fetchFn: typeof fetch = fetch,
 ): Promise<HttpResult> {
-  const res = await fetch(url, {
+  const res = await fetchFn(url, {
     method,
     headers: body === undefined ? headers : { "Content-Type": "application/json", ...headers },
     body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
@@ -68,6 +69,12 @@ export interface ClusterOptions {
   readonly headers?: Record<string, string>;
   /** Runs before any node starts, e.g. to seed the data dirs (`<dir>/<id>`). */
   readonly before?: (c: ProcCluster) => Promise<void>;
+  /** https:// URLs; the nodes' TLS flags come from `nodeArgs`. */
+  readonly https?: boolean;
+  /** Arguments for one node after `extraArgs` (e.g. its own certificate). */
+  readonly nodeArgs?: (id: string) => string[];
+  /** The fetch for the cluster's own status calls (e.g. one that trusts a test CA). */
+  readonly fetch?: typeof fetch;
 }
 
 export class ProcCluster {
@@ -79,14 +86,19 @@ export class ProcCluster {
   readonly electionTimeoutMs: number;
   private readonly extraArgs: string[];
   private readonly headers: Record<string, string>;
+  private readonly nodeArgs: (id: string) => string[];
+  readonly fetch: typeof fetch;
 
   private constructor(ports: number[], opts: ClusterOptions) {
     this.ids = ports.map((_, i) => `n${i + 1}`);
-    for (const [i, p] of ports.entries()) this.urls.set(this.ids[i]!, `http://127.0.0.1:${p}`);
+    const scheme = opts.https ? "https" : "http";
+    for (const [i, p] of ports.entries()) this.urls.set(this.ids[i]!, `${scheme}://127.0.0.1:${p}`);
     this.dir = mkdtempSync(join(tmpdir(), "ballot-it-"));
     this.electionTimeoutMs = opts.electionTimeoutMs ?? 500;
     this.extraArgs = opts.extraArgs ?? [];
     this.headers = opts.headers ?? {};
+    this.nodeArgs = opts.nodeArgs ?? (() => []);
+    this.fetch = opts.fetch ?? fetch;
   }
 
   static async start(opts: ClusterOptions = {}): Promise<ProcCluster> {
@@ -107,7 +119,8 @@ export class ProcCluster {
     return this.ids.map((id) => `${id}=${this.urls.get(id)}`).join(",");
   }
 
-  spawn(id: string): ChildProcess {
+  /** Starts node `id`; `more` arguments come last (a repeated flag's last value wins). */
+  spawn(id: string, more: string[] = []): ChildProcess {
     const p = spawn(
       process.execPath,
       [
@@ -124,6 +137,8 @@ export class ProcCluster {
         "--log-format",
         "pretty",
         ...this.extraArgs,
+        ...this.nodeArgs(id),
+        ...more,
       ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
@@ -167,7 +182,7 @@ export class ProcCluster {
         this.alive()
           .filter((id) => !exclude.includes(id))
           .map((id) =>
-            call(`${this.url(id)}/v1/cluster`, "GET", undefined, this.headers).then(
+            call(`${this.url(id)}/v1/cluster`, "GET", undefined, this.headers, false, this.fetch).then(
               (r) => (r.status === 200 ? (r.body.leader?.id as string | undefined) : undefined),
               () => undefined,
             ),
