@@ -17,10 +17,11 @@ const USAGE = `usage: ballot <command> [flags]
 
   start    run a node      --id ID --data-dir DIR --members ID=URL,... [--listen URL]
            join a cluster  --id ID --data-dir DIR --listen URL --join URL,... [--advertise URL] [--learner]
+           after losing a majority for good: [--force-new-cluster] on one survivor
                            [--token T] (an admin token, when the cluster checks tokens)
                            [--cluster-token T] [--forward-writes] [--heartbeat-interval MS]
                            [--election-timeout MS] [--snapshot-entries N] [--trailing-entries N]
-                           [--log-format json|pretty] [--auth-tokens FILE]
+                           [--log-format json|pretty] [--auth-tokens FILE] [--priority N]
                            [--cert FILE --key FILE [--ca FILE]]   (https:// URLs; mutual TLS with --ca)
   dev      a local cluster [--nodes 3] [--base-port 2379] [--dir .ballot-dev]
   get KEY | put KEY VALUE | del KEY | list [PREFIX] | status      [--endpoints URL,...] [--token T]
@@ -51,12 +52,13 @@ export const START_FLAGS = {
     "auth-tokens",
     "join",
     "advertise",
+    "priority",
     "token",
     "cert",
     "key",
     "ca",
   ],
-  booleans: ["forward-writes", "learner"],
+  booleans: ["forward-writes", "learner", "force-new-cluster"],
 };
 const DEV_FLAGS = { values: ["nodes", "base-port", "dir", "log-format"] };
 const CLIENT_FLAGS = { values: ["endpoints", "token", "ca"], booleans: ["learner"] };

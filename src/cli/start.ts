@@ -91,6 +91,8 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
     listen,
     members: known,
     join,
+    forceNewCluster: p.flags.get("force-new-cluster") === "true",
+    priority: intFlag(p, "priority", 0, 0, 1_000_000),
     dataDir,
     clusterToken: p.flags.get("cluster-token"),
     forwardWrites: p.flags.get("forward-writes") === "true",

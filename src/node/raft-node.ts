@@ -16,6 +16,7 @@ import {
   decodeConfig,
   EMPTY_CONFIG,
   type Entry,
+  encodeConfig,
   type Message,
   type NodeId,
   type ReadState,
@@ -68,6 +69,21 @@ export interface RaftNodeOptions<R = unknown> {
    * leader. An existing data directory is simply recovered.
    */
   readonly join?: { readonly clusterId?: string; readonly url: string };
+  /**
+   * Disaster recovery when a majority is lost for good: before starting, this node's data
+   * directory is made the whole cluster — every entry it holds counts as committed and a
+   * configuration with this node as the only voter is appended. Other members must join again
+   * with empty data directories. Doing it twice is harmless; doing it while the old majority is
+   * alive splits the cluster in two (the operator's call, as with etcd's --force-new-cluster).
+   */
+  readonly forceNewCluster?: boolean;
+  /**
+   * Leadership priority (default 0). A leader hands leadership to a voter with a strictly higher
+   * priority once that voter has been answering and caught up for a few election timeouts, so
+   * the preferred member (the primary data centre) leads whenever it is healthy. Elections never
+   * wait for it: any voter can still win one.
+   */
+  readonly priority?: number;
   readonly dataDir: string;
   readonly stateMachine: StateMachine<R>;
   /** Part of the cluster's identity with the initial member ids; nodes of different clusters never talk. Default "ballot". */
@@ -97,6 +113,8 @@ export interface MemberStatus {
   readonly voter: boolean;
   /** A learner the leader will promote to voter once it has caught up. */
   readonly promoting: boolean;
+  /** Leadership priority as announced to this node (null: not known here). */
+  readonly priority: number | null;
   /** Leader's view: follower state and replication. Null on followers. */
   readonly matchIndex: number | null;
   readonly lagEntries: number | null;
@@ -186,6 +204,11 @@ export class RaftNode<R = unknown> extends EventEmitter {
   /** Whether the configuration as of the applied index lists this node. */
   private appliedMember = false;
   private removed = false;
+  readonly priority: number;
+  /** Leader: since when (ms) each higher-priority voter has been seen healthy, and when a handover may next be tried. */
+  private readonly healthySince = new Map<NodeId, number>();
+  private nextPlacementAt = 0;
+  private placing = false;
   readonly tickMs: number;
   readonly electionTimeoutMs: number;
   private readonly snapshotEntries: number;
@@ -222,6 +245,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
     this.storage = storage;
     this.sm = opts.stateMachine;
     this.log = opts.logger ?? consoleLogger;
+    this.priority = opts.priority ?? 0;
     this.givenUrls = opts.join ? new Map([...urls, [opts.id, opts.join.url]]) : urls;
     this.urls = new Map(this.givenUrls);
     const heartbeat = opts.heartbeatIntervalMs ?? 100;
@@ -255,6 +279,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
         logger: { info: (m) => this.log.info(m), warn: (m) => this.log.warn(m) },
         idleTimeoutMs: Math.max(3000, 6 * this.electionTimeoutMs),
         admit: (from) => this.admitPeer(from),
+        priority: opts.priority ?? 0,
         onNotMember: (peer, d) => this.onNotMember(peer, d.configIndex),
         tls: opts.tls,
       });
@@ -332,6 +357,16 @@ export class RaftNode<R = unknown> extends EventEmitter {
       logger: { warn: (m) => log.warn(m) },
     });
     clusterId = storage.clusterId;
+    if (opts.forceNewCluster) {
+      try {
+        if (fresh) throw new RangeError("forcing a new cluster needs this node's existing data directory");
+        if (opts.join) throw new RangeError("forcing a new cluster and joining one exclude each other");
+        await forceNewCluster(storage, opts.id, urls.get(opts.id)!, log);
+      } catch (e) {
+        storage.close();
+        throw e;
+      }
+    }
     const node = new RaftNode<R>(opts, storage, clusterId, urls);
     try {
       await node.restoreStateMachine();
@@ -371,6 +406,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
     this.syncClock();
     this.leadership.check();
     this.maybePromote();
+    this.maybeMoveLeadership();
     this.kick();
   }
 
@@ -576,6 +612,66 @@ export class RaftNode<R = unknown> extends EventEmitter {
     if (live.length < need)
       return `after removing '${id}', only ${live.length} of the ${voters.length} remaining voters answer, fewer than the ${need} a majority needs`;
     return null;
+  }
+
+  /** The priority a member announced (this node's own for itself); undefined when not known here. */
+  priorityOf(id: NodeId): number | undefined {
+    if (id === this.id) return this.priority;
+    return this.transport instanceof HttpTransport ? this.transport.peerPriority(id) : undefined;
+  }
+
+  /**
+   * Leader: hands leadership to the voter with the highest priority above its own once that voter
+   * has been answering and caught up for three election timeouts (so a member that just came
+   * back is not handed leadership while it may still fail again).
+   */
+  private maybeMoveLeadership(): void {
+    const r = this.raw.raft;
+    if (r.role !== "leader") {
+      this.healthySince.clear();
+      return;
+    }
+    const now = performance.now();
+    if (this.placing || this.stopped || now < this.nextPlacementAt || r.transferee !== null) return;
+    if (r.log.term(r.log.committed) !== r.term) return;
+    let best: NodeId | null = null;
+    let bestPriority = this.priority;
+    for (const id of r.config.voters) {
+      if (id === this.id) continue;
+      const p = this.priorityOf(id);
+      const pr = r.progress.get(id);
+      const healthy =
+        p !== undefined &&
+        p > this.priority &&
+        pr !== undefined &&
+        r.tickCount - pr.ackedTick <= r.electionTicks &&
+        r.log.lastIndex() - pr.match <= CATCH_UP_ENTRIES;
+      if (!healthy) {
+        this.healthySince.delete(id);
+        continue;
+      }
+      if (!this.healthySince.has(id)) this.healthySince.set(id, now);
+      if (now - this.healthySince.get(id)! < 3 * this.electionTimeoutMs) continue;
+      if (p > bestPriority) {
+        best = id;
+        bestPriority = p;
+      }
+    }
+    if (best === null) return;
+    const target = best;
+    this.placing = true;
+    this.log.info(
+      `handing leadership to ${target}: its priority ${bestPriority} is above this node's ${this.priority}`,
+    );
+    this.transferLeadership(target)
+      .catch((e: Error) => {
+        this.log.warn(`leadership did not move to ${target}: ${e.message}`);
+        this.nextPlacementAt = performance.now() + 5 * this.electionTimeoutMs;
+      })
+      .finally(() => {
+        this.placing = false;
+        this.healthySince.clear();
+      });
   }
 
   /** Leader: promotes one learner marked for promotion once it has caught up (one change at a time). */
@@ -845,6 +941,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
         url: this.urls.get(id) ?? "",
         voter: r.config.voters.includes(id),
         promoting: r.config.promote?.includes(id) ?? false,
+        priority: this.priorityOf(id) ?? null,
         matchIndex: pr ? pr.match : null,
         lagEntries: pr ? Math.max(0, last - pr.match) : null,
       });
@@ -925,6 +1022,44 @@ export class RaftNode<R = unknown> extends EventEmitter {
     this.storage.close();
     this.emit("stopped", this.failed);
   }
+}
+
+async function forceNewCluster(
+  storage: DiskStorage,
+  id: NodeId,
+  url: string,
+  log: NodeLogger,
+): Promise<void> {
+  const last = storage.lastIndex();
+  let latest = storage.snapshotMetadata().config;
+  for (let i = storage.firstIndex(); i <= last; ) {
+    const batch = storage.entries(i, last + 1, 8 << 20);
+    for (const e of batch) if (e.type === "config") latest = decodeConfig(e.data);
+    i += batch.length;
+  }
+  if (latest.voters.length === 1 && latest.voters[0] === id && latest.learners.length === 0) {
+    log.info("force-new-cluster: this node is already the only member; nothing to do");
+    return;
+  }
+  const hard = storage.hardState();
+  const term = Math.max(hard.term, storage.term(last));
+  const config: Configuration = { voters: [id], learners: [], urls: { [id]: url } };
+  const entry: Entry = { term, index: last + 1, type: "config", data: encodeConfig(config) };
+  await new Promise<void>((resolve, reject) =>
+    storage.save(
+      {
+        entries: [entry],
+        snapshotChunks: [],
+        hardState: { term, vote: hard.vote, commit: entry.index },
+        mustSync: true,
+      },
+      (err) => (err ? reject(err) : resolve()),
+    ),
+  );
+  log.warn(
+    `force-new-cluster: this node is now the only member (was: ${[...latest.voters, ...latest.learners].join(", ")}); ` +
+      `its ${last - hard.commit} uncommitted entries count as committed; other members must join again with empty data directories`,
+  );
 }
 
 function describeChange(cc: ConfChange): string {

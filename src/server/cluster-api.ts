@@ -60,6 +60,7 @@ export function membersJson(st: NodeStatus) {
     voter: m.voter,
     role: m.id === st.leader?.id ? "leader" : m.voter ? "follower" : "learner",
     promoting: m.promoting,
+    priority: m.priority,
     matchIndex: m.matchIndex,
     lagEntries: m.lagEntries,
   }));

@@ -24,6 +24,10 @@ export interface ServerOptions {
   readonly members: ReadonlyMap<string, string>;
   /** Join a running cluster rather than form one (see RaftNodeOptions.join). */
   readonly join?: { readonly clusterId?: string; readonly url: string };
+  /** Leadership priority (see RaftNodeOptions.priority). */
+  readonly priority?: number;
+  /** Make this node's data the whole cluster (see RaftNodeOptions.forceNewCluster). */
+  readonly forceNewCluster?: boolean;
   readonly dataDir: string;
   readonly clusterToken?: string;
   readonly forwardWrites?: boolean;
@@ -87,6 +91,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       id: opts.id,
       members: opts.members,
       join: opts.join,
+      forceNewCluster: opts.forceNewCluster,
+      priority: opts.priority,
       dataDir: opts.dataDir,
       stateMachine: kv,
       clusterToken: opts.clusterToken,

@@ -51,6 +51,8 @@ export interface HttpTransportOptions {
    * not_a_member`, e.g. a node removed from the configuration). Default: accept everyone.
    */
   readonly admit?: (from: NodeId) => string | null;
+  /** Leadership priority announced to peers (see RaftNodeOptions.priority). Default 0. */
+  readonly priority?: number;
   /** Called when a peer refuses our stream because it does not count us as a member. */
   readonly onNotMember?: (peer: NodeId, detail: { configIndex: number }) => void;
   /** TLS for peer streams: dial https:// peers with this certificate, check theirs (see tls.ts). Absent: plain HTTP. */
@@ -126,6 +128,7 @@ class PeerLink {
         "X-Ballot-Cluster": this.t.clusterId,
         "X-Ballot-From": this.t.self,
         "X-Ballot-To": this.id,
+        "X-Ballot-Priority": String(this.t.priority),
       },
       timeout: 5000,
       // A fresh connection each time: its certificate checks were made for this peer's id.
@@ -259,6 +262,10 @@ export class HttpTransport implements Transport {
   readonly onNotMember: ((peer: NodeId, detail: { configIndex: number }) => void) | undefined;
   /** Sent with a not-a-member refusal, so the refused node can tell a newer configuration from a stale one. */
   configIndex = 0;
+  /** This node's leadership priority, announced on every stream it opens. */
+  readonly priority: number;
+  /** The priority each peer announced on its latest stream to this node. */
+  private readonly priorities = new Map<NodeId, number>();
   private onMessage: ((m: Message) => void) | null = null;
   private closed = false;
   /** Messages refused from peers (bad frames, wrong identity), for metrics. */
@@ -271,6 +278,7 @@ export class HttpTransport implements Transport {
     this.maxQueueBytes = opts.maxQueueBytes ?? 64 << 20;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 10_000;
     this.admit = opts.admit ?? (() => null);
+    this.priority = opts.priority ?? 0;
     this.onNotMember = opts.onNotMember;
     this.tls = opts.tls;
     this.setPeers(opts.peers);
@@ -366,6 +374,8 @@ export class HttpTransport implements Transport {
     socket.write(
       `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${UPGRADE_PROTOCOL}\r\nX-Ballot-Node: ${this.self}\r\n\r\n`,
     );
+    const priority = Number(headerValue(h["x-ballot-priority"]));
+    if (Number.isSafeInteger(priority)) this.priorities.set(from, priority);
     this.serveInbound(from, socket, head);
     return true;
   }
@@ -414,6 +424,11 @@ export class HttpTransport implements Transport {
     socket.on("error", () => {});
     socket.on("close", () => this.inbound.delete(socket));
     if (head.length > 0) onData(head);
+  }
+
+  /** The priority `peer` announced, if it has opened a stream to this node. */
+  peerPriority(peer: NodeId): number | undefined {
+    return this.priorities.get(peer);
   }
 
   status(): PeerStatus[] {
