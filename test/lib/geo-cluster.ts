@@ -403,3 +403,94 @@ export async function timedCall(
   const r = await call(url, method, body, {}, follow);
   return { status: r.status, body: r.body, ms: performance.now() - started };
 }
+
+export interface Ack {
+  readonly key: string;
+  readonly value: number;
+  readonly region: string;
+  readonly sentAt: number;
+  readonly ackedAt: number;
+}
+
+/**
+ * One client per region writing unique keys (`prefix/region/seq`) in a loop to a live node of its
+ * own region, following 307s to the leader as that node names it. Remembers every acknowledged
+ * (200) write, to check that none is lost, and when each was sent and acknowledged. A write that
+ * times out counts as not acknowledged (its outcome is unknown; it may still be applied).
+ */
+export class RegionWriters {
+  readonly acks: Ack[] = [];
+  private running = true;
+  private readonly loops: Promise<void>[];
+
+  constructor(
+    private readonly g: GeoCluster,
+    readonly prefix: string,
+    regions: readonly string[] = g.regionNames,
+    private readonly pauseMs = 50,
+    /** A client's timeout per write: a request sent into a cut link hangs until it runs out. */
+    private readonly timeoutMs = 1000,
+  ) {
+    this.loops = regions.map((r) => this.loop(r));
+  }
+
+  private async loop(region: string): Promise<void> {
+    for (let seq = 0; this.running; seq++) {
+      const id = this.g.nodesIn(region).find((x) => this.g.isAlive(x));
+      if (id === undefined) {
+        await sleep(100);
+        continue;
+      }
+      const key = `${this.prefix}/${region}/${String(seq).padStart(6, "0")}`;
+      const sentAt = Date.now();
+      const ok = await fetch(`${this.g.clientUrl(region, id)}/v1/kv/${key}`, {
+        method: "PUT",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ value: seq }),
+        redirect: "follow",
+        signal: AbortSignal.timeout(this.timeoutMs),
+      }).then(
+        async (res) => {
+          await res.arrayBuffer();
+          return res.status === 200;
+        },
+        () => false,
+      );
+      if (ok) this.acks.push({ key, value: seq, region, sentAt, ackedAt: Date.now() });
+      else await sleep(100);
+      await sleep(this.pauseMs);
+    }
+  }
+
+  /** The first acknowledged write sent at or after `t` (by a client of `regions`, when given). */
+  firstAckSentAfter(t: number, regions?: readonly string[]): Ack | undefined {
+    return this.acks.find((a) => a.sentAt >= t && (!regions || regions.includes(a.region)));
+  }
+
+  async waitAckSentAfter(t: number, timeoutMs: number, regions?: readonly string[]): Promise<Ack> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const a = this.firstAckSentAfter(t, regions);
+      if (a) return a;
+      if (Date.now() > deadline) throw new Error(`no write acknowledged within ${timeoutMs} ms`);
+      await sleep(20);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+  }
+
+  /** Asserts-by-return: the acknowledged keys missing or wrong on `url` (read with `consistency`). */
+  async lost(url: string, consistency = "linearizable"): Promise<string[]> {
+    const r = await call(
+      `${url}/v1/kv?prefix=${encodeURIComponent(`${this.prefix}/`)}&limit=10000&consistency=${consistency}`,
+    );
+    if (r.status !== 200) throw new Error(`range on ${url}: ${r.status} ${JSON.stringify(r.body)}`);
+    const have = new Map<string, unknown>(
+      (r.body.kvs as { key: string; value: unknown }[]).map((kv) => [kv.key, kv.value]),
+    );
+    return this.acks.filter((a) => have.get(a.key) !== a.value).map((a) => a.key);
+  }
+}
