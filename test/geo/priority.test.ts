@@ -11,6 +11,8 @@ import { after, before, describe, it } from "node:test";
 import { sleep } from "../integration/procs.js";
 import { failoverBoundMs, GeoCluster, RegionWriters } from "../lib/geo-cluster.js";
 
+/** Election rounds (a split vote costs one) before the test calls it a failure. */
+const MAX_ROUNDS = 6;
 const PRIORITY: Record<string, number> = { n1: 10, n2: 9, n3: 5, n4: 5, n5: 0 };
 
 describe("geo: leader placement with --priority, 2-2-1 in three regions", { timeout: 150_000 }, () => {
@@ -54,10 +56,14 @@ describe("geo: leader placement with --priority, 2-2-1 in three regions", { time
   });
 
   it("losing n1 alone: the other member of A leads; n1 leads again after it recovers", async () => {
+    const oldTerm = (await g.status("n1")).term as number;
     const t0 = Date.now();
     await g.signal("n1", "SIGKILL");
-    const first = await g.waitForLeader(failoverBoundMs(g.timing, 60), ["n1"]);
-    console.log(`# placement: n1 killed, ${first} elected after ${Date.now() - t0} ms`);
+    const first = await g.waitForLeader(failoverBoundMs(g.timing, 60, 1500, MAX_ROUNDS), ["n1"]);
+    const electedMs = Date.now() - t0;
+    const rounds = ((await g.status(first)).term as number) - oldTerm;
+    console.log(`# placement: n1 killed, ${first} elected after ${electedMs} ms (${rounds} round(s))`);
+    assert.ok(electedMs <= failoverBoundMs(g.timing, 60, 1500, rounds), `election took ${electedMs} ms`);
     const a = await leaderAmong(["n2"], 6 * g.timing.electionTimeoutMs);
     console.log(`# placement: n2 (A) leads ${Date.now() - t0} ms after n1 died`);
     assert.equal(a.id, "n2");
@@ -68,12 +74,17 @@ describe("geo: leader placement with --priority, 2-2-1 in three regions", { time
   });
 
   it("losing region A: a leader at once, then one in B (not the tie-breaker); back to n1 when A recovers", async () => {
+    const rtt = g.rtt("B", "C")!;
+    const oldTerm = (await g.status("n1")).term as number;
     const t0 = Date.now();
     await g.stopRegion("A");
-    const bound = failoverBoundMs(g.timing, g.rtt("B", "C")!);
-    const first = await g.waitForLeader(bound, ["n1", "n2"]);
+    const first = await g.waitForLeader(failoverBoundMs(g.timing, rtt, 1500, MAX_ROUNDS), ["n1", "n2"]);
     const electedMs = Date.now() - t0;
-    console.log(`# placement: region A lost, ${first} elected after ${electedMs} ms (bound ${bound} ms)`);
+    const rounds = ((await g.status(first)).term as number) - oldTerm;
+    const bound = failoverBoundMs(g.timing, rtt, 1500, rounds);
+    console.log(
+      `# placement: region A lost, ${first} elected after ${electedMs} ms (${rounds} round(s), bound ${bound} ms)`,
+    );
     const b = await leaderAmong(["n3", "n4"], 6 * g.timing.electionTimeoutMs + bound);
     console.log(`# placement: ${b.id} (B) leads ${Date.now() - t0} ms after A was lost`);
     const ack = await w.waitAckSentAfter(t0, bound + 6 * g.timing.electionTimeoutMs, ["B", "C"]);

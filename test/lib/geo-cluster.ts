@@ -55,13 +55,15 @@ export function timingFor(maxRttMs: number): Timing {
 }
 
 /**
- * Failover bound after the leader's region is lost, as docs/geo.md states it: the survivors' lease
- * on the old leader and a randomized election timeout (at most 2 × the election timeout in all), a
- * PreVote and a vote round and the new leader's first commit (3 RTTs among the survivors), plus a
- * slack for a loaded test machine.
+ * Failover bound after the leader's region is lost, as docs/geo.md states it. One election round:
+ * the survivors' lease on the old leader and a randomized election timeout (at most 2 × the
+ * election timeout in all), then a PreVote and a vote round trip among the survivors; after the
+ * last round, the new leader's first commit (one more RTT). A split vote (two survivors timing out
+ * within about an RTT of each other) spends a term and costs another round: `rounds` is the number
+ * of terms the failover took. `slackMs` is for a loaded test machine.
  */
-export function failoverBoundMs(timing: Timing, survivorsRttMs: number, slackMs = 1500): number {
-  return 2 * timing.electionTimeoutMs + 3 * survivorsRttMs + slackMs;
+export function failoverBoundMs(timing: Timing, survivorsRttMs: number, slackMs = 1500, rounds = 1): number {
+  return rounds * (2 * timing.electionTimeoutMs + 2 * survivorsRttMs) + survivorsRttMs + slackMs;
 }
 
 /** What to run on each node: `ballot start` (default), or another program taking the same layout. */
