@@ -7,6 +7,7 @@ import { type Authenticator, loadTokens } from "../server/auth.js";
 import { startServer } from "../server/server.js";
 import { DiskStorage } from "../storage/disk.js";
 import type { FileSystem } from "../storage/fs.js";
+import { nodeFileSystem } from "../storage/fs.js";
 import { loadTlsFiles, type TlsMaterial } from "../transport/tls.js";
 import { fetchFor } from "./client.js";
 import { intFlag, type Parsed, parseMembers, UsageError } from "./flags.js";
@@ -66,30 +67,29 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
     }
   }
 
-  let join: { clusterId?: string; url: string } | undefined;
-  let known = members;
+  let join: { clusterId?: string; url: string; seeds?: ReadonlyMap<string, string> } | undefined;
+  const fsys = overrides.fs ?? nodeFileSystem;
   if (joinText) {
-    if (DiskStorage.exists(dataDir)) {
-      logger.info(
-        "--join: the data directory already holds this node's state; recovering it instead of joining again",
-      );
+    if (DiskStorage.exists(dataDir, fsys)) {
+      logger.info("--join: the data directory already holds this node's state; recovering it");
       join = { url: advertise };
     } else {
       const info = await fetchCluster(joinUrls, p.flags.get("token"), logger, fetchFor(p));
-      const mine = info.members.get(id);
-      if (mine !== undefined && mine !== advertise)
+      // A member coming back with an empty data dir has forgotten its votes and its log: letting
+      // it in under its old id could elect two leaders in one term or lose a committed write.
+      if (info.members.has(id))
         throw new UsageError(
-          `'${id}' is already a member of cluster ${info.clusterId}, at ${mine}; pick another id`,
+          `'${id}' is already a member of cluster ${info.clusterId} (at ${info.members.get(id)}), and this data directory is empty: ` +
+            "a member that lost its data must not return under its old id; remove it (ballot members remove) and join under a new id",
         );
-      join = { clusterId: info.clusterId, url: advertise };
-      known = new Map([...info.members, ...members]);
+      join = { clusterId: info.clusterId, url: advertise, seeds: info.members };
     }
   }
 
   const running = await startServer({
     id,
     listen,
-    members: known,
+    members,
     join,
     forceNewCluster: p.flags.get("force-new-cluster") === "true",
     priority: intFlag(p, "priority", 0, 0, 1_000_000),
@@ -106,15 +106,24 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
     tls,
   });
   logger.setTermSource(() => running.node.status().term);
-  if (join?.clusterId !== undefined) {
+  if (join && !running.node.status().members.some((m) => m.id === id)) {
     try {
-      await askToJoin(
-        joinUrls,
-        { id, url: advertise, learner: p.flags.get("learner") === "true" },
-        p.flags.get("token"),
-        logger,
-        fetchFor(p),
-      );
+      // Not in the configuration this data dir holds: a new node, or one whose earlier request to
+      // join failed (ask again, of the cluster the data belongs to), or one added but not yet told.
+      const fresh = join.clusterId !== undefined;
+      const info = fresh ? null : await fetchCluster(joinUrls, p.flags.get("token"), logger, fetchFor(p));
+      if (info && info.clusterId !== running.node.clusterId)
+        throw new UsageError(
+          `--join: the data directory belongs to cluster ${running.node.clusterId}, but ${joinUrls.join(",")} is cluster ${info.clusterId}`,
+        );
+      if (!info?.members.has(id))
+        await askToJoin(
+          joinUrls,
+          { id, url: advertise, learner: p.flags.get("learner") === "true" },
+          p.flags.get("token"),
+          logger,
+          fetchFor(p),
+        );
     } catch (e) {
       logger.error((e as Error).message);
       await running.stop();

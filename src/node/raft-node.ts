@@ -68,7 +68,12 @@ export interface RaftNodeOptions<R = unknown> {
    * configuration and this cluster id, and the node waits to be added (as a learner) by the
    * leader. An existing data directory is simply recovered.
    */
-  readonly join?: { readonly clusterId?: string; readonly url: string };
+  readonly join?: {
+    readonly clusterId?: string;
+    readonly url: string;
+    /** Where the cluster said its members are: used until the configuration says otherwise. */
+    readonly seeds?: ReadonlyMap<NodeId, string>;
+  };
   /**
    * Disaster recovery when a majority is lost for good: before starting, this node's data
    * directory is made the whole cluster — every entry it holds counts as committed and a
@@ -197,17 +202,18 @@ export class RaftNode<R = unknown> extends EventEmitter {
   /** Where each member is reached: the configuration's URLs, overridden by the ones given at start. */
   private urls: Map<NodeId, string>;
   private readonly givenUrls: ReadonlyMap<NodeId, string>;
+  private readonly seedUrls: ReadonlyMap<NodeId, string>;
   /** The configuration the transport and `urls` were last set from. */
   private seenConfig: Configuration | null = null;
-  /** Whether this node has been in a configuration it holds (a joining node is not, until added). */
-  private everMember = false;
-  /** Whether the configuration as of the applied index lists this node. */
-  private appliedMember = false;
   private removed = false;
+  /** How many removed ids the committed configuration lists (a change cuts their streams). */
+  private seenTombstones = 0;
   readonly priority: number;
   /** Leader: since when (ms) each higher-priority voter has been seen healthy, and when a handover may next be tried. */
   private readonly healthySince = new Map<NodeId, number>();
   private nextPlacementAt = 0;
+  private placementFailures = 0;
+  private placingTerm = -1;
   private placing = false;
   readonly tickMs: number;
   readonly electionTimeoutMs: number;
@@ -247,6 +253,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
     this.log = opts.logger ?? consoleLogger;
     this.priority = opts.priority ?? 0;
     this.givenUrls = opts.join ? new Map([...urls, [opts.id, opts.join.url]]) : urls;
+    this.seedUrls = opts.join?.seeds ?? new Map();
     this.urls = new Map(this.givenUrls);
     const heartbeat = opts.heartbeatIntervalMs ?? 100;
     this.electionTimeoutMs = opts.electionTimeoutMs ?? 500;
@@ -278,14 +285,14 @@ export class RaftNode<R = unknown> extends EventEmitter {
         peers: new Map(),
         logger: { info: (m) => this.log.info(m), warn: (m) => this.log.warn(m) },
         idleTimeoutMs: Math.max(3000, 6 * this.electionTimeoutMs),
+        formerClusterId: storage.forced?.from,
         admit: (from) => this.admitPeer(from),
         priority: opts.priority ?? 0,
-        onNotMember: (peer, d) => this.onNotMember(peer, d.configIndex),
+        onRemoved: (peer) =>
+          void this.leaveCluster(`${peer} says its removal from the configuration is committed`),
         tls: opts.tls,
       });
     this.syncMembership();
-    const applied = this.raw.raft.configAt(this.applied);
-    this.appliedMember = applied.voters.includes(this.id) || applied.learners.includes(this.id);
     this.lastTickAt = performance.now();
     const raft = this.raw.raft;
     this.leadership = new Leadership(
@@ -318,6 +325,8 @@ export class RaftNode<R = unknown> extends EventEmitter {
     if (!opts.join && !urls.has(opts.id))
       throw new RangeError(`members must include this node ('${opts.id}')`);
     checkMemberId(opts.id);
+    if (opts.priority !== undefined && !(Number.isSafeInteger(opts.priority) && opts.priority >= 0))
+      throw new RangeError(`priority must be a whole number of at least 0 (got ${opts.priority})`);
     for (const [id, url] of urls) {
       checkMemberId(id);
       checkMemberUrl(id, url);
@@ -344,9 +353,9 @@ export class RaftNode<R = unknown> extends EventEmitter {
       // The member list given at start only forms a new cluster: once the membership has changed
       // at runtime, the data directory's cluster is the one to rejoin (same token, other ids).
       adoptCluster: (stored) => {
-        const ok = opts.join !== undefined || stored.startsWith(`${token}-`);
+        const ok = opts.join !== undefined || stored.replace(/-[0-9a-f]{12}$/, "") === token;
         if (ok && !opts.join)
-          log.info(
+          log.warn(
             `the data directory belongs to cluster ${stored}: the members given at start differ from the ones it was formed with, which is expected after membership changes`,
           );
         return ok;
@@ -362,6 +371,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
         if (fresh) throw new RangeError("forcing a new cluster needs this node's existing data directory");
         if (opts.join) throw new RangeError("forcing a new cluster and joining one exclude each other");
         await forceNewCluster(storage, opts.id, urls.get(opts.id)!, log);
+        clusterId = storage.clusterId;
       } catch (e) {
         storage.close();
         throw e;
@@ -471,6 +481,11 @@ export class RaftNode<R = unknown> extends EventEmitter {
     for (const rs of rd.readStates) this.onReadState(rs);
     this.raw.advance(rd);
     this.syncMembership();
+    const tombstones = this.raw.raft.configAt(this.raw.raft.log.committed).removed?.length ?? 0;
+    if (tombstones !== this.seenTombstones) {
+      this.seenTombstones = tombstones;
+      if (this.transport instanceof HttpTransport) this.transport.recheckInbound();
+    }
     this.leadership.check();
     this.resolveWaiters();
     this.maybeSnapshot();
@@ -486,17 +501,16 @@ export class RaftNode<R = unknown> extends EventEmitter {
     if (c === this.seenConfig) return;
     const first = this.seenConfig === null;
     this.seenConfig = c;
-    const urls = new Map<NodeId, string>(Object.entries(c.urls ?? {}));
+    const urls = new Map<NodeId, string>(this.seedUrls);
+    for (const [id, u] of Object.entries(c.urls ?? {})) urls.set(id, u);
     for (const [id, u] of this.givenUrls) urls.set(id, u);
     this.urls = urls;
     const members = new Set([...c.voters, ...c.learners]);
     const member = members.has(this.id);
-    if (member) this.everMember = true;
     // Until it is in the configuration, a joining node keeps links to everyone it was told about.
     const peers = new Map<NodeId, string>();
     for (const [id, u] of urls) if (id !== this.id && (!member || members.has(id))) peers.set(id, u);
     this.transport.setPeers(peers);
-    if (this.transport instanceof HttpTransport) this.transport.configIndex = r.configIndex;
     if (!first) {
       const learners = c.learners.length > 0 ? `; learners ${c.learners.join(", ")}` : "";
       this.log.info(
@@ -506,20 +520,15 @@ export class RaftNode<R = unknown> extends EventEmitter {
     }
   }
 
-  /** Peer streams are taken from members only, so a removed node learns it when it reconnects. */
+  /**
+   * Peer streams are refused only to members whose removal is committed (tombstoned ids are
+   * never reused): a node behind on the configuration, or one just joining, must still be heard.
+   */
   private admitPeer(from: NodeId): string | null {
-    const c = this.raw.raft.config;
-    const members = [...c.voters, ...c.learners];
-    if (!members.includes(this.id)) return null; // joining (or removed): listen to whoever leads
-    return members.includes(from)
-      ? null
-      : `'${from}' is not in this node's configuration (index ${this.raw.raft.configIndex})`;
-  }
-
-  /** A peer with a newer configuration than ours does not count us as a member: we were removed. */
-  private onNotMember(peer: NodeId, peerConfigIndex: number): void {
-    if (!this.everMember || this.stopped || peerConfigIndex <= this.raw.raft.configIndex) return;
-    void this.leaveCluster(`${peer}'s configuration (index ${peerConfigIndex}) no longer lists this node`);
+    const r = this.raw.raft;
+    return r.configAt(r.log.committed).removed?.includes(from)
+      ? `'${from}' was removed from this cluster (configuration committed at or before index ${r.log.committed})`
+      : null;
   }
 
   private async leaveCluster(why: string): Promise<void> {
@@ -569,7 +578,17 @@ export class RaftNode<R = unknown> extends EventEmitter {
     } else {
       if (!members.has(change.id))
         throw new MembershipError("invalid_config_change", `'${change.id}' is not a member`);
-      const risk = this.removalRisk(change.id);
+      // A leader elected a moment ago has not heard back from its followers yet: give them an
+      // election timeout to show they are healthy before calling the removal unsafe.
+      let risk = this.removalRisk(change.id);
+      for (
+        const until = performance.now() + this.electionTimeoutMs;
+        risk !== null && performance.now() < until;
+      ) {
+        await new Promise((res) => setTimeout(res, this.tickMs));
+        if (this.raw.raft.role !== "leader") throw this.notLeader();
+        risk = this.removalRisk(change.id);
+      }
       if (risk !== null) throw new MembershipError("quorum_at_risk", risk);
       cc = { type: "remove", id: change.id, urls };
     }
@@ -603,11 +622,8 @@ export class RaftNode<R = unknown> extends EventEmitter {
     const r = this.raw.raft;
     const voters = r.config.voters.filter((v) => v !== id);
     if (!r.config.voters.includes(id)) return null; // removing a learner never touches a quorum
-    const live = voters.filter(
-      (v) =>
-        v === this.id ||
-        r.tickCount - (r.progress.get(v)?.ackedTick ?? Number.NEGATIVE_INFINITY) <= r.electionTicks,
-    );
+    // Counted: voters that answer and are caught up (one still receiving a snapshot would stall every commit).
+    const live = voters.filter((v) => v === this.id || this.isHealthyFollower(v));
     const need = Math.floor(voters.length / 2) + 1;
     if (live.length < need)
       return `after removing '${id}', only ${live.length} of the ${voters.length} remaining voters answer, fewer than the ${need} a majority needs`;
@@ -632,6 +648,12 @@ export class RaftNode<R = unknown> extends EventEmitter {
       return;
     }
     const now = performance.now();
+    if (this.placingTerm !== r.term) {
+      // A new term (ours or after a handover that did not hold): wait for it to settle first, so
+      // a target that cannot keep leadership is not handed it over and over.
+      this.placingTerm = r.term;
+      this.nextPlacementAt = Math.max(this.nextPlacementAt, now + 5 * this.electionTimeoutMs);
+    }
     if (this.placing || this.stopped || now < this.nextPlacementAt || r.transferee !== null) return;
     if (r.log.term(r.log.committed) !== r.term) return;
     let best: NodeId | null = null;
@@ -640,12 +662,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
       if (id === this.id) continue;
       const p = this.priorityOf(id);
       const pr = r.progress.get(id);
-      const healthy =
-        p !== undefined &&
-        p > this.priority &&
-        pr !== undefined &&
-        r.tickCount - pr.ackedTick <= r.electionTicks &&
-        r.log.lastIndex() - pr.match <= CATCH_UP_ENTRIES;
+      const healthy = p !== undefined && p > this.priority && pr !== undefined && this.isHealthyFollower(id);
       if (!healthy) {
         this.healthySince.delete(id);
         continue;
@@ -664,14 +681,60 @@ export class RaftNode<R = unknown> extends EventEmitter {
       `handing leadership to ${target}: its priority ${bestPriority} is above this node's ${this.priority}`,
     );
     this.transferLeadership(target)
+      .then(() => {
+        this.placementFailures = 0;
+      })
       .catch((e: Error) => {
-        this.log.warn(`leadership did not move to ${target}: ${e.message}`);
-        this.nextPlacementAt = performance.now() + 5 * this.electionTimeoutMs;
+        // Back off exponentially: 5, 10, 20 … up to 80 election timeouts.
+        const wait = 5 * 2 ** Math.min(4, this.placementFailures++) * this.electionTimeoutMs;
+        this.log.warn(
+          `leadership did not move to ${target}: ${e.message}; trying again in ${Math.round(wait)} ms at the earliest`,
+        );
+        this.nextPlacementAt = performance.now() + wait;
       })
       .finally(() => {
         this.placing = false;
         this.healthySince.clear();
       });
+  }
+
+  /** Leader: whether `id` answered within an election timeout and is within CATCH_UP_ENTRIES, replicating normally. */
+  isHealthyFollower(id: NodeId): boolean {
+    const r = this.raw.raft;
+    const pr = r.progress.get(id);
+    return (
+      r.role === "leader" &&
+      pr !== undefined &&
+      pr.state === "replicate" &&
+      r.tickCount - pr.ackedTick <= r.electionTicks &&
+      r.log.lastIndex() - pr.match <= CATCH_UP_ENTRIES
+    );
+  }
+
+  /** Leader: the healthy voter best placed to take over, waiting up to an election timeout for one. */
+  async awaitHandoverTarget(): Promise<NodeId | null> {
+    const until = performance.now() + this.electionTimeoutMs;
+    let t = this.handoverTarget();
+    while (t === null && performance.now() < until && this.raw.raft.role === "leader") {
+      await new Promise((res) => setTimeout(res, this.tickMs));
+      t = this.handoverTarget();
+    }
+    return t;
+  }
+
+  /** Leader: the healthy voter (other than itself) best placed to take over, or null. */
+  handoverTarget(): NodeId | null {
+    const r = this.raw.raft;
+    let best: NodeId | null = null;
+    let bestMatch = -1;
+    for (const id of r.config.voters) {
+      const m = r.progress.get(id)?.match ?? -1;
+      if (id !== this.id && this.isHealthyFollower(id) && m > bestMatch) {
+        best = id;
+        bestMatch = m;
+      }
+    }
+    return best;
   }
 
   /** Leader: promotes one learner marked for promotion once it has caught up (one change at a time). */
@@ -738,12 +801,9 @@ export class RaftNode<R = unknown> extends EventEmitter {
       }
     }
     if (e.type === "config") {
-      // Judged on applied (committed) configurations only: a joining node replays older ones
-      // without itself before the one that added it.
-      const c = decodeConfig(e.data);
-      const member = c.voters.includes(this.id) || c.learners.includes(this.id);
-      if (member) this.appliedMember = true;
-      else if (this.appliedMember) this.removed = true;
+      // Judged on committed configurations only, and on the tombstone: ids are never reused, so a
+      // joining node replaying older configurations without itself is not mistaken for removed.
+      if (decodeConfig(e.data).removed?.includes(this.id)) this.removed = true;
     }
     this.applied = e.index;
     const p = this.pending.get(e.index);
@@ -1030,6 +1090,14 @@ async function forceNewCluster(
   url: string,
   log: NodeLogger,
 ): Promise<void> {
+  // One shot: once forced, the flag left in a unit must not force again after the cluster grew.
+  const done = storage.forced;
+  if (done) {
+    log.warn(
+      `force-new-cluster: already done at index ${done.index} (from cluster ${done.from}); ignoring the flag — remove it`,
+    );
+    return;
+  }
   const last = storage.lastIndex();
   let latest = storage.snapshotMetadata().config;
   for (let i = storage.firstIndex(); i <= last; ) {
@@ -1037,27 +1105,34 @@ async function forceNewCluster(
     for (const e of batch) if (e.type === "config") latest = decodeConfig(e.data);
     i += batch.length;
   }
-  if (latest.voters.length === 1 && latest.voters[0] === id && latest.learners.length === 0) {
-    log.info("force-new-cluster: this node is already the only member; nothing to do");
-    return;
-  }
   const hard = storage.hardState();
-  const term = Math.max(hard.term, storage.term(last));
-  const config: Configuration = { voters: [id], learners: [], urls: { [id]: url } };
+  // A term no old member's entry at this index can carry, and a new cluster id, so the old
+  // members' logs can never be mistaken for this one's.
+  const term = Math.max(hard.term, storage.term(last)) + 1;
+  const others = [...latest.voters, ...latest.learners, ...(latest.removed ?? [])].filter((m) => m !== id);
+  const config: Configuration = {
+    voters: [id],
+    learners: [],
+    urls: { [id]: url },
+    removed: [...new Set(others)],
+  };
   const entry: Entry = { term, index: last + 1, type: "config", data: encodeConfig(config) };
+  const from = storage.clusterId;
+  const clusterId = `${from.replace(/-[0-9a-f]{12}$/, "")}-${createHash("sha256").update(`${from}\nforced at ${entry.index}`).digest("hex").slice(0, 12)}`;
   await new Promise<void>((resolve, reject) =>
     storage.save(
       {
         entries: [entry],
         snapshotChunks: [],
-        hardState: { term, vote: hard.vote, commit: entry.index },
+        hardState: { term, vote: id, commit: entry.index },
         mustSync: true,
       },
       (err) => (err ? reject(err) : resolve()),
     ),
   );
+  storage.markForced(clusterId, { index: entry.index, term, from });
   log.warn(
-    `force-new-cluster: this node is now the only member (was: ${[...latest.voters, ...latest.learners].join(", ")}); ` +
+    `force-new-cluster: this node is now the only member of cluster ${clusterId} (was: ${[...latest.voters, ...latest.learners].join(", ")} of ${from}); ` +
       `its ${last - hard.commit} uncommitted entries count as committed; other members must join again with empty data directories`,
   );
 }

@@ -975,7 +975,14 @@ export class Raft {
     const voters = new Set(this.config.voters);
     const learners = new Set(this.config.learners);
     const promote = new Set(this.config.promote ?? []);
+    const removed = new Set(this.config.removed ?? []);
     const urls: Record<NodeId, string> = { ...this.config.urls, ...cc.urls };
+    if (cc.type !== "remove" && removed.has(cc.id)) {
+      return this.refuse(
+        "invalid_config_change",
+        `${cc.id} was removed from this cluster; a removed id is never reused`,
+      );
+    }
     switch (cc.type) {
       case "addVoter":
         if (voters.has(cc.id)) return this.refuse("invalid_config_change", `${cc.id} is already a voter`);
@@ -997,12 +1004,19 @@ export class Raft {
         voters.delete(cc.id);
         learners.delete(cc.id);
         promote.delete(cc.id);
+        removed.add(cc.id);
         delete urls[cc.id];
         if (voters.size === 0) return this.refuse("invalid_config_change", "cannot remove the last voter");
         break;
     }
     for (const id of Object.keys(urls)) if (!voters.has(id) && !learners.has(id)) delete urls[id];
-    const config = plainConfig({ voters: [...voters], learners: [...learners], urls, promote: [...promote] });
+    const config = plainConfig({
+      voters: [...voters],
+      learners: [...learners],
+      urls,
+      promote: [...promote],
+      removed: [...removed],
+    });
     const index = this.log.lastIndex() + 1;
     this.appendEntries([{ term: this.term, index, type: "config", data: encodeConfig(config) }]);
     this.bcastAppend();

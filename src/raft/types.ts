@@ -36,6 +36,8 @@ export interface Configuration {
   readonly learners: readonly NodeId[];
   readonly urls?: Readonly<Record<NodeId, string>>;
   readonly promote?: readonly NodeId[];
+  /** Ids removed from the cluster: never members again (a peer presenting one is told it was removed). */
+  readonly removed?: readonly NodeId[];
 }
 
 /**
@@ -178,12 +180,19 @@ const textDecoder = new TextDecoder("utf-8", { fatal: true });
 
 /** A plain copy with only the fields that are set (what encodeConfig writes and snapshots store). */
 export function plainConfig(config: Configuration): Configuration {
-  const out: { voters: NodeId[]; learners: NodeId[]; urls?: Record<NodeId, string>; promote?: NodeId[] } = {
+  const out: {
+    voters: NodeId[];
+    learners: NodeId[];
+    urls?: Record<NodeId, string>;
+    promote?: NodeId[];
+    removed?: NodeId[];
+  } = {
     voters: [...config.voters],
     learners: [...config.learners],
   };
   if (config.urls && Object.keys(config.urls).length > 0) out.urls = { ...config.urls };
   if (config.promote && config.promote.length > 0) out.promote = [...config.promote];
+  if (config.removed && config.removed.length > 0) out.removed = [...config.removed];
   return out;
 }
 
@@ -206,16 +215,23 @@ export function checkConfig(parsed: unknown, what: string): Configuration {
   ) {
     throw new Error(`${what}: malformed configuration`);
   }
-  const { voters, learners, urls, promote } = parsed as {
+  const { voters, learners, urls, promote, removed } = parsed as {
     voters: unknown[];
     learners: unknown[];
     urls?: unknown;
     promote?: unknown;
+    removed?: unknown;
   };
   if (!voters.every((v) => typeof v === "string") || !learners.every((v) => typeof v === "string")) {
     throw new Error(`${what}: member ids must be strings`);
   }
-  const out: { voters: string[]; learners: string[]; urls?: Record<string, string>; promote?: string[] } = {
+  const out: {
+    voters: string[];
+    learners: string[];
+    urls?: Record<string, string>;
+    promote?: string[];
+    removed?: string[];
+  } = {
     voters: voters as string[],
     learners: learners as string[],
   };
@@ -235,6 +251,12 @@ export function checkConfig(parsed: unknown, what: string): Configuration {
       throw new Error(`${what}: the learners to promote must be a list of ids`);
     }
     out.promote = promote as string[];
+  }
+  if (removed !== undefined) {
+    if (!Array.isArray(removed) || !removed.every((v) => typeof v === "string")) {
+      throw new Error(`${what}: the removed members must be a list of ids`);
+    }
+    out.removed = removed as string[];
   }
   return out;
 }

@@ -37,7 +37,12 @@ export async function handleCluster(
   }
   const m = MEMBER_PATH.exec(url.pathname);
   if (!m) throw new HttpError(404, "not_found", `no route ${method} ${url.pathname}`);
-  const id = decodeURIComponent(m[1]!);
+  let id: string;
+  try {
+    id = decodeURIComponent(m[1]!);
+  } catch {
+    throw new HttpError(400, "invalid_request", "bad percent-encoding in the member id");
+  }
   if (m[2]) {
     if (method !== "POST") throw methodNotAllowed("POST");
     return promoteMember(ctx, req, res, id);
@@ -110,6 +115,12 @@ async function addMember(ctx: ApiContext, req: http.IncomingMessage, res: http.S
   } catch (e) {
     throw new HttpError(400, "invalid_request", (e as Error).message);
   }
+  if (ctx.peerTls && new URL(memberUrl).protocol !== "https:")
+    throw new HttpError(
+      400,
+      "invalid_request",
+      "this cluster uses TLS: the new member's URL must be https://",
+    );
   if (await ctx.routeIfFollower(req, res, body)) return;
 
   // Checked on the leader, against the configuration it holds.
@@ -200,10 +211,19 @@ async function removeMember(
     // A leader removing itself would stop before it could answer: hand leadership to the best
     // other voter first, then the new leader removes this node.
     const st = ctx.node.status();
-    const others = st.members.filter((m) => m.voter && m.id !== id);
-    if (others.length === 0)
+    if (!st.members.some((m) => m.voter && m.id !== id))
       throw new HttpError(409, "invalid_config_change", "cannot remove the last voter");
-    const best = others.reduce((a, b) => ((b.matchIndex ?? -1) > (a.matchIndex ?? -1) ? b : a));
+    const target = await ctx.node.awaitHandoverTarget();
+    if (target === null)
+      throw new HttpError(
+        503,
+        "transfer_failed",
+        "no other voter is answering and caught up to take over; nothing was changed",
+        {
+          "Retry-After": "1",
+        },
+      );
+    const best = { id: target };
     try {
       await ctx.node.transferLeadership(best.id);
     } catch (e) {
@@ -283,7 +303,13 @@ export function probeMember(
     const lib = secure ? https : http;
     const req = lib.request(
       target,
-      { method: "GET", timeout: timeoutMs, ...(secure && tls ? peerClientOptions(tls, id) : {}) },
+      // agent: false: a pooled socket could skip the member-id check made when it was opened.
+      {
+        method: "GET",
+        timeout: timeoutMs,
+        agent: false,
+        ...(secure && tls ? peerClientOptions(tls, id) : {}),
+      },
       (r) => {
         let text = "";
         r.setEncoding("utf8");

@@ -23,7 +23,11 @@ export interface ServerOptions {
   readonly listen: string;
   readonly members: ReadonlyMap<string, string>;
   /** Join a running cluster rather than form one (see RaftNodeOptions.join). */
-  readonly join?: { readonly clusterId?: string; readonly url: string };
+  readonly join?: {
+    readonly clusterId?: string;
+    readonly url: string;
+    readonly seeds?: ReadonlyMap<string, string>;
+  };
   /** Leadership priority (see RaftNodeOptions.priority). */
   readonly priority?: number;
   /** Make this node's data the whole cluster (see RaftNodeOptions.forceNewCluster). */

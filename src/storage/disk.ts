@@ -73,6 +73,8 @@ interface Identity {
   clusterId: string;
   nodeId: string;
   initialConfig: Configuration;
+  /** Set when --force-new-cluster made this data directory a new cluster: where, and from which. */
+  forced?: { index: number; term: number; from: string };
 }
 
 const IDENTITY_FILE = "ballot.json";
@@ -86,8 +88,12 @@ export class DiskStorage implements Storage {
   private readonly trailingEntries: number;
   private readonly initialConfig: Configuration;
   private readonly logger: WalLogger;
+  private identity: Identity;
+
   /** The cluster this data directory belongs to (as recorded in it). */
-  readonly clusterId: string;
+  get clusterId(): string {
+    return this.identity.clusterId;
+  }
 
   /** Index of the entry before the first one held, and its term. */
   private base = 0;
@@ -114,7 +120,7 @@ export class DiskStorage implements Storage {
     this.cacheLimit = opts.cacheBytes ?? 64 << 20;
     this.trailingEntries = opts.trailingEntries ?? 5000;
     this.initialConfig = identity.initialConfig;
-    this.clusterId = identity.clusterId;
+    this.identity = identity;
     this.logger = opts.logger ?? { warn: (m) => console.warn(`ballot storage: ${m}`) };
     this.wal = new Wal(this.fs, join(opts.dir, "wal"), {
       segmentBytes: opts.segmentBytes,
@@ -193,6 +199,12 @@ export class DiskStorage implements Storage {
       nodeId: opts.nodeId,
       initialConfig: plainConfig(opts.initialConfig),
     };
+    DiskStorage.writeIdentity(fs, opts.dir, id);
+    return id;
+  }
+
+  private static writeIdentity(fs: FileSystem, dir: string, id: Identity): void {
+    const path = join(dir, IDENTITY_FILE);
     const tmp = `${path}.tmp`;
     if (fs.exists(tmp)) fs.unlink(tmp);
     const fd = fs.create(tmp);
@@ -200,8 +212,18 @@ export class DiskStorage implements Storage {
     fs.syncNow(fd);
     fs.close(fd);
     fs.rename(tmp, path);
-    fs.syncDir(opts.dir);
-    return id;
+    fs.syncDir(dir);
+  }
+
+  /** Where --force-new-cluster made this directory a new cluster, if it did. */
+  get forced(): { index: number; term: number; from: string } | undefined {
+    return this.identity.forced;
+  }
+
+  /** Records that this directory now belongs to a new cluster, forced from its old one (durably). */
+  markForced(clusterId: string, forced: { index: number; term: number; from: string }): void {
+    this.identity = { ...this.identity, clusterId, forced };
+    DiskStorage.writeIdentity(this.fs, this.dir, this.identity);
   }
 
   private recover(): void {

@@ -12,6 +12,7 @@ import {
   type Entry,
   type Message,
   type MessageType,
+  plainConfig,
   type SnapshotChunk,
   type SnapshotMetadata,
 } from "../raft/types.js";
@@ -194,8 +195,13 @@ export function encodeMessage(m: Message): Uint8Array {
   if (m.snapshot) size += 64 + m.snapshot.data.byteLength;
   const cfg = m.snapshot?.metadata.config;
   const configx =
-    cfg && ((cfg.urls && Object.keys(cfg.urls).length > 0) || (cfg.promote && cfg.promote.length > 0))
-      ? enc.encode(JSON.stringify({ urls: cfg.urls ?? {}, promote: cfg.promote ?? [] }))
+    cfg &&
+    ((cfg.urls && Object.keys(cfg.urls).length > 0) ||
+      (cfg.promote && cfg.promote.length > 0) ||
+      (cfg.removed && cfg.removed.length > 0))
+      ? enc.encode(
+          JSON.stringify({ urls: cfg.urls ?? {}, promote: cfg.promote ?? [], removed: cfg.removed ?? [] }),
+        )
       : null;
   if (configx) size += configx.byteLength + 8;
   const w = new Writer(size);
@@ -294,8 +300,17 @@ export function decodeMessage(buf: Uint8Array): Message {
     const data = r.blob();
     if (flags & F_CONFIGX) {
       try {
-        const x = JSON.parse(dec.decode(r.blob())) as { urls?: unknown; promote?: unknown };
-        config = checkConfig({ ...config, urls: x.urls, promote: x.promote }, "snapshot configuration");
+        const x = JSON.parse(dec.decode(r.blob())) as {
+          urls?: unknown;
+          promote?: unknown;
+          removed?: unknown;
+        };
+        config = plainConfig(
+          checkConfig(
+            { ...config, urls: x.urls, promote: x.promote, removed: x.removed },
+            "snapshot configuration",
+          ),
+        );
       } catch (e) {
         throw new CodecError((e as Error).message);
       }

@@ -48,13 +48,15 @@ export interface HttpTransportOptions {
   readonly idleTimeoutMs?: number;
   /**
    * Whether to take a peer stream from `from`: null to accept, else why not (answered `410
-   * not_a_member`, e.g. a node removed from the configuration). Default: accept everyone.
+   * member_removed`: a member whose removal is committed). Default: accept everyone.
    */
   readonly admit?: (from: NodeId) => string | null;
   /** Leadership priority announced to peers (see RaftNodeOptions.priority). Default 0. */
   readonly priority?: number;
-  /** Called when a peer refuses our stream because it does not count us as a member. */
-  readonly onNotMember?: (peer: NodeId, detail: { configIndex: number }) => void;
+  /** The cluster this node's data was forced out of (--force-new-cluster): its members are told they were removed. */
+  readonly formerClusterId?: string;
+  /** Called when the peer dialled refuses our stream because our removal from the cluster is committed. */
+  readonly onRemoved?: (peer: NodeId) => void;
   /** TLS for peer streams: dial https:// peers with this certificate, check theirs (see tls.ts). Absent: plain HTTP. */
   readonly tls?: TlsMaterial;
 }
@@ -174,9 +176,14 @@ class PeerLink {
         this.report(
           `peer ${this.id} (${this.url}) refused the peer stream: ${res.statusCode} ${body.trim().slice(0, 300)}`,
         );
-        if (res.statusCode === 410) {
-          const configIndex = Number(headerValue(res.headers["x-ballot-config-index"]));
-          this.t.onNotMember?.(this.id, { configIndex: Number.isSafeInteger(configIndex) ? configIndex : 0 });
+        // Believed only from the member dialled, of this cluster, saying exactly this.
+        if (
+          res.statusCode === 410 &&
+          headerValue(res.headers["x-ballot-node"]) === this.id &&
+          headerValue(res.headers["x-ballot-cluster"]) === this.t.clusterId &&
+          /"code":"member_removed"/.test(body)
+        ) {
+          this.t.onRemoved?.(this.id);
         }
         this.retry();
       });
@@ -259,9 +266,8 @@ export class HttpTransport implements Transport {
   private links = new Map<NodeId, PeerLink>();
   private inbound = new Map<Duplex, NodeId>();
   private readonly admit: (from: NodeId) => string | null;
-  readonly onNotMember: ((peer: NodeId, detail: { configIndex: number }) => void) | undefined;
-  /** Sent with a not-a-member refusal, so the refused node can tell a newer configuration from a stale one. */
-  configIndex = 0;
+  private readonly formerClusterId: string | undefined;
+  readonly onRemoved: ((peer: NodeId) => void) | undefined;
   /** This node's leadership priority, announced on every stream it opens. */
   readonly priority: number;
   /** The priority each peer announced on its latest stream to this node. */
@@ -278,8 +284,9 @@ export class HttpTransport implements Transport {
     this.maxQueueBytes = opts.maxQueueBytes ?? 64 << 20;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 10_000;
     this.admit = opts.admit ?? (() => null);
+    this.formerClusterId = opts.formerClusterId;
     this.priority = opts.priority ?? 0;
-    this.onNotMember = opts.onNotMember;
+    this.onRemoved = opts.onRemoved;
     this.tls = opts.tls;
     this.setPeers(opts.peers);
   }
@@ -304,7 +311,11 @@ export class HttpTransport implements Transport {
         this.links.set(id, new PeerLink(id, url, this));
       }
     }
-    // Streams from peers no longer admitted (removed members) are cut, so they learn it on reconnect.
+    this.recheckInbound();
+  }
+
+  /** Cuts streams from peers no longer admitted (removed members), so they learn it on reconnect. */
+  recheckInbound(): void {
     for (const [socket, from] of this.inbound) if (this.admit(from) !== null) socket.destroy();
   }
 
@@ -354,6 +365,22 @@ export class HttpTransport implements Transport {
       this.warnOnce(`refused a peer stream from '${from.slice(0, 64)}': ${tlsProblem}`);
       return refuse(socket, 403, `peer stream refused: ${tlsProblem}`);
     }
+    if (
+      cluster !== this.clusterId &&
+      cluster === this.formerClusterId &&
+      this.formerClusterId !== undefined
+    ) {
+      return refuse(
+        socket,
+        410,
+        `cluster ${cluster} was replaced by ${this.clusterId} (--force-new-cluster)`,
+        "member_removed",
+        {
+          "X-Ballot-Node": this.self,
+          "X-Ballot-Cluster": cluster,
+        },
+      );
+    }
     if (cluster !== this.clusterId) {
       this.logger.warn(
         `refused a peer stream from '${from}': it belongs to cluster '${cluster}', this node to '${this.clusterId}'`,
@@ -367,8 +394,9 @@ export class HttpTransport implements Transport {
     }
     const notAdmitted = this.admit(from);
     if (notAdmitted !== null) {
-      return refuse(socket, 410, notAdmitted, "not_a_member", {
-        "X-Ballot-Config-Index": String(this.configIndex),
+      return refuse(socket, 410, notAdmitted, "member_removed", {
+        "X-Ballot-Node": this.self,
+        "X-Ballot-Cluster": this.clusterId,
       });
     }
     socket.write(

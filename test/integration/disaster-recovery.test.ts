@@ -53,7 +53,7 @@ describe("disaster recovery: --force-new-cluster on a survivor", { timeout: 120_
     });
     assert.match(
       c.logs.get("n1")!.join("\n"),
-      /force-new-cluster: this node is now the only member \(was: n1, n2, n3\)/,
+      /force-new-cluster: this node is now the only member of cluster \S+ \(was: n1, n2, n3 of /,
     );
     const all = await call(`${c.url("n1")}/v1/kv?prefix=dr/&limit=1000`);
     assert.equal(all.body.kvs.length, 100, "every acknowledged write survived");
@@ -66,7 +66,7 @@ describe("disaster recovery: --force-new-cluster on a survivor", { timeout: 120_
       "n1 leads again",
       async () => (await call(`${c.url("n1")}/v1/cluster`)).body.leader?.id === "n1",
     );
-    assert.match(c.logs.get("n1")!.join("\n"), /already the only member; nothing to do/);
+    assert.match(c.logs.get("n1")!.join("\n"), /force-new-cluster: already done at index \d+/);
 
     // A lost member that comes back with its old data is told it is no longer a member, and stops.
     const back = c.spawn("n2");
@@ -91,5 +91,14 @@ describe("disaster recovery: --force-new-cluster on a survivor", { timeout: 120_
       const r = await call(`${c.url(id)}/v1/kv?prefix=dr/&limit=1000`);
       assert.equal(r.body.kvs.length, 101, `${id} has every key`);
     }
+
+    // The flag left in n1's unit after the cluster grew forces nothing: n4 and n5 stay members.
+    await c.signal("n1", "SIGTERM");
+    c.spawn("n1", ["--force-new-cluster"]);
+    await waitFor("a leader among three voters", async () => {
+      const st = (await call(`${c.url("n4")}/v1/cluster`)).body;
+      return st.leader !== null && (st.members as { voter: boolean }[]).filter((m) => m.voter).length === 3;
+    });
+    assert.equal((await call(`${c.url("n4")}/v1/kv/dr/final`, "PUT", { value: 1 }, {}, true)).status, 200);
   });
 });

@@ -294,13 +294,40 @@ describe("membership at runtime", { timeout: 180_000 }, () => {
     await sleep(500);
     await stopWriters();
     await checkAcked([leader, survivor, "n6"]);
+    // The dead node comes back with its old data: it is told it was removed, and stops.
+    const ghost = c.spawn(dead);
+    await waitFor(`${dead} stops`, async () => ghost.exitCode !== null);
+    assert.equal(ghost.exitCode, 0);
+    assert.match(c.logs.get(dead)!.join("\n"), /this node was removed from the cluster/);
+    // Its id is never reused.
+    r = await call(`${c.url(leader)}/v1/cluster/members`, "POST", { id: dead, url: c.url(dead) });
+    assert.equal(r.status === 409 || r.status === 422, true, JSON.stringify(r.body));
     // The new member serves reads and its data survives its restart.
     await c.signal("n6", "SIGTERM");
     joinNode("n6", spare[2]!, [leader]);
     c.ids.pop(); // registered once already
     await waitFor("n6 is back", async () => (await call(`${c.url("n6")}/ready`)).status === 200);
-    assert.match(c.logs.get("n6")!.join("\n"), /recovering it instead of joining again/);
+    assert.match(c.logs.get("n6")!.join("\n"), /already holds this node.s state; recovering it/);
     await checkAcked(["n6"]);
+  });
+
+  it("a member that was down while a new one joined catches up when the new one leads", async () => {
+    const leader = await c.waitForLeader();
+    const behind = c.alive().find((id) => id !== leader && id !== "n6")!;
+    await c.signal(behind, "SIGTERM");
+    const [port] = await freePorts(1);
+    joinNode("n7", port!, [leader]);
+    await waitFor("n7 is a voter", async () => (await voters()).includes("n7"));
+    const t = await call(`${c.url(leader)}/v1/cluster/transfer-leader`, "POST", { id: "n7" });
+    assert.equal(t.status, 200, JSON.stringify(t.body));
+    assert.equal((await call(`${c.url("n7")}/v1/kv/w/late`, "PUT", { value: "n7 leads" })).status, 200);
+    // Its configuration does not list n7 yet: it must still take n7's stream and catch up.
+    c.spawn(behind);
+    await waitFor(`${behind} has the write made under n7`, async () => {
+      const r = await call(`${c.url(behind)}/v1/kv/w/late?consistency=local`);
+      return r.status === 200 && r.body.value === "n7 leads";
+    });
+    assert.ok((await members(behind)).some((m) => m.id === "n7"));
   });
 });
 

@@ -80,7 +80,7 @@ describe("membership", () => {
     settle(c, 3);
     assert.ok(change(c, "a", { type: "remove", id: "d" }).ok);
     settle(c, 2);
-    assert.deepEqual(c.raft("a").config, { voters: ["a", "b", "c"], learners: [] });
+    assert.deepEqual(c.raft("a").config, { voters: ["a", "b", "c"], learners: [], removed: ["d"] });
     assert.equal(c.raft("a").log.committed, c.raft("a").log.lastIndex());
     cutBetween(c, "a", ["c", "d"]);
     const y = c.propose("a", "y");
@@ -219,6 +219,15 @@ describe("membership", () => {
     assert.ok(change(c, "a", { type: "remove", id: "c" }).ok);
     settle(c, 3);
     const { c: _gone, ...rest } = urls;
-    assert.deepEqual(c.raft("b").config, { voters: ["a", "b", "l"], learners: [], urls: rest });
+    assert.deepEqual(c.raft("b").config, {
+      voters: ["a", "b", "l"],
+      learners: [],
+      urls: rest,
+      removed: ["c"],
+    });
+    // A removed id is never a member again: a node that comes back under it is told it was removed.
+    const again = change(c, "a", { type: "addLearner", id: "c", urls: { c: "http://c:2" } });
+    assert.equal(again.ok, false);
+    assert.match(again.ok ? "" : again.message, /removed id is never reused/);
   });
 });
