@@ -137,7 +137,7 @@ async function failover(g: GeoCluster, kind: "stopped" | "cut", trial: number): 
   // Whoever leads now loses its region, as in a real run of failures: the previous trial's lost
   // member is back (restarted, or healed) and has a peer stream only to the leader, so the
   // election may have to open one first. Moving the leader by hand instead would leave every pair
-  // of members connected and hide that (split votes were then rarer: 0 in 40).
+  // of members connected and hide that (split votes were then rarer: 1 in 40).
   const old = await g.waitForLeader();
   const region = g.regionOf(old);
   const others = g.regionNames.filter((r) => r !== region);

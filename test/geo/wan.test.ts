@@ -1,13 +1,15 @@
 /**
  * The WAN emulation the geo tests stand on: a WanLink delays each direction by its one-way latency,
  * never reorders bytes under jitter, holds everything during a stall and releases it in order,
- * blackholes while down, and draws the same jitter from the same seed.
+ * blackholes while down, and draws the same jitter from the same seed; and docs/geo.md shows the
+ * timing table the tests use.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import * as net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { sleep } from "../integration/procs.js";
-import { TIMING_BY_RTT, timingFor } from "../lib/geo-cluster.js";
+import { failoverBoundMs, TIMING_BY_RTT, timingFor } from "../lib/geo-cluster.js";
 import { seededRandom, WanLink } from "../lib/wan.js";
 
 /** An echo server on loopback. */
@@ -145,5 +147,24 @@ describe("WanLink: userspace WAN emulation", () => {
     assert.deepEqual(timingFor(220), { heartbeatMs: 300, electionTimeoutMs: 3000 });
     assert.deepEqual(timingFor(400), { heartbeatMs: 500, electionTimeoutMs: 5000 });
     for (const r of TIMING_BY_RTT) assert.ok(r.electionTimeoutMs >= 2 * r.heartbeatMs);
+  });
+});
+
+describe("docs/geo.md", () => {
+  it("shows the timing table the geo tests and bench use, with the failover bound of one round", () => {
+    const doc = readFileSync(new URL("../../../docs/geo.md", import.meta.url), "utf8");
+    const rows = doc
+      .split("\n")
+      .filter((l) => /^\| (< )?\d+ ms/.test(l))
+      .map((l) => l.split("|").map((c) => c.trim()));
+    assert.equal(rows.length, TIMING_BY_RTT.length);
+    for (const [i, r] of TIMING_BY_RTT.entries()) {
+      const [, rtt, heartbeat, election, bound] = rows[i]!;
+      assert.match(rtt!, new RegExp(`${r.rttMs} ms`));
+      assert.equal(Number(heartbeat), r.heartbeatMs, rtt);
+      assert.equal(Number(election), r.electionTimeoutMs, rtt);
+      const oneRoundS = failoverBoundMs(r, r.rttMs, 0) / 1000;
+      assert.equal(bound, `${oneRoundS.toFixed(1)} s`, `failover bound for ${rtt}`);
+    }
   });
 });
