@@ -514,11 +514,11 @@ export class RaftNode<R = unknown> extends EventEmitter {
     for (const [id, u] of Object.entries(c.urls ?? {})) urls.set(id, u);
     for (const [id, u] of this.givenUrls) urls.set(id, u);
     this.urls = urls;
-    const members = new Set([...c.voters, ...c.learners]);
-    const member = members.has(this.id);
-    // Until it is in the configuration, a joining node keeps links to everyone it was told about.
+    // Links to everyone known but removed members: a node behind on the configuration must still
+    // answer a newer member that leads (links are opened only when there is something to send).
+    const removed = new Set(c.removed ?? []);
     const peers = new Map<NodeId, string>();
-    for (const [id, u] of urls) if (id !== this.id && (!member || members.has(id))) peers.set(id, u);
+    for (const [id, u] of urls) if (id !== this.id && !removed.has(id)) peers.set(id, u);
     this.transport.setPeers(peers);
     if (!first) {
       const learners = c.learners.length > 0 ? `; learners ${c.learners.join(", ")}` : "";
