@@ -13,19 +13,24 @@ export interface ClientResult {
 }
 
 export function endpointsOf(p: Parsed): string[] {
-  const text = p.flags.get("endpoints") ?? "http://127.0.0.1:2379";
+  return endpointList(p.flags.get("endpoints") ?? "http://127.0.0.1:2379", "--endpoints");
+}
+
+/** A comma-separated list of http(s) URLs given to `flag`. */
+export function endpointList(text: string, flag: string): string[] {
   const list = text
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
   for (const e of list) {
     try {
-      new URL(e);
+      const u = new URL(e);
+      if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error();
     } catch {
-      throw new UsageError(`--endpoints: '${e}' is not a URL`);
+      throw new UsageError(`${flag}: '${e}' is not an http(s) URL`);
     }
   }
-  if (list.length === 0) throw new UsageError("--endpoints is empty");
+  if (list.length === 0) throw new UsageError(`${flag} is empty`);
   return list;
 }
 

@@ -6,24 +6,8 @@
  */
 import type { NodeLogger } from "../node/raft-node.js";
 import { request } from "./client.js";
-import { UsageError } from "./flags.js";
 
-export function endpointList(text: string, flag: string): string[] {
-  const list = text
-    .split(",")
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const e of list) {
-    try {
-      const u = new URL(e);
-      if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error();
-    } catch {
-      throw new UsageError(`${flag}: '${e}' is not an http(s) URL`);
-    }
-  }
-  if (list.length === 0) throw new UsageError(`${flag} is empty`);
-  return list;
-}
+import { UsageError } from "./flags.js";
 
 export interface ClusterInfo {
   readonly clusterId: string;

@@ -9,9 +9,9 @@ import { DiskStorage } from "../storage/disk.js";
 import type { FileSystem } from "../storage/fs.js";
 import { nodeFileSystem } from "../storage/fs.js";
 import { loadTlsFiles, type TlsMaterial } from "../transport/tls.js";
-import { fetchFor } from "./client.js";
+import { endpointList, fetchFor } from "./client.js";
 import { intFlag, type Parsed, parseMembers, UsageError } from "./flags.js";
-import { askToJoin, endpointList, fetchCluster } from "./join.js";
+import { askToJoin, fetchCluster } from "./join.js";
 
 /** Runs `ballot start`; `overrides` lets a test build swap in a fault-injecting file system. */
 export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): Promise<number> {
