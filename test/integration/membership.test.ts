@@ -384,7 +384,11 @@ describe("a node joining a cluster whose log was compacted", { timeout: 60_000 }
       if (Date.now() > deadline) throw new Error(`n4 was not promoted\n${c.tail(20)}`);
       await sleep(100);
     }
-    assert.match(log.join("\n"), /installed a snapshot from the leader/);
+    // The log line travels through a pipe: wait for it rather than race it.
+    for (const until = Date.now() + 10_000; !/installed a snapshot from the leader/.test(log.join("\n")); ) {
+      if (Date.now() > until) assert.fail(`n4 did not log a snapshot install:\n${log.join("\n")}`);
+      await sleep(50);
+    }
     const r = await call(`${url}/v1/kv?prefix=s/&limit=1000`);
     assert.equal(r.body.kvs.length, 200);
     // n4 learned every member's URL from the snapshot's configuration: it can lead.
