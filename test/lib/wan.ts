@@ -19,17 +19,10 @@
 import * as net from "node:net";
 import { performance } from "node:perf_hooks";
 
-/** A small seeded generator (mulberry32): the same seed gives the same sequence. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The core's seeded generator (mulberry32): the same seed gives the same sequence. */
+import { seededRandom } from "../../src/raft/random.js";
+
+export { seededRandom };
 
 /** A 32-bit hash of a string (FNV-1a), to derive one link's seed from a run's seed and its name. */
 export function hashString(s: string): number {
