@@ -27,6 +27,9 @@ import { linkedController, sleep } from "./transport.js";
  */
 const CAMPAIGN_ATTEMPT_MS = 30_000;
 
+/** How the node holding a campaign's wait is watched (see CallSpec.liveness). */
+const CAMPAIGN_LIVENESS = { everyMs: 1000, deadAfterMs: 3000 } as const;
+
 /** One observe event as the server sends it. */
 interface ObservedLeader {
   readonly leader: { readonly value: unknown; readonly lease: number; readonly fencingToken: number } | null;
@@ -203,6 +206,9 @@ export class BallotElection implements Election {
           // Waiting is the point: retry (same lease, same queue place) until won or aborted.
           timeoutMs: Number.POSITIVE_INFINITY,
           attemptTimeoutMs: CAMPAIGN_ATTEMPT_MS,
+          // The wait is held by one node: one that is cut off or leaderless must not hold it for
+          // the whole attempt while another node could already say "you lead".
+          liveness: CAMPAIGN_LIVENESS,
         });
         const o = r.body as { fencingToken?: unknown };
         if (typeof o?.fencingToken !== "number") {

@@ -40,6 +40,13 @@ export interface CallSpec {
   readonly attemptTimeoutMs?: number;
   /** Non-2xx statuses returned instead of thrown (e.g. 404 for a get). */
   readonly accept?: readonly number[];
+  /**
+   * For a long poll: while an attempt waits, ask the node holding it `GET /ready` every
+   * `everyMs`; when it has not answered ready for `deadAfterMs`, leave it and re-send elsewhere.
+   * A node that was cut off, or that lost its leader, would otherwise hold the request until the
+   * attempt timeout, which a long poll must set high.
+   */
+  readonly liveness?: { readonly everyMs: number; readonly deadAfterMs: number };
 }
 
 export interface CallResult {
@@ -236,6 +243,9 @@ export class Transport {
             Math.max(1, limit),
           )
         : undefined;
+      const stopWatching = spec.liveness
+        ? this.watchLiveness(url.origin, spec.liveness, controller)
+        : undefined;
       let res: Response;
       let keptStream = false;
       try {
@@ -271,6 +281,7 @@ export class Transport {
         return { kind: "network", sent: maybeSent(e), error: e, origin: url.origin };
       } finally {
         clearTimeout(timer);
+        stopWatching?.();
         // A stream's controller stays linked to the caller's signal, which ends the stream.
         if (!keptStream) dispose();
       }
@@ -282,6 +293,48 @@ export class Transport {
       headers: new Headers(),
       body: { error: { code: "unavailable", message: "too many redirects" } },
       origin: url.origin,
+    };
+  }
+
+  /**
+   * Probes `origin`'s /ready while an attempt waits there (see CallSpec.liveness); aborts the
+   * attempt as a timeout once no probe has answered ready for `deadAfterMs`. Returns the stopper.
+   */
+  private watchLiveness(
+    origin: string,
+    l: NonNullable<CallSpec["liveness"]>,
+    attempt: AbortController,
+  ): () => void {
+    let lastReady = performance.now();
+    const probes = new AbortController();
+    const probe = (): void => {
+      const sentAt = performance.now();
+      const one = linkedController(probes.signal, AbortSignal.timeout(l.deadAfterMs));
+      this.opts
+        .fetch(new URL("/ready", origin), {
+          method: "GET",
+          redirect: "manual",
+          signal: one.controller.signal,
+        })
+        .then(async (r) => {
+          await r.body?.cancel();
+          if (r.ok) lastReady = Math.max(lastReady, sentAt);
+        })
+        .catch(() => undefined)
+        .finally(one.dispose);
+    };
+    const timer = setInterval(() => {
+      if (performance.now() - lastReady >= l.deadAfterMs) {
+        attempt.abort(
+          new BallotClientError(0, "timeout", `${origin} stopped answering ready while holding the request`),
+        );
+        return;
+      }
+      probe();
+    }, l.everyMs);
+    return () => {
+      clearInterval(timer);
+      probes.abort();
     };
   }
 

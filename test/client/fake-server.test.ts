@@ -294,10 +294,11 @@ describe("lease keepalive against a fake node", () => {
 });
 
 describe("elections against a fake node", () => {
-  function electionNode(opts: { campaign: Handler }) {
+  function electionNode(opts: { campaign: Handler; ready?: Handler }) {
     const observers: http.ServerResponse[] = [];
     return fake((req, res, body) => {
       const u = req.url!;
+      if (u === "/ready") return (opts.ready ?? ((_q, r) => json(r, 200, { ready: true })))(req, res, body);
       if (u === "/v1/leases") return json(res, 200, { id: 9, ttl: 5 });
       if (u === "/v1/leases/9/keepalive") return json(res, 200, { id: 9, ttl: 5 });
       if (u === "/v1/leases/9" && req.method === "DELETE")
@@ -379,4 +380,56 @@ describe("elections against a fake node", () => {
     const revoke = urls.indexOf("DELETE /v1/leases/9");
     assert.ok(resign > 0 && revoke > resign, urls.join(", "));
   });
+
+  for (const how of ["stops answering", "answers not ready (no leader)"] as const) {
+    it(`a campaign held by a node that ${how} is re-sent to another node within seconds, not the 30 s attempt`, async () => {
+      let healthy = true;
+      const { f: a } = await electionNode({
+        campaign: () => {}, // holds the wait: the node never says "you lead"
+        ready: (_req, res) => {
+          if (healthy) return json(res, 200, { ready: true });
+          if (how === "answers not ready (no leader)") return json(res, 503, { ready: false, leader: null });
+          // A cut-off node: the probe is never answered.
+        },
+      });
+      const { f: b } = await electionNode({
+        campaign: (_req, res, body) => {
+          const o = JSON.parse(body);
+          json(res, 200, { name: "e", value: o.value, lease: o.lease, fencingToken: 7, revision: 8 });
+        },
+      });
+      const c = new BallotClient({ endpoints: [a.url, b.url] });
+      const p = c.election("e").campaign("me");
+      await until(
+        () => a.requests.some((q) => q.url === "/v1/elections/e/campaign"),
+        2000,
+        "the campaign at a",
+      );
+      await sleep(2500);
+      assert.ok(
+        a.requests.filter((q) => q.url === "/ready").length >= 2,
+        "a is probed while it holds the wait",
+      );
+      assert.equal(b.requests.length, 0, "a healthy holder keeps the wait");
+      const cutAt = performance.now();
+      healthy = false;
+      const held = await p;
+      const took = performance.now() - cutAt;
+      assert.equal(held.fencingToken, 7);
+      // The holder is left once it has not been ready for 3 s (probes every second): far below 30 s.
+      assert.ok(took < 10_000, `re-sent after ${Math.round(took)} ms`);
+      const first = a.requests.find((q) => q.url === "/v1/elections/e/campaign")!;
+      const second = b.requests.find((q) => q.url === "/v1/elections/e/campaign")!;
+      assert.deepEqual(JSON.parse(second.body), JSON.parse(first.body), "same lease, same value");
+      assert.equal(second.headers["idempotency-key"], first.headers["idempotency-key"]);
+      const probes = a.requests.filter((q) => q.url === "/ready").length;
+      await sleep(1500);
+      assert.equal(
+        a.requests.filter((q) => q.url === "/ready").length,
+        probes,
+        "probing stops with the attempt",
+      );
+      await held.resign();
+    });
+  }
 });
