@@ -100,7 +100,12 @@ class PeerLink {
       this.queuedBytes -= this.queue.shift()!.byteLength;
       this.dropped++;
     }
-    if (!this.connecting && !this.timer) this.connect();
+    this.dial();
+  }
+
+  /** Connects unless connected, connecting or waiting to retry. */
+  dial(): void {
+    if (!this.closed && !this.socket && !this.connecting && !this.timer) this.connect();
   }
 
   private connect(): void {
@@ -154,7 +159,10 @@ class PeerLink {
         if (this.socket === socket) {
           this.socket = null;
           this.stopPing();
-          if (!this.closed) this.report(`peer ${this.id} (${this.url}): stream closed`);
+          if (!this.closed) {
+            this.report(`peer ${this.id} (${this.url}): stream closed`);
+            this.retry();
+          }
         }
       });
       this.report(null);
@@ -211,7 +219,9 @@ class PeerLink {
     const delay = base / 2 + Math.random() * (base / 2);
     this.timer = setTimeout(() => {
       this.timer = null;
-      if (this.queue.length > 0) this.connect();
+      // Redialled whether or not anything waits: the first vote after a failover must not wait
+      // for a connection to a peer this node had nothing to say to until then.
+      if (!this.socket && !this.connecting) this.connect();
     }, delay);
     this.timer.unref();
   }
@@ -293,6 +303,10 @@ export class HttpTransport implements Transport {
 
   start(onMessage: (m: Message) => void): void {
     this.onMessage = onMessage;
+    // Every peer is dialled at once and kept connected (redialled when a stream closes), as etcd
+    // does: after a restart or a heal the first PreVote to a peer other than the leader would
+    // otherwise pay a TCP (and TLS) handshake and the upgrade, a round trip or two over a WAN.
+    for (const link of this.links.values()) link.dial();
   }
 
   setPeers(peers: ReadonlyMap<NodeId, string>): void {
@@ -305,11 +319,11 @@ export class HttpTransport implements Transport {
     for (const [id, url] of peers) {
       if (id === this.self) continue;
       const link = this.links.get(id);
-      if (!link) this.links.set(id, new PeerLink(id, url, this));
-      else if (link.url !== url) {
-        link.close();
-        this.links.set(id, new PeerLink(id, url, this));
-      }
+      if (link && link.url === url) continue;
+      link?.close();
+      const fresh = new PeerLink(id, url, this);
+      this.links.set(id, fresh);
+      if (this.onMessage) fresh.dial();
     }
     this.recheckInbound();
   }
