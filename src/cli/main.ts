@@ -22,6 +22,8 @@ const USAGE = `usage: ballot <command> [flags]
                            [--cluster-token T] [--forward-writes] [--heartbeat-interval MS]
                            [--election-timeout MS] [--snapshot-entries N] [--trailing-entries N]
                            [--log-format json|pretty] [--auth-tokens FILE] [--priority N]
+                           [--follower-read-leases]  (lease reads on followers at no round trip;
+                                                     writes then wait for every member)
                            [--cert FILE --key FILE [--ca FILE]]   (https:// URLs; mutual TLS with --ca)
   dev      a local cluster [--nodes 3] [--base-port 2379] [--dir .ballot-dev]
   get KEY | put KEY VALUE | del KEY | list [PREFIX] | status      [--endpoints URL,...] [--token T]
@@ -58,7 +60,7 @@ export const START_FLAGS = {
     "key",
     "ca",
   ],
-  booleans: ["forward-writes", "learner", "force-new-cluster"],
+  booleans: ["forward-writes", "learner", "force-new-cluster", "follower-read-leases"],
 };
 const DEV_FLAGS = { values: ["nodes", "base-port", "dir", "log-format"] };
 const CLIENT_FLAGS = { values: ["endpoints", "token", "ca"], booleans: ["learner"] };

@@ -93,6 +93,7 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
     join,
     forceNewCluster: p.flags.get("force-new-cluster") === "true",
     priority: intFlag(p, "priority", 0, 0, 1_000_000),
+    followerReadLeases: p.flags.get("follower-read-leases") === "true",
     dataDir,
     clusterToken: p.flags.get("cluster-token"),
     forwardWrites: p.flags.get("forward-writes") === "true",

@@ -89,6 +89,16 @@ export interface RaftNodeOptions<R = unknown> {
    * wait for it: any voter can still win one.
    */
   readonly priority?: number;
+  /**
+   * Follower read leases (default false): while this node leads, it lends its lease to every
+   * follower, so `readBarrier({ consistency: "lease" })` on a follower is answered locally with no
+   * round trip (and stays linearizable under the same clock-drift bound as the leader's lease).
+   * The price is on writes: an entry commits only once every member holding a lease has it — the
+   * farthest member rather than the nearest majority — and a lease holder that is lost holds
+   * writes back until its lease runs out (at most an election timeout). Set it on every member;
+   * a follower takes the leases of any leader that grants them.
+   */
+  readonly followerReadLeases?: boolean;
   readonly dataDir: string;
   readonly stateMachine: StateMachine<R>;
   /** Part of the cluster's identity with the initial member ids; nodes of different clusters never talk. Default "ballot". */
@@ -217,6 +227,8 @@ export class RaftNode<R = unknown> extends EventEmitter {
   private placing = false;
   readonly tickMs: number;
   readonly electionTimeoutMs: number;
+  /** See RaftNodeOptions.followerReadLeases. */
+  readonly followerReadLeases: boolean;
   private readonly snapshotEntries: number;
   private readonly proposalTimeoutMs: number;
 
@@ -285,7 +297,9 @@ export class RaftNode<R = unknown> extends EventEmitter {
       // Timer drift between machines over one election timeout stays far below 10 %.
       leaseDriftTicks: Math.max(1, Math.ceil(Math.round(this.electionTimeoutMs / this.tickMs) / 10)),
       applied: this.applied,
+      followerReadLeases: opts.followerReadLeases ?? false,
     });
+    this.followerReadLeases = opts.followerReadLeases ?? false;
     this.transport =
       opts.transport ??
       new HttpTransport({
@@ -395,6 +409,9 @@ export class RaftNode<R = unknown> extends EventEmitter {
     }
     node.transport.start((m) => {
       if (node.stopped) return;
+      // A leader stamps a follower's clock reading with its own tick count on arrival: a count left
+      // behind by a stalled event loop would stretch the read lease computed from it.
+      if (node.followerReadLeases && node.raw.raft.role === "leader") node.syncClock();
       if (m.type === "heartbeatResp") node.observeRtt(m.from);
       node.raw.step(m);
       node.kick();
@@ -907,11 +924,15 @@ export class RaftNode<R = unknown> extends EventEmitter {
   /**
    * Waits until local reads are linearizable: the leader confirms with a quorum (or, with
    * `lease`, by its lease) that its commit index is current, and this node has applied up to it.
-   * Works on followers too. Resolves with the index that was waited for.
+   * Works on followers too: with `lease`, a follower holding a read lease (`followerReadLeases`
+   * on the leader) answers from it without asking the leader; without one in force, it asks.
+   * Resolves with the index that was waited for.
    */
   readBarrier(opts: { consistency?: "linearizable" | "lease"; timeoutMs?: number } = {}): Promise<number> {
     if (this.stopped) return Promise.reject(new StoppedError());
-    if (opts.consistency === "lease") this.syncClock(); // never trust a lease on a stale clock
+    // Never trust a lease on a stale clock. The core checks a follower's read lease in readIndex()
+    // itself, on the clock just brought up to date: an expired one falls back to asking the leader.
+    if (opts.consistency === "lease") this.syncClock();
     const id = this.nextReadId++;
     const timeoutMs = opts.timeoutMs ?? 2 * this.electionTimeoutMs;
     return new Promise<number>((resolve, reject) => {

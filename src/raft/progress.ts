@@ -1,7 +1,8 @@
 /**
  * The leader's view of one follower: how much of the log it has (match), what to send next, and
- * how fast to send it (probe / replicate / snapshot, with a bounded in-flight window). Owns flow
- * control; must never touch the log or decide commitment.
+ * how fast to send it (probe / replicate / snapshot, with a bounded in-flight window); with
+ * follower read leases, also the follower's last clock reading and the lease granted to it. Owns
+ * flow control and that bookkeeping; must never touch the log or decide commitment.
  */
 import type { SnapshotMetadata } from "./types.js";
 
@@ -25,6 +26,14 @@ export class Progress {
   ackedTick = Number.NEGATIVE_INFINITY;
   /** Highest read sequence echoed back (ReadIndex rounds). */
   ackedReadSeq = 0;
+  /**
+   * Follower read leases: the follower's latest reading of its own clock (`tick`, in the clock
+   * life `nonce`) and the leader's tick when it arrived (`at`). The reading was taken before `at`,
+   * which is what lets a grant be expressed on the follower's clock without trusting delivery times.
+   */
+  clockReading: { readonly tick: number; readonly nonce: number; readonly at: number } | null = null;
+  /** Leader tick until which this follower may hold a read lease the leader granted (exclusive). */
+  readLeaseUntil = Number.NEGATIVE_INFINITY;
   isLearner: boolean;
 
   constructor(next: number, maxInflight: number, isLearner: boolean) {
@@ -111,6 +120,15 @@ export class Progress {
       case "snapshot":
         return true;
     }
+  }
+
+  /**
+   * Keeps the most useful clock reading: the latest of the follower's current life. A reading of
+   * another life (a restart) replaces it; an older one of the same life, overtaken on the wire, does not.
+   */
+  noteClockReading(tick: number, nonce: number, at: number): void {
+    const r = this.clockReading;
+    if (r === null || r.nonce !== nonce || tick > r.tick) this.clockReading = { tick, nonce, at };
   }
 
   /** A heartbeat response shows the follower is alive: let a stalled probe or a full window retry. */

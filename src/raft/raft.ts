@@ -1,9 +1,10 @@
 /**
  * The Raft algorithm: elections (PreVote, CheckQuorum, leader lease), log replication with flow
- * control, snapshots sent in chunks, ReadIndex, leadership transfer and one-at-a-time membership
- * changes. Owns every protocol decision. Must never do I/O, read a clock or draw randomness other
- * than from the injected source: time is a count of tick() calls, and all effects leave through
- * the outbox (`msgs`, `readStates`) and the log's unstable part, collected by RawNode into a Ready.
+ * control, snapshots sent in chunks, ReadIndex, follower read leases, leadership transfer and
+ * one-at-a-time membership changes. Owns every protocol decision. Must never do I/O, read a clock
+ * or draw randomness other than from the injected source: time is a count of tick() calls, and all
+ * effects leave through the outbox (`msgs`, `readStates`) and the log's unstable part, collected by
+ * RawNode into a Ready.
  *
  * Structure follows the paper: step() does the term checks common to every role (§5.1), then
  * dispatches to stepLeader / stepCandidate / stepFollower.
@@ -41,6 +42,14 @@ export interface PlantedBugs {
   readonly grantVoteWithoutLogCheck?: boolean;
   /** Hand a vote to storage without the vote (so a restart forgets it). Applied by RawNode. */
   readonly skipVotePersist?: boolean;
+  /** With follower read leases: commit without waiting for the followers that hold a read lease. */
+  readonly commitIgnoringReadLeases?: boolean;
+  /**
+   * With follower read leases: a follower counts its lease from when the grant arrived (not from a
+   * clock reading it took before the leader received it), so a grant delayed on the wire outlives
+   * the leader's lease.
+   */
+  readonly readLeaseFromReceipt?: boolean;
 }
 
 /** How a read is confirmed: a quorum round (safe), or the leader's lease when it is valid. */
@@ -69,6 +78,16 @@ export interface RaftOptions {
   readonly maxSnapshotChunkBytes?: number;
   /** Proposals are refused while this many bytes are appended but not committed. Default 64 MiB. */
   readonly maxUncommittedBytes?: number;
+  /**
+   * Follower read leases (default false). As leader, grant every follower a read lease with each
+   * heartbeat and append while the leader's own lease is valid, and count an entry as committed
+   * only once every follower that may hold a lease has it too: a follower then answers `lease`
+   * reads locally, with no round trip, and stays linearizable. Writes pay for it: they wait for
+   * the slowest lease holder instead of the nearest majority, and a lease holder that disappears
+   * holds commits back until its lease has run out (at most an election timeout). As follower,
+   * a node takes the grants of any leader that sends them, whatever this option says.
+   */
+  readonly followerReadLeases?: boolean;
   /** Index already applied by the state machine (when restarting). */
   readonly applied?: number;
   /** Test-only planted bugs. */
@@ -140,6 +159,7 @@ export class Raft {
   readonly maxInflight: number;
   readonly maxSnapshotChunkBytes: number;
   readonly maxUncommittedBytes: number;
+  readonly followerReadLeases: boolean;
   readonly bugs: PlantedBugs;
   private readonly random: RandomSource;
 
@@ -164,6 +184,21 @@ export class Raft {
 
   private incoming: IncomingSnapshot | null = null;
 
+  // Follower read leases, follower side (all void on any change of term or leader).
+  /** Own tick until which a read lease from the current leader lasts (exclusive). */
+  private readLeaseUntil = Number.NEGATIVE_INFINITY;
+  /** The highest leader commit index a grant carried: a lease read waits for at least this. */
+  private readLeaseCommit = 0;
+  /** The highest index acknowledged to the current leader: the leader's commit rule counted on it. */
+  private readLeaseMatch = 0;
+  /** Drawn on first use: tells this life's clock readings from a previous life's (ticks restart at 0). */
+  private clockNonce: number | null = null;
+  /**
+   * Leader side: lease holders removed from the configuration while their lease ran. Their progress
+   * is gone, but they may still answer reads until the lease ends, so commits wait for them still.
+   */
+  private departedReadLeases = new Map<NodeId, { readonly until: number; readonly match: number }>();
+
   constructor(opts: RaftOptions) {
     this.id = opts.id;
     this.electionTicks = opts.electionTicks ?? 10;
@@ -178,6 +213,7 @@ export class Raft {
     this.maxInflight = opts.maxInflight ?? 256;
     this.maxSnapshotChunkBytes = opts.maxSnapshotChunkBytes ?? 1 << 20;
     this.maxUncommittedBytes = opts.maxUncommittedBytes ?? 64 << 20;
+    this.followerReadLeases = opts.followerReadLeases ?? false;
     this.bugs = opts.bugs ?? {};
     this.random = opts.random;
 
@@ -257,7 +293,13 @@ export class Raft {
   private syncProgressWithConfig(): void {
     const members = new Set(this.members());
     members.add(this.id);
-    for (const id of [...this.progress.keys()]) if (!members.has(id)) this.progress.delete(id);
+    for (const [id, pr] of [...this.progress]) {
+      if (members.has(id)) continue;
+      if (this.tickCount < pr.readLeaseUntil) {
+        this.departedReadLeases.set(id, { until: pr.readLeaseUntil, match: pr.match });
+      }
+      this.progress.delete(id);
+    }
     for (const id of members) {
       const learner = !this.config.voters.includes(id);
       const pr = this.progress.get(id);
@@ -295,6 +337,9 @@ export class Raft {
     this.progress.clear();
     this.uncommittedBytes = 0;
     this.uncommittedMarks = [];
+    this.voidReadLease();
+    this.readLeaseMatch = 0;
+    this.departedReadLeases.clear();
   }
 
   becomeFollower(term: number, leader: NodeId | null): void {
@@ -309,6 +354,7 @@ export class Raft {
     this.votes.clear();
     this.role = "preCandidate";
     this.leader = null;
+    this.voidReadLease();
   }
 
   private becomeCandidate(): void {
@@ -418,6 +464,10 @@ export class Raft {
       }
       // A transfer that has not completed within an election timeout is abandoned.
       this.transferee = null;
+    }
+    if (this.followerReadLeases) {
+      this.tickReadLeases();
+      if (this.role !== "leader") return;
     }
     for (const [id, pr] of this.progress) {
       if (pr.state === "snapshot" && this.tickCount - pr.snapshotSentTick >= this.electionTicks) {
@@ -546,11 +596,13 @@ export class Raft {
       case "append":
         this.electionElapsed = 0;
         this.leader = m.from;
+        this.acceptReadLease(m);
         this.handleAppend(m);
         return;
       case "heartbeat":
         this.electionElapsed = 0;
         this.leader = m.from;
+        this.acceptReadLease(m);
         this.handleHeartbeat(m);
         return;
       case "snapshot":
@@ -577,6 +629,7 @@ export class Raft {
         if (!pr) return;
         this.recentActive.add(m.from);
         if (m.sentTick !== undefined && m.sentTick > pr.ackedTick) pr.ackedTick = m.sentTick;
+        this.noteClockReading(m, pr);
         this.handleAppendResponse(m, pr);
         return;
       }
@@ -585,6 +638,7 @@ export class Raft {
         this.recentActive.add(m.from);
         if (m.sentTick !== undefined && m.sentTick > pr.ackedTick) pr.ackedTick = m.sentTick;
         if (m.readSeq !== undefined && m.readSeq > pr.ackedReadSeq) pr.ackedReadSeq = m.readSeq;
+        this.noteClockReading(m, pr);
         pr.onHeartbeatResponse();
         if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr);
         this.releaseConfirmedReads();
@@ -639,7 +693,9 @@ export class Raft {
           if (!this.sendAppend(from, pr)) break;
         }
       }
-      if (from === this.transferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(from);
+      if (from === this.transferee && pr.match === this.log.lastIndex() && this.readLeasesEnded()) {
+        this.sendTimeoutNow(from);
+      }
     }
   }
 
@@ -674,6 +730,7 @@ export class Raft {
       entries,
       commit: this.log.committed,
       sentTick: this.tickCount,
+      ...this.readLeaseFields(pr),
     });
     pr.sentEntries(prevIndex + entries.length, entries.length);
     return true;
@@ -700,6 +757,7 @@ export class Raft {
         commit: Math.min(pr.match, this.log.committed),
         sentTick: this.tickCount,
         readSeq: seq,
+        ...this.readLeaseFields(pr),
       });
     }
   }
@@ -742,7 +800,11 @@ export class Raft {
 
   /** Advances the commit index to what a majority holds, counting only entries of this term (§5.4.2). */
   private maybeCommit(): boolean {
-    const mci = majorityValue(this.config.voters, (id) => this.progress.get(id)?.match ?? 0);
+    let mci = majorityValue(this.config.voters, (id) => this.progress.get(id)?.match ?? 0);
+    // Follower read leases: a lease holder answers reads from its own log, so it must hold the entry too.
+    if (this.followerReadLeases && !this.bugs.commitIgnoringReadLeases) {
+      mci = Math.min(mci, this.readLeaseHoldersMatch());
+    }
     if (!Number.isFinite(mci) || mci <= this.log.committed) return false;
     if (!this.bugs.commitOldTermEntries && this.log.term(mci) !== this.term) return false;
     this.log.commitTo(mci);
@@ -785,6 +847,7 @@ export class Raft {
   private handleAppend(m: Message): void {
     const prevIndex = m.index ?? 0;
     if (prevIndex < this.log.committed) {
+      this.noteAckedMatch(this.log.committed);
       this.send({
         type: "appendResp",
         from: this.id,
@@ -792,11 +855,13 @@ export class Raft {
         term: this.term,
         index: this.log.committed,
         sentTick: m.sentTick,
+        ...this.clockReadingFor(m),
       });
       return;
     }
     const lastNew = this.log.maybeAppend(prevIndex, m.logTerm ?? 0, m.commit ?? 0, m.entries ?? []);
     if (lastNew >= 0) {
+      this.noteAckedMatch(lastNew);
       this.send({
         type: "appendResp",
         from: this.id,
@@ -804,6 +869,7 @@ export class Raft {
         term: this.term,
         index: lastNew,
         sentTick: m.sentTick,
+        ...this.clockReadingFor(m),
       });
       return;
     }
@@ -820,6 +886,7 @@ export class Raft {
       rejectHint: hintIndex,
       logTerm: hintTerm,
       sentTick: m.sentTick,
+      ...this.clockReadingFor(m),
     });
   }
 
@@ -832,6 +899,7 @@ export class Raft {
       term: this.term,
       sentTick: m.sentTick,
       readSeq: m.readSeq,
+      ...this.clockReadingFor(m),
     });
   }
 
@@ -839,7 +907,8 @@ export class Raft {
     const chunk = m.snapshot;
     if (!chunk) return;
     const meta = chunk.metadata;
-    const ackAppend = (index: number): void =>
+    const ackAppend = (index: number): void => {
+      this.noteAckedMatch(index);
       this.send({
         type: "appendResp",
         from: this.id,
@@ -848,6 +917,7 @@ export class Raft {
         index,
         sentTick: m.sentTick,
       });
+    };
     const ackOffset = (offset: number): void =>
       this.send({
         type: "snapshotResp",
@@ -1042,6 +1112,10 @@ export class Raft {
   readIndex(requestId: number, mode: ReadMode = "quorum"): void {
     if (this.role === "leader") {
       this.readIndexAsLeader(requestId, this.id, mode);
+    } else if (mode === "lease" && this.followerLeaseValid()) {
+      // Every write acknowledged before now is either in the log we acknowledged to this leader
+      // (its commit rule waited for us) or was committed before the grant (its commit index).
+      this.readStates.push({ requestId, index: Math.max(this.readLeaseCommit, this.readLeaseMatch) });
     } else if (this.leader !== null && this.role === "follower") {
       this.send({
         type: "readIndex",
@@ -1122,6 +1196,145 @@ export class Raft {
     return this.tickCount < this.leaseExpiresAtTick();
   }
 
+  // ---------------------------------------------------------------- follower read leases
+  //
+  // With `followerReadLeases`, a leader lends followers its own lease so they answer `lease` reads
+  // without a round trip. Why it is linearizable:
+  // - A grant never outlives the leader's lease, measured on the follower's own clock from a
+  //   reading the follower took before the leader received it: if the reading arrived at leader
+  //   tick `at`, the grant spans d ≤ min(leaseExpiresAtTick() − at, electionTicks) leader ticks, and
+  //   the follower may use d − leaseDriftTicks − 1 of its own ticks after the reading (the drift bound
+  //   over at most an election timeout, and one tick for tick granularity). So the lease has ended
+  //   before leader tick at + d ≤ the leader's lease end, before any other leader can be elected,
+  //   however late the grant was delivered — anchoring on the follower's clock at receipt instead
+  //   would let a delayed grant outlive the leader's lease.
+  // - From the moment it sends a grant until tick at + d, the leader counts that follower as a
+  //   lease holder and commits an entry only once every lease holder has acknowledged it.
+  // - A follower's lease read waits for max(commit index carried by the grant, highest index it
+  //   acknowledged to this leader): a write acknowledged before the read started either committed
+  //   before the grant was sent, or committed while this follower held a lease and so was
+  //   acknowledged by it. Grants come only after the leader committed an entry of its term, so their
+  //   commit index covers earlier leaders' writes.
+  // - A transfer sends TimeoutNow (whose forced votes bypass the leader's lease) only once every
+  //   lease it granted has ended; grants stop when the transfer starts.
+
+  /** Follower side: whether a read lease from the current leader is in force right now. */
+  followerLeaseValid(): boolean {
+    return this.role === "follower" && this.leader !== null && this.tickCount < this.readLeaseUntil;
+  }
+
+  private voidReadLease(): void {
+    this.readLeaseUntil = Number.NEGATIVE_INFINITY;
+    this.readLeaseCommit = 0;
+  }
+
+  private noteAckedMatch(index: number): void {
+    if (index > this.readLeaseMatch) this.readLeaseMatch = index;
+  }
+
+  /** Follower side: a clock reading for the answer to `m`, when its leader offers read leases. */
+  private clockReadingFor(m: Message): Pick<Message, "leaseClock" | "leaseNonce"> | undefined {
+    if (m.leaseTicks === undefined) return undefined;
+    if (this.clockNonce === null) {
+      // 53 random bits from the injected source: a restarted node must not take a grant that was
+      // computed from a reading of its previous life, whose tick counts it cannot tell from its own.
+      this.clockNonce = Math.floor(this.random() * 2 ** 32) * 2 ** 21 + Math.floor(this.random() * 2 ** 21);
+    }
+    return { leaseClock: this.tickCount, leaseNonce: this.clockNonce };
+  }
+
+  /** Follower side: takes the grant an append or heartbeat of the current leader carries, if any. */
+  private acceptReadLease(m: Message): void {
+    const ticks = m.leaseTicks ?? 0;
+    const from = m.leaseClock;
+    if (ticks <= 0 || from === undefined || m.leaseCommit === undefined) return;
+    if (this.bugs.readLeaseFromReceipt) {
+      const end = this.tickCount + ticks - this.leaseDriftTicks - 1;
+      if (end > this.readLeaseUntil) this.readLeaseUntil = end;
+      if (m.leaseCommit > this.readLeaseCommit) this.readLeaseCommit = m.leaseCommit;
+      return;
+    }
+    // Only a reading this life of the node took, in the past, and no longer than an election
+    // timeout (the span the drift bound covers): anything else is not a grant it can measure.
+    if (m.leaseNonce !== this.clockNonce || from > this.tickCount || ticks > this.electionTicks) return;
+    const until = from + ticks;
+    if (until <= this.tickCount) return;
+    if (until > this.readLeaseUntil) this.readLeaseUntil = until;
+    if (m.leaseCommit > this.readLeaseCommit) this.readLeaseCommit = m.leaseCommit;
+  }
+
+  /** Leader side: remembers a follower's clock reading (answers to offers carry one). */
+  private noteClockReading(m: Message, pr: Progress): void {
+    if (!this.followerReadLeases || m.leaseClock === undefined || m.leaseNonce === undefined) return;
+    pr.noteClockReading(m.leaseClock, m.leaseNonce, this.tickCount);
+  }
+
+  /**
+   * Leader side: the lease fields of an append or heartbeat to the follower `pr` describes — a
+   * grant when it is safe and of use, else an offer that asks for a clock reading — and, for a
+   * grant, the bookkeeping that makes commits wait for this follower from now on.
+   */
+  private readLeaseFields(
+    pr: Progress,
+  ): Pick<Message, "leaseTicks" | "leaseClock" | "leaseNonce" | "leaseCommit"> | undefined {
+    if (!this.followerReadLeases) return undefined;
+    const offer = { leaseTicks: 0 };
+    const reading = pr.clockReading;
+    // Not to a follower being probed or sent a snapshot (it would hold commits back for nothing),
+    // and not before an entry of this term committed (the commit index would miss earlier leaders' writes).
+    if (reading === null || pr.state !== "replicate" || !this.committedInTerm()) return offer;
+    const leaseEnd = this.leaseExpiresAtTick(); // -Infinity once a transfer started or TimeoutNow went out
+    if (!(this.tickCount < leaseEnd)) return offer;
+    if (this.bugs.readLeaseFromReceipt) {
+      const g = leaseEnd - this.tickCount;
+      if (g > this.electionTicks) return offer;
+      pr.readLeaseUntil = Math.max(pr.readLeaseUntil, this.tickCount + g + this.leaseDriftTicks + 1);
+      return { leaseTicks: g, leaseClock: 0, leaseNonce: 0, leaseCommit: this.log.committed };
+    }
+    const span = Math.min(leaseEnd - reading.at, this.electionTicks);
+    const ticks = span - this.leaseDriftTicks - 1;
+    // Of no use when the follower's clock has likely passed the end already.
+    if (ticks <= 0 || reading.at + ticks <= this.tickCount) return offer;
+    if (reading.at + span > pr.readLeaseUntil) pr.readLeaseUntil = reading.at + span;
+    return {
+      leaseTicks: ticks,
+      leaseClock: reading.tick,
+      leaseNonce: reading.nonce,
+      leaseCommit: this.log.committed,
+    };
+  }
+
+  /** Leader side: the lowest match among followers that may hold a read lease (Infinity: none). */
+  private readLeaseHoldersMatch(): number {
+    let low = Number.POSITIVE_INFINITY;
+    for (const [id, pr] of this.progress) {
+      if (id !== this.id && this.tickCount < pr.readLeaseUntil && pr.match < low) low = pr.match;
+    }
+    for (const [id, d] of this.departedReadLeases) {
+      if (this.tickCount >= d.until) this.departedReadLeases.delete(id);
+      else if (d.match < low) low = d.match;
+    }
+    return low;
+  }
+
+  /** Leader side: whether every read lease this leader granted has ended by its clock. */
+  private readLeasesEnded(): boolean {
+    for (const [id, pr] of this.progress)
+      if (id !== this.id && this.tickCount < pr.readLeaseUntil) return false;
+    for (const d of this.departedReadLeases.values()) if (this.tickCount < d.until) return false;
+    return true;
+  }
+
+  /** Leader, each tick: commits held back by a lease that has now ended; TimeoutNow once leases are out. */
+  private tickReadLeases(): void {
+    if (this.log.committed < this.log.lastIndex() && this.maybeCommit()) this.bcastAppend(true);
+    if (this.role !== "leader") return;
+    const to = this.transferee;
+    if (to === null || this.leaseVoid) return;
+    const pr = this.progress.get(to);
+    if (pr && pr.match === this.log.lastIndex() && this.readLeasesEnded()) this.sendTimeoutNow(to);
+  }
+
   /** Starts handing leadership to `to` (§3.10): catch it up, then tell it to campaign at once. */
   transferLeadership(to: NodeId): { ok: true } | { ok: false; message: string } {
     if (this.role !== "leader") return { ok: false, message: "this node is not the leader" };
@@ -1133,7 +1346,8 @@ export class Raft {
     this.transferee = to;
     this.electionElapsed = 0;
     if (pr.match === this.log.lastIndex()) {
-      this.sendTimeoutNow(to);
+      // With follower read leases out, TimeoutNow waits for them to end (tickReadLeases sends it).
+      if (this.readLeasesEnded()) this.sendTimeoutNow(to);
     } else {
       this.sendAppend(to, pr);
     }

@@ -35,6 +35,8 @@ export interface Status {
   /** Leader only: the term of this leadership, usable as a fencing token (it grows with every new leadership). */
   readonly leadershipEpoch: number | null;
   readonly leaseValid: boolean;
+  /** Follower only: a read lease from the current leader is in force (see `followerReadLeases`). */
+  readonly followerLeaseValid: boolean;
 }
 
 export interface RawNodeOptions extends RaftOptions {
@@ -202,6 +204,7 @@ export class RawNode {
       progress,
       leadershipEpoch: r.role === "leader" ? r.term : null,
       leaseValid: r.leaseValid(),
+      followerLeaseValid: r.followerLeaseValid(),
     };
   }
 }

@@ -115,6 +115,21 @@ export interface Message {
   readonly offset?: number;
   /** vote: this campaign is a leadership transfer and may disturb a live leader's lease. readIndex: the follower asks for a lease read. */
   readonly force?: boolean;
+  /**
+   * Follower read leases (only when the leader runs with them). append/heartbeat: 0 asks the
+   * receiver for a reading of its clock; more grants it a read lease that lasts while its own tick
+   * count is below `leaseClock + leaseTicks`.
+   */
+  readonly leaseTicks?: number;
+  /**
+   * append/heartbeat with a grant: the receiver's clock reading the grant counts from (one it sent
+   * earlier). appendResp/heartbeatResp: the sender's tick count when it answered an offer.
+   */
+  readonly leaseClock?: number;
+  /** Identifies one life of the clock in `leaseClock` (a restarted node counts from 0 again). */
+  readonly leaseNonce?: number;
+  /** append/heartbeat with a grant: the leader's commit index when it sent the grant. */
+  readonly leaseCommit?: number;
 }
 
 export interface SnapshotChunk {

@@ -30,6 +30,8 @@ export interface ServerOptions {
   };
   /** Leadership priority (see RaftNodeOptions.priority). */
   readonly priority?: number;
+  /** Lend the leader's lease to followers for local lease reads (see RaftNodeOptions.followerReadLeases). */
+  readonly followerReadLeases?: boolean;
   /** Make this node's data the whole cluster (see RaftNodeOptions.forceNewCluster). */
   readonly forceNewCluster?: boolean;
   readonly dataDir: string;
@@ -97,6 +99,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       join: opts.join,
       forceNewCluster: opts.forceNewCluster,
       priority: opts.priority,
+      followerReadLeases: opts.followerReadLeases,
       dataDir: opts.dataDir,
       stateMachine: kv,
       clusterToken: opts.clusterToken,

@@ -4,7 +4,9 @@
  *
  * Layout (little-endian): u8 version, u8 type, u16 presence bits, from and to (u16 length + UTF-8),
  * f64 term, then each present field in a fixed order. Integers travel as f64 and must come back as
- * safe non-negative integers; byte payloads as u32 length + bytes.
+ * safe non-negative integers; byte payloads as u32 length + bytes. Optional groups added later
+ * (F_CONFIGX, F_LEASE) are present only when their fields are used, so a peer that predates them
+ * reads every message that does not use them exactly as before.
  */
 import {
   type Configuration,
@@ -53,7 +55,18 @@ const F_OFFSET = 1 << 10;
 const F_FORCE = 1 << 11;
 /** The snapshot's configuration also has member URLs or learners to promote (a JSON blob after the data). */
 const F_CONFIGX = 1 << 12;
-const KNOWN_FLAGS = (1 << 13) - 1;
+/**
+ * Follower read-lease fields (sent only by a leader running with follower read leases, and in the
+ * answers to it): a u8 of sub-flags, then each field it names, in this order. One presence bit for
+ * the group keeps the two bits left free for later.
+ */
+const F_LEASE = 1 << 13;
+const KNOWN_FLAGS = (1 << 14) - 1;
+const L_TICKS = 1 << 0;
+const L_CLOCK = 1 << 1;
+const L_NONCE = 1 << 2;
+const L_COMMIT = 1 << 3;
+const KNOWN_LEASE_FLAGS = (1 << 4) - 1;
 
 /** A peer sent bytes that are not a valid message. */
 export class CodecError extends Error {
@@ -219,6 +232,12 @@ export function encodeMessage(m: Message): Uint8Array {
   if (m.offset !== undefined) flags |= F_OFFSET;
   if (m.force) flags |= F_FORCE;
   if (configx) flags |= F_CONFIGX;
+  let lease = 0;
+  if (m.leaseTicks !== undefined) lease |= L_TICKS;
+  if (m.leaseClock !== undefined) lease |= L_CLOCK;
+  if (m.leaseNonce !== undefined) lease |= L_NONCE;
+  if (m.leaseCommit !== undefined) lease |= L_COMMIT;
+  if (lease !== 0) flags |= F_LEASE;
   w.u8(CODEC_VERSION);
   w.u8(TYPE_CODE.get(m.type)!);
   w.u16(flags);
@@ -253,6 +272,13 @@ export function encodeMessage(m: Message): Uint8Array {
     if (configx) w.blob(configx);
   }
   if (flags & F_OFFSET) w.num(m.offset!);
+  if (flags & F_LEASE) {
+    w.u8(lease);
+    if (lease & L_TICKS) w.num(m.leaseTicks!);
+    if (lease & L_CLOCK) w.num(m.leaseClock!);
+    if (lease & L_NONCE) w.num(m.leaseNonce!);
+    if (lease & L_COMMIT) w.num(m.leaseCommit!);
+  }
   return w.buf.subarray(0, w.at);
 }
 
@@ -324,6 +350,14 @@ export function decodeMessage(buf: Uint8Array): Message {
     throw new CodecError("configuration extension without a snapshot");
   if (flags & F_OFFSET) m.offset = r.int("offset");
   if (flags & F_FORCE) m.force = true;
+  if (flags & F_LEASE) {
+    const lease = r.u8();
+    if (lease === 0 || (lease & ~KNOWN_LEASE_FLAGS) !== 0) throw new CodecError("unknown lease fields");
+    if (lease & L_TICKS) m.leaseTicks = r.int("leaseTicks");
+    if (lease & L_CLOCK) m.leaseClock = r.int("leaseClock");
+    if (lease & L_NONCE) m.leaseNonce = r.int("leaseNonce");
+    if (lease & L_COMMIT) m.leaseCommit = r.int("leaseCommit");
+  }
   if (!r.done()) throw new CodecError("trailing bytes after the message");
   return m;
 }

@@ -1,5 +1,6 @@
 /**
- * `npm run chaos -- [--minutes M] [--seed S] [--nodes 3|5] [--faults a,b,...] [--run-seconds N]`:
+ * `npm run chaos -- [--minutes M] [--seed S] [--nodes 3|5] [--faults a,b,...] [--run-seconds N]
+ * [--follower-read-leases]`:
  * chaos runs back to back (alternating 3 and 5 nodes unless --nodes is given), each with its own
  * seed (S, S+1, ...), for M minutes in all. Prints one JSON summary line per run and exits 1 at
  * the first failing run (its artifacts' folder is in the line). Replay a run with its seed.
@@ -15,6 +16,7 @@ const { values } = parseArgs({
     faults: { type: "string" },
     "run-seconds": { type: "string", default: "60" },
     verbose: { type: "boolean", default: false },
+    "follower-read-leases": { type: "boolean", default: false },
   },
 });
 const minutes = Number(values.minutes);
@@ -32,12 +34,13 @@ while (runs === 0 || Date.now() + runSeconds * 1000 < endAt) {
     nodes,
     seconds: runSeconds,
     faults,
+    followerReadLeases: values["follower-read-leases"],
     log: values.verbose ? (l) => console.error(`  [seed ${seed}] ${l}`) : undefined,
   });
   console.log(JSON.stringify(summary));
   if (!summary.passed) {
     console.error(
-      `chaos: seed ${seed} FAILED; artifacts in ${summary.artifacts}; replay: npm run chaos -- --seed ${seed} --nodes ${nodes} --minutes 0 --run-seconds ${runSeconds}`,
+      `chaos: seed ${seed} FAILED; artifacts in ${summary.artifacts}; replay: npm run chaos -- --seed ${seed} --nodes ${nodes} --minutes 0 --run-seconds ${runSeconds}${values["follower-read-leases"] ? " --follower-read-leases" : ""}`,
     );
     process.exit(1);
   }

@@ -26,6 +26,8 @@ export class ChaosCluster {
     n: number,
     readonly dir: string,
     readonly electionTimeoutMs: number,
+    /** More `ballot start` flags for every node (e.g. --follower-read-leases). */
+    private readonly extraArgs: readonly string[],
   ) {
     this.ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
   }
@@ -34,8 +36,9 @@ export class ChaosCluster {
     nodes: number;
     dir: string;
     electionTimeoutMs?: number;
+    extraArgs?: readonly string[];
   }): Promise<ChaosCluster> {
-    const c = new ChaosCluster(opts.nodes, opts.dir, opts.electionTimeoutMs ?? 500);
+    const c = new ChaosCluster(opts.nodes, opts.dir, opts.electionTimeoutMs ?? 500, opts.extraArgs ?? []);
     mkdirSync(opts.dir, { recursive: true });
     const ports = await freePorts(opts.nodes);
     for (const [i, id] of c.ids.entries()) {
@@ -79,6 +82,7 @@ export class ChaosCluster {
         String(this.electionTimeoutMs),
         "--log-format",
         "pretty",
+        ...this.extraArgs,
       ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );

@@ -42,6 +42,11 @@ export interface ChaosOptions {
   readonly clients?: number;
   readonly keys?: number;
   readonly electionTimeoutMs?: number;
+  /**
+   * Every node runs with --follower-read-leases, and reads ask for `?consistency=lease` on
+   * whichever node they reach (answered from that node's read lease when it holds one).
+   */
+  readonly followerReadLeases?: boolean;
   /** Where to keep a failed run's artifacts (default: the OS temp dir). */
   readonly baseDir?: string;
   readonly log?: (line: string) => void;
@@ -51,6 +56,7 @@ export interface ChaosSummary {
   seed: number;
   nodes: number;
   seconds: number;
+  followerReadLeases: boolean;
   operations: number;
   ok: number;
   failed: number;
@@ -120,7 +126,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
   let unknownCount = 0;
   const writeOkTimes: number[] = [];
   const t0 = performance.now();
-  const cluster = await ChaosCluster.start({ nodes: opts.nodes, dir, electionTimeoutMs: ET });
+  const leases = opts.followerReadLeases ?? false;
+  const cluster = await ChaosCluster.start({
+    nodes: opts.nodes,
+    dir,
+    electionTimeoutMs: ET,
+    extraArgs: leases ? ["--follower-read-leases"] : [],
+  });
+  const readQuery = leases ? "?consistency=lease" : "";
   const stopAll = new AbortController();
   const clients: BallotClient[] = [];
   try {
@@ -167,7 +180,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
         const url = `${node}/v1/kv/${key}`;
         if (roll < 0.4) {
           const callTime = performance.now();
-          record({ op: "get", key }, callTime, await call(url, "GET", undefined, {}, 3000));
+          record({ op: "get", key }, callTime, await call(`${url}${readQuery}`, "GET", undefined, {}, 3000));
         } else if (roll < 0.7) {
           const value = `c${clientId}-${++seq}`;
           const callTime = performance.now();
@@ -184,7 +197,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
           // Compare-and-set: read, then write conditionally on the revision read. Values are
           // unique, so "the revision I read" and "the value I read" name the same state.
           let callTime = performance.now();
-          const read = await call(url, "GET", undefined, {}, 3000);
+          const read = await call(`${url}${readQuery}`, "GET", undefined, {}, 3000);
           record({ op: "get", key }, callTime, read);
           if ("error" in read || (read.status !== 200 && read.status !== 404)) continue;
           const expected = read.status === 404 ? null : JSON.stringify(read.body.value);
@@ -545,6 +558,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
       seed: opts.seed,
       nodes: opts.nodes,
       seconds: opts.seconds,
+      followerReadLeases: leases,
       operations: okCount + failedCount + unknownCount,
       ok: okCount,
       failed: failedCount,

@@ -1,13 +1,14 @@
 /**
  * The deployment files (systemd unit, Dockerfile, Kubernetes manifest) pass flags and BALLOT_*
  * variables to `ballot start`; this checks that every one of them exists in the CLI, so the files
- * cannot rot when a flag is renamed. It also checks the probes point at real routes.
+ * cannot rot when a flag is renamed. It also checks the probes point at real routes, and that
+ * every flag of `ballot start` is in the usage text and parses from its BALLOT_* variable.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { envName } from "../../src/cli/flags.js";
-import { START_FLAGS } from "../../src/cli/main.js";
+import { envName, parseFlags } from "../../src/cli/flags.js";
+import { main, START_FLAGS } from "../../src/cli/main.js";
 
 const root = new URL("../../../", import.meta.url);
 const read = (path: string): string => readFileSync(new URL(path, root), "utf8");
@@ -73,5 +74,30 @@ describe("deployment files name only flags the CLI has", () => {
       "one member per replica, named like the pods",
     );
     for (const m of members.split(",")) assert.match(m, /^ballot-\d+=http:\/\/ballot-\d+\.ballot:2379$/);
+  });
+});
+
+describe("every flag of ballot start is documented and settable", () => {
+  it("the usage text names every flag", async () => {
+    const lines: string[] = [];
+    const log = console.log;
+    console.log = (...a: unknown[]) => lines.push(a.join(" "));
+    try {
+      await main(["help"]);
+    } finally {
+      console.log = log;
+    }
+    const usage = lines.join("\n");
+    for (const f of startFlags) assert.ok(usage.includes(`--${f}`), `--${f} is missing from the usage text`);
+  });
+
+  it("booleans parse from the flag and from BALLOT_*, --follower-read-leases included", () => {
+    for (const f of START_FLAGS.booleans ?? []) {
+      assert.equal(parseFlags([`--${f}`], START_FLAGS, {}).flags.get(f), "true");
+      assert.equal(parseFlags([], START_FLAGS, { [envName(f)]: "true" }).flags.get(f), "true");
+      assert.equal(parseFlags([], START_FLAGS, { [envName(f)]: "false" }).flags.get(f), "false");
+    }
+    assert.ok(START_FLAGS.booleans.includes("follower-read-leases"));
+    assert.match(read("deploy/systemd/ballot@.service"), /BALLOT_FOLLOWER_READ_LEASES=true/);
   });
 });

@@ -1,5 +1,6 @@
 /**
- * `npm run sim -- --seeds N [--from S] [--nodes K] [--fault-rate X] [--bug NAME]`: runs seeds
+ * `npm run sim -- --seeds N [--from S] [--nodes K] [--fault-rate X] [--bug NAME]
+ * [--follower-read-leases on|off]`: runs seeds
  * S..S+N-1 and ends with `sim: N seeds passed, F failed` (exit 1 on any failure). A failure prints
  * its seed, the command that replays it, and the last events before it.
  */
@@ -7,12 +8,19 @@ import type { PlantedBugs } from "../../src/raft/raft.js";
 import { runSeeds } from "./pool.js";
 import { type RunOptions, replayCommand } from "./run.js";
 
-const BUGS = ["commitOldTermEntries", "grantVoteWithoutLogCheck", "skipVotePersist"] as const;
+const BUGS = [
+  "commitOldTermEntries",
+  "grantVoteWithoutLogCheck",
+  "skipVotePersist",
+  "commitIgnoringReadLeases",
+  "readLeaseFromReceipt",
+] as const;
 
 function usage(msg: string): never {
   console.error(`sim: ${msg}`);
   console.error(
-    "usage: npm run sim -- --seeds N [--from S] [--nodes 3..7] [--fault-rate X] [--bug NAME] [--verbose]",
+    "usage: npm run sim -- --seeds N [--from S] [--nodes 3..7] [--fault-rate X] [--bug NAME]\n" +
+      "                      [--follower-read-leases on|off] [--verbose]",
   );
   process.exit(2);
 }
@@ -54,6 +62,13 @@ for (let i = 0; i < args.length; i++) {
       bugs[b!] = true;
       break;
     }
+    case "--follower-read-leases": {
+      const v = args[++i];
+      if (v !== "on" && v !== "off")
+        usage("--follower-read-leases takes on or off (default: on for even seeds)");
+      opts.followerReadLeases = v === "on";
+      break;
+    }
     case "--verbose":
       verbose = true;
       break;
@@ -88,6 +103,8 @@ if (verbose) {
     transfers: 0,
     snaps: 0,
     events: 0,
+    withFollowerReadLeases: 0,
+    localLeaseReads: 0,
   };
   for (const o of res.outcomes) {
     const s = o.stats;
@@ -102,6 +119,8 @@ if (verbose) {
     tot.transfers += s.transfers;
     tot.snaps += s.snapshotsSent;
     tot.events += s.events;
+    if (s.followerReadLeases) tot.withFollowerReadLeases++;
+    tot.localLeaseReads += s.localLeaseReads;
   }
   console.log(JSON.stringify({ ...tot, elapsedMs: res.elapsedMs }));
 }

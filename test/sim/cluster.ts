@@ -2,8 +2,9 @@
  * The deterministic cluster simulator: real Raft cores (RawNode) on a simulated network, disk and
  * clock, driven from one seed. Injects message loss, duplication, delay and reordering, symmetric
  * and one-way partitions, crashes that lose whatever was not persisted, slow disks, membership
- * changes, leadership transfers and snapshots; runs clients against a key-value state machine;
- * checks Raft's safety properties after every event and liveness once faults heal.
+ * changes, leadership transfers and snapshots; runs clients against a key-value state machine
+ * (with follower read leases on in every other seed, and lease reads on followers then); checks
+ * Raft's safety properties after every event and liveness once faults heal.
  *
  * Owns the simulated world and the invariants. Must never use real time, real I/O or
  * Math.random: any run replays exactly from its seed.
@@ -43,6 +44,11 @@ export interface SimOptions {
   readonly faultRate?: number;
   /** Keep a readable trace of events (costs time; the runner turns it on to replay a failure). */
   readonly trace?: boolean;
+  /**
+   * Run every node with follower read leases, and send clients' lease reads to followers too.
+   * Default: on for even seeds, so a run of seeds tests both modes and a seed alone replays.
+   */
+  readonly followerReadLeases?: boolean;
 }
 
 export interface SimStats {
@@ -59,6 +65,9 @@ export interface SimStats {
   transfers: number;
   snapshotsSent: number;
   maxTerm: number;
+  followerReadLeases: boolean;
+  /** Lease reads a follower answered from its own read lease, without asking the leader. */
+  localLeaseReads: number;
 }
 
 export class SimFailure extends Error {}
@@ -175,6 +184,7 @@ export class Simulation {
       bugs: opts.bugs ?? {},
       faultRate: opts.faultRate ?? 1,
       trace: opts.trace ?? false,
+      followerReadLeases: opts.followerReadLeases ?? opts.seed % 2 === 0,
     };
     this.stats = {
       nodes,
@@ -190,6 +200,8 @@ export class Simulation {
       transfers: 0,
       snapshotsSent: 0,
       maxTerm: 0,
+      followerReadLeases: this.opts.followerReadLeases,
+      localLeaseReads: 0,
     };
     this.maxMsgBytes = [1, 200, 4096][randomInt(this.rng, 0, 3)]!;
     this.maxInflight = [1, 4, 64][randomInt(this.rng, 0, 3)]!;
@@ -294,6 +306,7 @@ export class Simulation {
       maxMsgBytes: this.maxMsgBytes,
       maxInflight: this.maxInflight,
       maxSnapshotChunkBytes: 256,
+      followerReadLeases: this.opts.followerReadLeases,
       bugs: this.opts.bugs,
     });
     node.lastCommit = node.raw.raft.log.committed;
@@ -602,7 +615,10 @@ export class Simulation {
     if (input.op === "get") {
       const requestId = this.nextRequestId++;
       node.pendingReads.set(requestId, op);
-      const lease = raw.raft.role === "leader" && this.rng() < 0.3;
+      // Lease reads on the leader always; on followers too with follower read leases (a follower
+      // without a lease in force asks the leader, which answers from its own lease).
+      const lease = (raw.raft.role === "leader" || this.opts.followerReadLeases) && this.rng() < 0.3;
+      if (lease && raw.raft.role !== "leader" && raw.raft.followerLeaseValid()) this.stats.localLeaseReads++;
       raw.readIndex(requestId, lease ? "lease" : "quorum");
       this.schedule({
         kind: "opTimeout",

@@ -19,6 +19,8 @@ export interface RunOptions {
   bugs?: PlantedBugs;
   faultRate?: number;
   chaosMs?: number;
+  /** Forces follower read leases on or off in every seed (default: on for even seeds). */
+  followerReadLeases?: boolean;
 }
 
 export function runSeed(seed: number, opts: RunOptions = {}): SeedOutcome {
@@ -28,6 +30,7 @@ export function runSeed(seed: number, opts: RunOptions = {}): SeedOutcome {
     bugs: opts.bugs,
     faultRate: opts.faultRate,
     chaosMs: opts.chaosMs,
+    followerReadLeases: opts.followerReadLeases,
   };
   try {
     const stats = new Simulation(simOpts).run();
@@ -54,6 +57,8 @@ export function replayCommand(seed: number, opts: RunOptions): string {
   let cmd = `npm run sim -- --seeds 1 --from ${seed}`;
   if (opts.nodes) cmd += ` --nodes ${opts.nodes}`;
   if (opts.faultRate && opts.faultRate !== 1) cmd += ` --fault-rate ${opts.faultRate}`;
+  if (opts.followerReadLeases !== undefined)
+    cmd += ` --follower-read-leases ${opts.followerReadLeases ? "on" : "off"}`;
   for (const [k, v] of Object.entries(opts.bugs ?? {})) if (v) cmd += ` --bug ${k}`;
   return cmd;
 }

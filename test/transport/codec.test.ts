@@ -1,7 +1,7 @@
 /**
- * The peer codec's configuration extension: a snapshot's configuration with member URLs and
- * learners to promote survives the wire, a plain one is encoded as before, and a malformed
- * extension is refused as a protocol error.
+ * The peer codec's extensions: a snapshot's configuration with member URLs and learners to
+ * promote, and the follower read-lease fields, survive the wire; a message without them is
+ * encoded as before; a malformed extension is refused as a protocol error.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -56,5 +56,80 @@ describe("peer codec: configurations in snapshots", () => {
     const wrong = new Uint8Array(good);
     wrong.set(new TextEncoder().encode("12345678.0"), at);
     assert.throws(() => decodeMessage(wrong), CodecError);
+  });
+});
+
+describe("peer codec: follower read-lease fields", () => {
+  const heartbeat: Message = { type: "heartbeat", from: "a", to: "b", term: 4, commit: 9, sentTick: 120 };
+
+  it("carries a grant, an offer and a clock reading", () => {
+    const grant: Message = {
+      ...heartbeat,
+      leaseTicks: 7,
+      leaseClock: 118,
+      leaseNonce: 2 ** 53 - 1,
+      leaseCommit: 9,
+    };
+    assert.deepEqual(decodeMessage(encodeMessage(grant)), grant);
+    const offer: Message = { ...heartbeat, leaseTicks: 0 };
+    assert.deepEqual(decodeMessage(encodeMessage(offer)), offer);
+    const reading: Message = {
+      type: "appendResp",
+      from: "b",
+      to: "a",
+      term: 4,
+      index: 12,
+      reject: true,
+      rejectHint: 3,
+      logTerm: 2,
+      sentTick: 120,
+      leaseClock: 0,
+      leaseNonce: 77,
+    };
+    assert.deepEqual(decodeMessage(encodeMessage(reading)), reading);
+    const append: Message = {
+      type: "append",
+      from: "a",
+      to: "b",
+      term: 4,
+      index: 1,
+      logTerm: 1,
+      entries: [{ index: 2, term: 4, type: "normal", data: new Uint8Array([5]) }],
+      commit: 1,
+      sentTick: 3,
+      leaseTicks: 5,
+      leaseClock: 1,
+      leaseNonce: 6,
+      leaseCommit: 1,
+    };
+    assert.deepEqual(decodeMessage(encodeMessage(append)), append);
+  });
+
+  it("encodes a message without them exactly as before (older peers still read it)", () => {
+    const bytes = encodeMessage(heartbeat);
+    const flags = bytes[2]! | (bytes[3]! << 8);
+    assert.equal(flags & ~((1 << 13) - 1), 0, "no flag a peer from before follower read leases would refuse");
+    assert.equal(bytes.length, encodeMessage({ ...heartbeat }).length);
+    const withLease = encodeMessage({ ...heartbeat, leaseTicks: 0 });
+    assert.equal(withLease.length, bytes.length + 1 + 8, "one sub-flag byte and one number");
+    assert.deepEqual(
+      withLease.subarray(4, bytes.length),
+      bytes.subarray(4),
+      "the other fields are unchanged",
+    );
+  });
+
+  it("refuses unknown or empty lease sub-fields, and values that are not non-negative integers", () => {
+    const good = encodeMessage({ ...heartbeat, leaseTicks: 3 });
+    const at = good.length - 9; // the sub-flag byte, then leaseTicks
+    const unknown = new Uint8Array(good);
+    unknown[at] = 1 | (1 << 6);
+    assert.throws(() => decodeMessage(unknown), CodecError);
+    const empty = new Uint8Array(good.subarray(0, at + 1));
+    empty[at] = 0;
+    assert.throws(() => decodeMessage(empty), CodecError);
+    assert.throws(() => decodeMessage(encodeMessage({ ...heartbeat, leaseTicks: -1 })), CodecError);
+    assert.throws(() => decodeMessage(encodeMessage({ ...heartbeat, leaseClock: 1.5 })), CodecError);
+    assert.throws(() => decodeMessage(good.subarray(0, good.length - 1)), CodecError);
   });
 });
