@@ -12,6 +12,8 @@
  * - read latency per consistency level (local, lease, linearizable) per region, from the
  *   client's own region's node;
  * - writes/s with 64 concurrent connections at the leader (autocannon, as bench/http);
+ * - a second cluster, started with --follower-read-leases: write latency at the leader and lease reads per
+ *   region (answered locally on every member);
  * - failover on region loss, `trials` times each way: all members of the leader's region SIGKILLed,
  *   and the region cut off; time until the survivors agree on a leader, and until a client in
  *   another region has a write acknowledged, and how many terms (election rounds: a split vote
@@ -135,9 +137,8 @@ interface Trial {
 
 async function failover(g: GeoCluster, kind: "stopped" | "cut", trial: number): Promise<Trial> {
   // Whoever leads now loses its region, as in a real run of failures: the previous trial's lost
-  // member is back (restarted, or healed) and has a peer stream only to the leader, so the
-  // election may have to open one first. Moving the leader by hand instead would leave every pair
-  // of members connected and hide that (split votes were then rarer: 1 in 40).
+  // member is back (restarted, or healed), which is when split votes used to be likeliest (its peer
+  // streams were opened lazily; now every member dials every other at start).
   const old = await g.waitForLeader();
   const region = g.regionOf(old);
   const others = g.regionNames.filter((r) => r !== region);
@@ -178,6 +179,41 @@ async function failover(g: GeoCluster, kind: "stopped" | "cut", trial: number): 
   );
   if (lost.length > 0) throw new Error(`acknowledged writes lost: ${lost.slice(0, 5).join(", ")}`);
   return t;
+}
+
+async function followerLeasePhase() {
+  const f = await GeoCluster.start({
+    regions: REGIONS,
+    rttMs: RTT,
+    seed: 2,
+    extraArgs: ["--follower-read-leases"],
+  });
+  try {
+    await f.moveLeader("n1");
+    await writes(f, "A", 20, "warmup");
+    const w = summary(await writes(f, "A", WRITES, "wA"));
+    log(`follower read leases: write at the leader p50 ${w.p50Ms} ms, p99 ${w.p99Ms} ms`);
+    await writes(f, "A", 20, "w");
+    const readRows = [];
+    for (const region of f.regionNames) {
+      const row = {
+        clientRegion: region,
+        node: f.nodesIn(region)[0],
+        role: region === "A" ? "leader" : "follower",
+        consistency: "lease",
+        ...summary(await reads(f, region, "lease", READS)),
+      };
+      log(`follower read leases: lease read in ${region}: p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms`);
+      readRows.push(row);
+    }
+    return {
+      flag: "--follower-read-leases",
+      writeAtLeader: { clientRegion: "A", via: "n1", ...w },
+      reads: readRows,
+    };
+  } finally {
+    await f.stop();
+  }
 }
 
 const started = Date.now();
@@ -246,6 +282,10 @@ try {
   };
   log(`64 connections at the leader: ${Math.round(r.requests.average)} writes/s, p50 ${r.latency.p50} ms`);
 
+  // The same cluster shape with follower read leases: lease reads answer locally on every member,
+  // and writes wait for every lease holder (the farthest member) instead of the nearest majority.
+  out.followerReadLeases = await followerLeasePhase();
+
   const trials: Trial[] = [];
   for (const kind of ["stopped", "cut"] as const)
     for (let i = 0; i < TRIALS; i++) trials.push(await failover(g, kind, i));
@@ -277,6 +317,7 @@ console.log(
     {
       writes: out.writes,
       throughput: out.throughput,
+      followerReadLeases: out.followerReadLeases,
       failover: (out.failover as { summary: unknown }).summary,
     },
     null,
