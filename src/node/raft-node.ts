@@ -122,6 +122,12 @@ export interface RaftNodeOptions<R = unknown> {
   readonly fs?: FileSystem;
 }
 
+/**
+ * How a read barrier is confirmed: by the leader's lease, by a follower's read lease (no round
+ * trip), by a quorum round on the leader, or by asking the leader (one round trip, then its way).
+ */
+export type ReadConfirmation = "leader_lease" | "follower_lease" | "quorum" | "asked_leader";
+
 export interface MemberStatus {
   readonly id: NodeId;
   readonly url: string;
@@ -146,6 +152,8 @@ export interface NodeStatus {
   readonly lastIndex: number;
   readonly members: readonly MemberStatus[];
   readonly leaseValid: boolean;
+  /** Follower: a read lease from the leader is in force (lease reads are answered here, no round trip). */
+  readonly followerReadLease: boolean;
   /** Index of the configuration in effect, and whether it is committed yet. */
   readonly configIndex: number;
   readonly configCommitted: boolean;
@@ -199,7 +207,8 @@ export const CATCH_UP_ENTRIES = 64;
  * A running cluster member. Start it with {@link RaftNode.start}; stop it with {@link RaftNode.stop}.
  * Events: `role` (Role), `leader` ({id, url} | null), `applied` (index); for metrics:
  * `persisted` (ms, entries) after each fdatasync'd save, `proposal` (committed: boolean) when a
- * proposal made here settles, `snapshot` ({index, bytes, ms}), `peerRtt` (peer, ms) from heartbeats.
+ * proposal made here settles, `snapshot` ({index, bytes, ms}), `peerRtt` (peer, ms) from heartbeats,
+ * `readBarrier` (ReadConfirmation) as each read barrier starts.
  */
 export class RaftNode<R = unknown> extends EventEmitter {
   readonly id: NodeId;
@@ -941,9 +950,20 @@ export class RaftNode<R = unknown> extends EventEmitter {
           reject(new UnavailableError(`read barrier not confirmed within ${timeoutMs} ms`));
       }, timeoutMs);
       this.reads.set(id, { resolve, reject, timer });
+      this.emit("readBarrier", this.howConfirmed(opts.consistency === "lease"));
       this.raw.readIndex(id, opts.consistency === "lease" ? "lease" : "quorum");
       this.kick();
     });
+  }
+
+  /**
+   * How the core is about to confirm a read, for metrics: the leader's own lease, a follower's
+   * read lease, a quorum round on the leader, or a question to the leader. Mirrors readIndex().
+   */
+  private howConfirmed(lease: boolean): ReadConfirmation {
+    const r = this.raw.raft;
+    if (r.role === "leader") return lease && r.leaseValid() ? "leader_lease" : "quorum";
+    return lease && r.followerLeaseValid() ? "follower_lease" : "asked_leader";
   }
 
   private onReadState(rs: ReadState): void {
@@ -1047,6 +1067,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
       lastIndex: last,
       members,
       leaseValid: st.leaseValid,
+      followerReadLease: st.followerLeaseValid,
       configIndex: r.configIndex,
       configCommitted: r.configIndex <= r.log.committed,
     };

@@ -6,7 +6,7 @@
  */
 import type * as http from "node:http";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { RaftNode } from "../node/raft-node.js";
+import type { RaftNode, ReadConfirmation } from "../node/raft-node.js";
 
 const ROLES = ["follower", "preCandidate", "candidate", "leader"] as const;
 
@@ -114,6 +114,20 @@ export function createMetrics(node: RaftNode<unknown>): ServerMetrics {
     labelNames: ["outcome"],
     registers: [registry],
   });
+  const reads = new Counter({
+    name: "ballot_read_barriers_total",
+    help: "Linearizable and lease reads started on this node, by how they are confirmed (leader_lease, follower_lease, quorum, asked_leader)",
+    labelNames: ["confirmed_by"],
+    registers: [registry],
+  });
+  new Gauge({
+    name: "ballot_follower_read_lease",
+    help: "1 while this follower holds a read lease from the leader (--follower-read-leases on the leader)",
+    registers: [registry],
+    collect() {
+      this.set(node.status().followerReadLease ? 1 : 0);
+    },
+  });
   const fsync = new Histogram({
     name: "ballot_fsync_duration_seconds",
     help: "Time to write and fdatasync one batch of log entries and hard state",
@@ -160,6 +174,7 @@ export function createMetrics(node: RaftNode<unknown>): ServerMetrics {
 
   const onLeader = (): void => leaderChanges.inc();
   const onProposal = (ok: boolean): void => proposals.inc({ outcome: ok ? "committed" : "failed" });
+  const onRead = (how: ReadConfirmation): void => reads.inc({ confirmed_by: how });
   const onPersisted = (ms: number, entries: number): void => {
     fsync.observe(ms / 1000);
     batch.observe(entries);
@@ -171,6 +186,7 @@ export function createMetrics(node: RaftNode<unknown>): ServerMetrics {
   };
   node.on("leader", onLeader);
   node.on("proposal", onProposal);
+  node.on("readBarrier", onRead);
   node.on("persisted", onPersisted);
   node.on("peerRtt", onRtt);
   node.on("snapshot", onSnapshot);
@@ -197,6 +213,7 @@ export function createMetrics(node: RaftNode<unknown>): ServerMetrics {
     stop() {
       node.off("leader", onLeader);
       node.off("proposal", onProposal);
+      node.off("readBarrier", onRead);
       node.off("persisted", onPersisted);
       node.off("peerRtt", onRtt);
       node.off("snapshot", onSnapshot);

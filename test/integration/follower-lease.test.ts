@@ -72,6 +72,10 @@ describe("follower read leases (--follower-read-leases), 3 real processes", { ti
     const first = await leaseRead(follower, "k");
     assert.deepEqual([first.status, first.value], [200, "v1"], "the acknowledged write is visible at once");
     await untilQuick(follower, "k", "v1");
+    const metrics = await (await fetch(`${c.url(follower)}/metrics`)).text();
+    assert.match(metrics, /^ballot_follower_read_lease\{[^}]*\} 1$/m, "the follower reports its lease");
+    const served = /^ballot_read_barriers_total\{confirmed_by="follower_lease"[^}]*\} (\d+)$/m.exec(metrics);
+    assert.ok(Number(served?.[1]) >= 1, "lease reads served from the follower's lease are counted");
     await pause(leader);
     const stoppedAt = Date.now();
     const r = await leaseRead(follower, "k", stoppedAt);

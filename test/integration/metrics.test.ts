@@ -31,6 +31,21 @@ describe("observability", { timeout: 60_000 }, () => {
       assert.equal((await call(`${c.url(leader)}/v1/kv/m${i}`, "PUT", { value: i })).status, 200);
     await call(`${c.url(leader)}/v1/kv/nope`);
     await sleep(300); // a few heartbeat round trips
+    const follower = c.ids.find((id) => id !== leader)!;
+    for (const [id, consistency] of [
+      [leader, "lease"],
+      [leader, "linearizable"],
+      [follower, "lease"],
+    ] as const)
+      assert.equal((await call(`${c.url(id)}/v1/kv/m0?consistency=${consistency}`)).status, 200);
+    const followerText = await (await fetch(`${c.url(follower)}/metrics`)).text();
+    // Without --follower-read-leases a follower's lease read asks the leader, and holds no lease.
+    assert.equal(sample(followerText, "ballot_read_barriers_total", { confirmed_by: "asked_leader" }), 1);
+    assert.equal(
+      sample(followerText, "ballot_read_barriers_total", { confirmed_by: "follower_lease" }),
+      undefined,
+    );
+    assert.equal(sample(followerText, "ballot_follower_read_lease"), 0);
     const res = await fetch(`${c.url(leader)}/metrics`);
     assert.equal(res.status, 200);
     assert.match(res.headers.get("content-type") ?? "", /text\/plain/);
@@ -42,6 +57,9 @@ describe("observability", { timeout: 60_000 }, () => {
     assert.ok((sample(text, "ballot_commit_index") ?? 0) >= 20);
     assert.ok((sample(text, "ballot_applied_index") ?? 0) >= 20);
     assert.ok((sample(text, "ballot_proposals_total", { outcome: "committed" }) ?? 0) >= 20);
+    // The 404 read above was linearizable (a quorum round), then one lease and one quorum read.
+    assert.equal(sample(text, "ballot_read_barriers_total", { confirmed_by: "quorum" }), 2);
+    assert.equal(sample(text, "ballot_read_barriers_total", { confirmed_by: "leader_lease" }), 1);
     assert.ok((sample(text, "ballot_fsync_duration_seconds_count") ?? 0) >= 1);
     assert.ok((sample(text, "ballot_fsync_batch_entries_sum") ?? 0) >= 20);
     for (const peer of c.ids.filter((id) => id !== leader)) {
