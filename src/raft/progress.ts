@@ -34,6 +34,13 @@ export class Progress {
   clockReading: { readonly tick: number; readonly nonce: number; readonly at: number } | null = null;
   /** Leader tick until which this follower may hold a read lease the leader granted (exclusive). */
   readLeaseUntil = Number.NEGATIVE_INFINITY;
+  /**
+   * Follower read leases: the entry a majority holds that this lease holder still lacks, and the
+   * leader tick since when it has waited for it (null: it holds nothing back).
+   */
+  holdBack: { readonly index: number; readonly since: number } | null = null;
+  /** Leader tick before which this follower gets no new read lease: it held commits back too long. */
+  leaseBarredUntil = Number.NEGATIVE_INFINITY;
   isLearner: boolean;
 
   constructor(next: number, maxInflight: number, isLearner: boolean) {

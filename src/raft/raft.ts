@@ -803,6 +803,7 @@ export class Raft {
     let mci = majorityValue(this.config.voters, (id) => this.progress.get(id)?.match ?? 0);
     // Follower read leases: a lease holder answers reads from its own log, so it must hold the entry too.
     if (this.followerReadLeases && !this.bugs.commitIgnoringReadLeases) {
+      this.trackHoldBack(mci);
       mci = Math.min(mci, this.readLeaseHoldersMatch());
     }
     if (!Number.isFinite(mci) || mci <= this.log.committed) return false;
@@ -1283,6 +1284,8 @@ export class Raft {
     // Not to a follower being probed or sent a snapshot (it would hold commits back for nothing),
     // and not before an entry of this term committed (the commit index would miss earlier leaders' writes).
     if (reading === null || pr.state !== "replicate" || !this.committedInTerm()) return offer;
+    // Nor to a member that held commits back too long lately (see trackHoldBack).
+    if (this.tickCount < pr.leaseBarredUntil) return offer;
     const leaseEnd = this.leaseExpiresAtTick(); // -Infinity once a transfer started or TimeoutNow went out
     if (!(this.tickCount < leaseEnd)) return offer;
     if (this.bugs.readLeaseFromReceipt) {
@@ -1302,6 +1305,30 @@ export class Raft {
       leaseNonce: reading.nonce,
       leaseCommit: this.log.committed,
     };
+  }
+
+  /**
+   * Leader side: measures how long each lease holder has kept the majority's entries from
+   * committing, and bars one that kept the same entry waiting for half an election timeout from new
+   * grants for ten election timeouts. A holder that is live but slow (a sick disk, a saturated
+   * link) would otherwise slow every write for as long as it answers heartbeats; barred, it holds
+   * commits back only until the lease it already has runs out, and its lease reads ask the leader.
+   * A distant but healthy holder is never barred: it catches up with each entry within its RTT.
+   * Withholding a grant is always safe, so this only trades that member's free reads for writes.
+   */
+  private trackHoldBack(majority: number): void {
+    const limit = Math.max(1, Math.floor(this.electionTicks / 2));
+    for (const [id, pr] of this.progress) {
+      if (id === this.id || !(this.tickCount < pr.readLeaseUntil) || pr.match >= majority) {
+        pr.holdBack = null;
+        continue;
+      }
+      if (pr.holdBack === null || pr.match >= pr.holdBack.index) {
+        pr.holdBack = { index: majority, since: this.tickCount };
+      } else if (this.tickCount - pr.holdBack.since >= limit && !(this.tickCount < pr.leaseBarredUntil)) {
+        pr.leaseBarredUntil = this.tickCount + 10 * this.electionTicks;
+      }
+    }
   }
 
   /** Leader side: the lowest match among followers that may hold a read lease (Infinity: none). */

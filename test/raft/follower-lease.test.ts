@@ -277,6 +277,57 @@ describe("follower read leases", () => {
     assert.deepEqual(c.leaders(), ["b"]);
   });
 
+  it("a lease holder that keeps answering but holds an entry back for half an election timeout gets no grant for ten, so writes go on", () => {
+    const c = leased();
+    const a = c.raft("a");
+    const res = c.propose("a", "slow");
+    assert.ok(res.ok);
+    // c receives everything and answers heartbeats (each with a fresh clock reading), but its
+    // acknowledgements of appends are lost: a live member that never catches up.
+    const lostAck = (m: Message) => m.from === "c" && m.type === "appendResp";
+    const grantsToC = () => {
+      let n = 0;
+      return {
+        seen: (m: Message) => {
+          if (m.to === "c" && isGrant(m)) n++;
+        },
+        count: () => n,
+      };
+    };
+    drain(c, { hold: lostAck });
+    assert.ok(a.log.committed < res.index, "the entry waits for c, which holds a lease");
+    const start = a.tickCount;
+    let committedAt = -1;
+    const before = grantsToC();
+    for (let i = 0; i < 4 * ET && committedAt < 0; i++) {
+      c.tickAll(1);
+      drain(c, { hold: lostAck, seen: before.seen });
+      if (a.log.committed >= res.index) committedAt = a.tickCount;
+    }
+    assert.ok(committedAt > 0, "the entry committed without c");
+    assert.ok(
+      committedAt - start <= ET / 2 + ET + 2,
+      `held back ${committedAt - start} ticks: half an election timeout to bar c, then at most its last lease`,
+    );
+    assert.ok(before.count() > 0, "c was still granted while it was not yet barred");
+    const barred = a.progress.get("c")!.leaseBarredUntil;
+    assert.ok(barred >= committedAt + 8 * ET, "c is barred for about ten election timeouts");
+    assert.ok(!(a.tickCount < a.progress.get("b")!.leaseBarredUntil), "b, which keeps up, is never barred");
+
+    // c recovers at once, but gets no grant (and holds nothing back) until the bar ends.
+    const during = grantsToC();
+    while (a.tickCount < barred - 1) {
+      c.tickAll(1);
+      c.propose("a", "w");
+      drain(c, { seen: during.seen });
+    }
+    assert.equal(during.count(), 0, "no grant to c while barred");
+    assert.equal(c.node("c").raw.status().followerLeaseValid, false);
+    assert.equal(a.log.committed, a.log.lastIndex(), "writes commit at the majority's pace");
+    settle(c, 3);
+    assert.equal(c.node("c").raw.status().followerLeaseValid, true, "granted again once the bar ended");
+  });
+
   it("a change of term or of leader, or becoming a candidate, voids a follower's lease", () => {
     const c = leased();
     const b = c.node("b").raw;
