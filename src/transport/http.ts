@@ -63,6 +63,9 @@ export interface HttpTransportOptions {
 
 const PING = new Uint8Array(4); // an empty frame
 
+/** How long a new link's connection failures stay unreported (see PeerLink.report). */
+const STARTUP_GRACE_MS = 5000;
+
 class PeerLink {
   socket: Socket | null = null;
   connecting = false;
@@ -74,6 +77,8 @@ class PeerLink {
   private pingTimer: NodeJS.Timeout | null = null;
   private lastSend = 0;
   private reported: string | null = null;
+  /** Since when this link has tried to connect without ever succeeding (null once it has). */
+  private neverConnectedSince: number | null = Date.now();
   closed = false;
 
   constructor(
@@ -166,6 +171,7 @@ class PeerLink {
         }
       });
       this.report(null);
+      this.neverConnectedSince = null;
       this.t.logger.info(`peer ${this.id} (${this.url}): connected`);
       const queued = this.queue;
       this.queue = [];
@@ -205,6 +211,7 @@ class PeerLink {
           : isCertificateError(code)
             ? `refused to send to peer ${this.id} (${this.url}): its certificate failed the check: ${err.message}`
             : `peer ${this.id} (${this.url}) unreachable: ${err.message}`,
+        code !== PEER_IDENTITY_ERROR && !isCertificateError(code),
       );
       this.retry();
     });
@@ -243,11 +250,19 @@ class PeerLink {
   }
 
   /** Logs a state change once (not every retry). */
-  private report(problem: string | null): void {
+  private report(problem: string | null, unreachable = false): void {
     if (problem === null) {
       this.reported = null;
       return;
     }
+    // Peers dialled at start are often not up yet (a cluster starting together): not worth a
+    // warning until it lasts; it comes once it has. Refusals and certificate failures always warn.
+    if (
+      unreachable &&
+      this.neverConnectedSince !== null &&
+      Date.now() - this.neverConnectedSince < STARTUP_GRACE_MS
+    )
+      return;
     const key = problem.replace(/\d+ms/g, "");
     if (this.reported === key) return;
     this.reported = key;
