@@ -22,34 +22,40 @@ export class HttpError extends Error {
 export const methodNotAllowed = (allowed: string): HttpError =>
   new HttpError(405, "method_not_allowed", `use ${allowed}`);
 
+/**
+ * A body that is too large is read to its end and thrown away (up to this many bytes) before the
+ * 413 goes out, so the client has finished sending when the answer comes. Answering at once does
+ * not work either way: with the connection closed after the 413, the client's unsent bytes meet a
+ * closed socket and the kernel's reset can discard the 413 before the client reads it (it sees
+ * EPIPE or ECONNRESET, as if the request were lost); kept open, Node stops reading the rest and the
+ * client stalls. A client that sends more than this is cut off.
+ */
+const MAX_DISCARD_BYTES = 64 << 20;
+
 /** Reads a request body, refusing (413) anything larger than `maxBytes`. */
 export function readBody(req: http.IncomingMessage, maxBytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const declared = Number(req.headers["content-length"] ?? "0");
-    if (declared > maxBytes) {
-      reject(new HttpError(413, "too_large", `the request body is larger than ${maxBytes} bytes`));
-      req.resume();
-      return;
-    }
     const parts: Buffer[] = [];
     let size = 0;
+    let refused = Number(req.headers["content-length"] ?? "0") > maxBytes;
     req.on("data", (c: Buffer) => {
       size += c.length;
-      if (size > maxBytes) {
-        // Answer 413 (and close the connection after it) rather than reset it: a reset would
-        // look like a lost request, and a client could not tell it was refused.
-        reject(
-          new HttpError(413, "too_large", `the request body is larger than ${maxBytes} bytes`, {
-            Connection: "close",
-          }),
-        );
-        req.removeAllListeners("data");
-        req.resume();
+      if (refused || size > maxBytes) {
+        refused = true;
+        parts.length = 0;
+        if (size > MAX_DISCARD_BYTES) {
+          req.socket.destroy();
+          reject(new HttpError(413, "too_large", `the request body is larger than ${maxBytes} bytes`));
+        }
         return;
       }
       parts.push(c);
     });
-    req.on("end", () => resolve(Buffer.concat(parts)));
+    req.on("end", () => {
+      if (refused)
+        reject(new HttpError(413, "too_large", `the request body is larger than ${maxBytes} bytes`));
+      else resolve(Buffer.concat(parts));
+    });
     req.on("error", reject);
   });
 }

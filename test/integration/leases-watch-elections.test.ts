@@ -104,6 +104,36 @@ describe("leases, watch and elections on a 3-node cluster", { timeout: 120_000 }
     assert.equal(status, 413);
   });
 
+  it("a refused body is discarded only up to 64 MiB: a client that keeps sending is then cut off", async () => {
+    const { request } = await import("node:http");
+    const chunk = Buffer.alloc(1024 * 1024, 0x61);
+    let sent = 0;
+    let status = 0;
+    await new Promise<void>((resolve) => {
+      const req = request(`${L()}/v1/kv/endless`, {
+        method: "PUT",
+        headers: { "Content-Type": "application/json" },
+      });
+      req.on("response", (res) => {
+        status = res.statusCode ?? 0;
+        res.resume();
+      });
+      req.on("error", () => resolve());
+      req.on("close", () => resolve());
+      const more = (): void => {
+        // Never ends on its own: only the server can stop it.
+        while (sent < 1024 * 1024 * 1024) {
+          sent += chunk.length;
+          if (!req.write(chunk)) return void req.once("drain", more);
+        }
+      };
+      more();
+    });
+    console.log(`# sent ${sent >> 20} MiB, status ${status}`);
+    assert.ok(sent <= 80 * 1024 * 1024, `the server read ${sent >> 20} MiB before cutting the client off`);
+    assert.ok(status === 413 || status === 0, `status ${status}`);
+  });
+
   it("fencing tokens: a lower token than one already accepted is refused with 412 stale_token", async () => {
     const h = (t: string) => ({ "X-Ballot-Fencing-Token": t });
     assert.equal((await call(`${L()}/v1/kv/fenced`, "PUT", { value: "a" }, h("7"))).status, 200);
