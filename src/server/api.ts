@@ -33,19 +33,19 @@ import {
 } from "../node/errors.js";
 import type { RaftNode } from "../node/raft-node.js";
 import type { TlsMaterial } from "../transport/tls.js";
-import { type Authenticator, roleFor } from "./auth.js";
+import type { Authenticator } from "./auth.js";
 import { handleCluster, membersJson } from "./cluster-api.js";
 import { createDashboard } from "./dashboard.js";
 import { handleElections } from "./elections-api.js";
 import {
   HttpError,
-  methodNotAllowed,
-  onlyFields,
-  onlyParams,
   parseJsonObject,
   readBody,
 } from "./http-util.js";
 import { handleLeases } from "./leases-api.js";
+import { buildOpenApi } from "../api/openapi.js";
+import { parseRequestTarget } from "./request-target.js";
+import { ApiValidator, type Match } from "./validate.js";
 import type { ServerMetrics } from "./metrics.js";
 import { handleSnapshot } from "./snapshot-api.js";
 import { handleWatch } from "./watch-api.js";
@@ -76,7 +76,12 @@ export interface ApiContext {
   /** Sets X-Ballot-Node and X-Ballot-Leader. */
   headers(res: http.ServerResponse): void;
   send(res: http.ServerResponse, status: number, body: unknown, extra?: Record<string, string>): void;
+  /** The request body as received (read once, before the handler ran). */
   body(req: http.IncomingMessage): Promise<Buffer>;
+  /** The JSON body, already checked against the route's schema (`{}` for an optional body left out). */
+  json(req: http.IncomingMessage): Record<string, unknown>;
+  /** The path parameters of the matched route, decoded and checked. */
+  params(req: http.IncomingMessage): Readonly<Record<string, string | number>>;
   /** Waits for the read consistency asked for in `?consistency=` (default linearizable). */
   read(url: URL): Promise<void>;
   /**
@@ -99,13 +104,32 @@ export interface ApiContext {
   readonly peerTls?: TlsMaterial;
 }
 
-const KV_PREFIX = "/v1/kv/";
 const FORWARDED = "x-ballot-forwarded";
+
+/** What the gate in front of the handlers learnt of a request. */
+interface Checked {
+  readonly match: Match;
+  readonly raw: Buffer;
+  readonly json: Record<string, unknown> | undefined;
+}
+
+const EMPTY: Buffer = Buffer.alloc(0);
+/** One validator (compiled schemas) per process: compiling is the expensive part. */
+let sharedValidator: ApiValidator | null = null;
 
 /** Builds the request handler; mount it on a node:http server that also carries the peer protocol. */
 export function createApi(opts: ApiOptions): http.RequestListener {
   const { node, kv } = opts;
   const maxBody = opts.maxBodyBytes ?? LIMITS.valueBytes + 64 * 1024;
+  sharedValidator ??= new ApiValidator();
+  const validator = sharedValidator;
+  const checked = new WeakMap<http.IncomingMessage, Checked>();
+  const checkedOf = (req: http.IncomingMessage): Checked => {
+    const c = checked.get(req);
+    if (!c) throw new Error("the request did not pass the API gate");
+    return c;
+  };
+  let openapiText: string | null = null;
   const dashboard = createDashboard(node);
   // Node-to-node requests present this node's certificate and trust the cluster's CA.
   const tls = opts.tls;
@@ -238,18 +262,6 @@ export function createApi(opts: ApiOptions): http.RequestListener {
       out.end(body);
     });
 
-  const keyFrom = (path: string): string => {
-    let key: string;
-    try {
-      key = decodeURIComponent(path.slice(KV_PREFIX.length));
-    } catch {
-      throw new HttpError(400, "invalid_key", "the key is not valid percent-encoding");
-    }
-    const problem = checkKey(key);
-    if (problem) throw new HttpError(400, "invalid_key", problem);
-    return key;
-  };
-
   const revisionHeader = (v: string | undefined, name: string): number | undefined => {
     if (v === undefined) return undefined;
     const m = /^\s*(?:W\/)?"(\d{1,15})"\s*$/.exec(v);
@@ -351,7 +363,13 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     expiry: opts.expiry,
     headers,
     send,
-    body: (req) => readBody(req, maxBody),
+    body: async (req) => checkedOf(req).raw,
+    json: (req) => {
+      const j = checkedOf(req).json;
+      if (!j) throw new Error("this route takes no JSON body");
+      return j;
+    },
+    params: (req) => checkedOf(req).match.params,
     read,
     write,
     idempotencyKey,
@@ -371,24 +389,19 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     url: URL,
     method: string,
   ): Promise<void> => {
-    const key = keyFrom(url.pathname);
+    const key = String(ctx.params(req).key);
+    const problem = checkKey(key);
+    if (problem) throw new HttpError(400, "invalid_key", problem);
     if (method === "GET") {
-      onlyParams(url, ["consistency"]);
       await read(url);
       const found = kv.get(key);
       if (!found) throw new HttpError(404, "not_found", `no key '${key}'`);
       send(res, 200, kvJson(found), { ETag: `"${found.modRevision}"` });
       return;
     }
-    if (method !== "PUT" && method !== "DELETE") throw methodNotAllowed("GET, PUT or DELETE");
-    if ([...url.searchParams.keys()].length > 0)
-      throw new HttpError(400, "invalid_request", "writes take no query parameters");
     const body = await ctx.body(req);
     const ifMatch = revisionHeader(req.headers["if-match"], "If-Match");
     const ifNoneMatch = req.headers["if-none-match"];
-    if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== "*") {
-      throw new HttpError(400, "invalid_header", "If-None-Match only takes *");
-    }
     if (ifMatch !== undefined && ifNoneMatch !== undefined) {
       throw new HttpError(400, "invalid_header", "use If-Match or If-None-Match, not both");
     }
@@ -396,14 +409,10 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     const fence = fencingHeader(req);
     const ifRevision = ifNoneMatch !== undefined ? 0 : ifMatch;
     if (method === "PUT") {
-      const o = parseJsonObject(req, body);
-      onlyFields(o, ["value", "lease"]);
-      if (!("value" in o)) throw new HttpError(400, "invalid_request", 'the body needs a "value"');
+      const o = ctx.json(req);
       const value = JSON.stringify(o.value);
       if (utf8Length(value) > LIMITS.valueBytes)
         throw new HttpError(413, "too_large", `the value is larger than ${LIMITS.valueBytes} bytes`);
-      if (o.lease !== undefined && !(Number.isSafeInteger(o.lease) && (o.lease as number) >= 1))
-        throw new HttpError(400, "invalid_request", "lease must be a positive integer");
       const lease = o.lease as number | undefined;
       const r = await write(req, res, body, { op: "put", key, value, ifRevision, lease, fence, idem });
       // A retried request's remembered outcome carries no value (see KvStore): it is this request's.
@@ -415,83 +424,123 @@ export function createApi(opts: ApiOptions): http.RequestListener {
           { ETag: `"${r.revision}"` },
         );
     } else {
-      if (body.length > 0) throw new HttpError(400, "invalid_request", "DELETE takes no body");
       const r = await write(req, res, body, { op: "del", key, ifRevision, fence, idem });
       if (r) send(res, 200, { key, deleted: r.deleted === true, revision: r.revision });
     }
   };
 
-  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+  /**
+   * The gate every request passes before a handler runs: the target taken literally, the route
+   * found, the caller's role checked, then the query, the headers and the body checked against the
+   * route's schema. A request that fails any of it is answered 4xx here and reaches nothing.
+   */
+  const gate = async (req: http.IncomingMessage, method: string): Promise<{ url: URL; match: Match }> => {
+    const target = parseRequestTarget(req.url ?? "/");
+    const match = validator.match(method, target);
+    // Built only now: the target has no dot segment, so URL's resolution cannot change it.
     const url = new URL(req.url ?? "/", "http://x");
-    const path = url.pathname;
-    const method = req.method ?? "GET";
-    if (opts.auth) {
-      const need = roleFor(path, method);
-      if (need) opts.auth.check(req, url, need);
+    if (opts.auth && match.route.role) opts.auth.check(req, url, match.route.role);
+    validator.checkQueryAndHeaders(match, target, req.headers);
+    const route = match.route;
+    let raw: Buffer = EMPTY;
+    let json: Record<string, unknown> | undefined;
+    if (route.body) {
+      raw = await readBody(req, maxBody);
+      if (raw.length === 0 && route.bodyOptional) json = {};
+      else {
+        json = parseJsonObject(req, raw);
+        validator.checkBody(route, json);
+      }
+    } else if (method === "GET" || method === "HEAD") {
+      // A GET must not wait for a body; one that announces a body is refused outright.
+      const len = req.headers["content-length"];
+      if ((len !== undefined && len !== "0") || req.headers["transfer-encoding"] !== undefined)
+        throw new HttpError(400, "invalid_request", `${method} takes no body`);
+    } else {
+      raw = await readBody(req, maxBody);
+      if (raw.length > 0) throw new HttpError(400, "invalid_request", `${method} ${route.path} takes no body`);
     }
+    checked.set(req, { match, raw, json });
+    return { url, match };
+  };
 
-    if (path === "/health") {
-      if (method !== "GET") throw methodNotAllowed("GET");
-      send(res, 200, { status: "ok", node: node.id, clusterId: node.clusterId });
-      return;
-    }
-    if (path === "/ready") {
-      if (method !== "GET") throw methodNotAllowed("GET");
-      const st = node.status();
-      const ready = st.leader !== null && st.appliedIndex >= st.commitIndex - 1000;
-      send(
-        res,
-        ready ? 200 : 503,
-        { ready, leader: st.leader?.id ?? null, appliedIndex: st.appliedIndex, commitIndex: st.commitIndex },
-        ready ? {} : { "Retry-After": "1" },
-      );
-      return;
-    }
-    if (path === "/metrics" && opts.metrics) {
-      if (method !== "GET") throw methodNotAllowed("GET");
-      await opts.metrics.serve(res);
-      return;
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    const method = req.method ?? "GET";
+    const { url, match } = await gate(req, method);
+    const path = url.pathname;
+    switch (match.route.operationId) {
+      case "health":
+        send(res, 200, { status: "ok", node: node.id, clusterId: node.clusterId });
+        return;
+      case "ready": {
+        const st = node.status();
+        const ready = st.leader !== null && st.appliedIndex >= st.commitIndex - 1000;
+        send(
+          res,
+          ready ? 200 : 503,
+          { ready, leader: st.leader?.id ?? null, appliedIndex: st.appliedIndex, commitIndex: st.commitIndex },
+          ready ? {} : { "Retry-After": "1" },
+        );
+        return;
+      }
+      case "metrics":
+        if (!opts.metrics) throw new HttpError(404, "not_found", "this server has no metrics");
+        await opts.metrics.serve(res);
+        return;
+      case "getCluster": {
+        const st = node.status();
+        send(res, 200, {
+          clusterId: st.clusterId,
+          self: st.self,
+          term: st.term,
+          leader: st.leader,
+          commitIndex: st.commitIndex,
+          appliedIndex: st.appliedIndex,
+          members: membersJson(st),
+        });
+        return;
+      }
+      case "listKeys": {
+        const prefix = url.searchParams.get("prefix") ?? "";
+        if (utf8Length(prefix) > LIMITS.keyBytes)
+          throw new HttpError(400, "invalid_request", "the prefix is too long");
+        const limit = Number(url.searchParams.get("limit") ?? "1000");
+        await read(url);
+        const r = kv.range(prefix, limit);
+        send(res, 200, { kvs: r.kvs.map(kvJson), more: r.more, revision: kv.revision });
+        return;
+      }
+      case "getKey":
+      case "putKey":
+      case "deleteKey":
+        return handleKv(req, res, url, method);
+      case "watch":
+        return handleWatch(ctx, req, res, url, method);
+      case "saveSnapshot":
+        return handleSnapshot(ctx, req, res, url, method);
+      case "openapi":
+        openapiText ??= `${JSON.stringify(buildOpenApi())}\n`;
+        headers(res);
+        res.writeHead(200, {
+          "Content-Type": "application/json",
+          "Content-Length": Buffer.byteLength(openapiText),
+          "Cache-Control": "max-age=60",
+        });
+        res.end(openapiText);
+        return;
+      case "peerStream":
+        throw new HttpError(426, "upgrade_required", "this path only takes an Upgrade to ballot-raft/1 from a member", {
+          Upgrade: "ballot-raft/1",
+        });
+      case "dashboard":
+        return dashboard.page(res, "GET");
+      case "dashboardEvents":
+        return dashboard.events(res, "GET");
     }
     if (path.startsWith("/v1/cluster/")) return handleCluster(ctx, req, res, url, method);
-    if (path === "/v1/cluster") {
-      if (method !== "GET") throw methodNotAllowed("GET");
-      const st = node.status();
-      send(res, 200, {
-        clusterId: st.clusterId,
-        self: st.self,
-        term: st.term,
-        leader: st.leader,
-        commitIndex: st.commitIndex,
-        appliedIndex: st.appliedIndex,
-        members: membersJson(st),
-      });
-      return;
-    }
-    if (path === "/v1/kv") {
-      if (method !== "GET") throw methodNotAllowed("GET to list keys");
-      onlyParams(url, ["prefix", "limit", "consistency"]);
-      const prefix = url.searchParams.get("prefix") ?? "";
-      if (utf8Length(prefix) > LIMITS.keyBytes)
-        throw new HttpError(400, "invalid_request", "the prefix is too long");
-      const limitText = url.searchParams.get("limit") ?? "1000";
-      const limit = Number(limitText);
-      if (!/^\d+$/.test(limitText) || limit < 1 || limit > 10_000) {
-        throw new HttpError(400, "invalid_request", "limit must be an integer from 1 to 10000");
-      }
-      await read(url);
-      const r = kv.range(prefix, limit);
-      send(res, 200, { kvs: r.kvs.map(kvJson), more: r.more, revision: kv.revision });
-      return;
-    }
-    if (path.startsWith(KV_PREFIX)) return handleKv(req, res, url, method);
-    if (path === "/v1/leases" || path.startsWith("/v1/leases/"))
-      return handleLeases(ctx, req, res, url, method);
-    if (path === "/v1/watch") return handleWatch(ctx, req, res, url, method);
-    if (path === "/v1/snapshot") return handleSnapshot(ctx, req, res, url, method);
+    if (path === "/v1/leases" || path.startsWith("/v1/leases/")) return handleLeases(ctx, req, res, url, method);
     if (path.startsWith("/v1/elections/")) return handleElections(ctx, req, res, url, method);
-    if (path === "/") return dashboard.page(res, method);
-    if (path === "/v1/events") return dashboard.events(res, method);
-    throw new HttpError(404, "not_found", `no route ${method} ${path}`);
+    throw new Error(`route ${match.route.operationId} has no handler`);
   };
 
   const handler: http.RequestListener = (req, res) => {

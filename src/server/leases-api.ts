@@ -5,14 +5,7 @@
 import type * as http from "node:http";
 import { LIMITS } from "../kv/commands.js";
 import type { ApiContext } from "./api.js";
-import {
-  HttpError,
-  methodNotAllowed,
-  onlyFields,
-  onlyParams,
-  parseJsonObject,
-  positiveId,
-} from "./http-util.js";
+import { HttpError, methodNotAllowed, positiveId } from "./http-util.js";
 
 /** Seconds from a request's `ttl` field, checked; returns milliseconds. */
 export function ttlMsOf(v: unknown): number {
@@ -33,26 +26,22 @@ export async function handleLeases(
   const parts = url.pathname.split("/").slice(3); // after /v1/leases
   if (parts.length === 0 || (parts.length === 1 && parts[0] === "")) {
     if (method === "GET") {
-      onlyParams(url, ["consistency"]);
       await ctx.read(url);
       const leases = [...ctx.kv.allLeases()].map((l) => ({ id: l.id, ttl: l.ttlMs / 1000 }));
       ctx.send(res, 200, { leases, revision: ctx.kv.revision });
       return;
     }
     if (method !== "POST") throw methodNotAllowed("GET or POST");
-    onlyParams(url, []);
     const body = await ctx.body(req);
-    const o = parseJsonObject(req, body);
-    onlyFields(o, ["ttl"]);
+    const o = ctx.json(req);
     const ttlMs = ttlMsOf(o.ttl);
     const r = await ctx.write(req, res, body, { op: "lease_grant", ttlMs, idem: ctx.idempotencyKey(req) });
     if (r) ctx.send(res, 200, { id: r.lease!.id, ttl: r.lease!.ttlMs / 1000 });
     return;
   }
-  const id = positiveId(parts[0], "the lease id");
+  const id = positiveId(ctx.params(req).id, "the lease id");
   if (parts.length === 1) {
     if (method === "GET") {
-      onlyParams(url, ["consistency"]);
       await ctx.read(url);
       const l = ctx.kv.lease(id);
       if (!l) throw new HttpError(404, "lease_not_found", `no lease ${id} (it expired or was revoked)`);
@@ -67,19 +56,15 @@ export async function handleLeases(
       return;
     }
     if (method !== "DELETE") throw methodNotAllowed("GET or DELETE");
-    onlyParams(url, []);
     const body = await ctx.body(req);
-    if (body.length > 0) throw new HttpError(400, "invalid_request", "DELETE takes no body");
     const r = await ctx.write(req, res, body, { op: "lease_revoke", id, idem: ctx.idempotencyKey(req) });
     if (r) ctx.send(res, 200, { id, revoked: true, revision: r.revision });
     return;
   }
   if (parts.length === 2 && parts[1] === "keepalive") {
     if (method !== "POST") throw methodNotAllowed("POST");
-    onlyParams(url, []);
+    // The gate allowed only no body or {}.
     const body = await ctx.body(req);
-    if (body.length > 0 && body.toString().trim() !== "{}")
-      throw new HttpError(400, "invalid_request", "keepalive takes no body");
     // Keepalives go through the log: see lease-expiry.ts for why that makes expiry safe.
     const r = await ctx.write(req, res, body, { op: "lease_keepalive", id });
     if (r) ctx.send(res, 200, { id, ttl: r.lease!.ttlMs / 1000 });

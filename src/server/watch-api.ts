@@ -7,7 +7,7 @@ import type * as http from "node:http";
 import { LIMITS, utf8Length } from "../kv/commands.js";
 import { CompactedError, revisionOf, type WatchEvent } from "../kv/watch-hub.js";
 import { type ApiContext, kvJsonOf } from "./api.js";
-import { endWhenLeaderless, HttpError, methodNotAllowed, onlyParams, startEventStream } from "./http-util.js";
+import { endWhenLeaderless, HttpError, methodNotAllowed, startEventStream } from "./http-util.js";
 
 /** Stop writing while this much is queued on the socket; resume on drain. */
 const HIGH_WATER_BYTES = 1 << 20;
@@ -26,7 +26,6 @@ export async function handleWatch(
   method: string,
 ): Promise<void> {
   if (method !== "GET") throw methodNotAllowed("GET");
-  onlyParams(url, ["prefix", "fromRevision"]);
   const prefix = url.searchParams.get("prefix") ?? "";
   if (utf8Length(prefix) > LIMITS.keyBytes)
     throw new HttpError(400, "invalid_request", "the prefix is too long");
