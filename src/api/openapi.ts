@@ -10,7 +10,10 @@ export const API_VERSION = "0.1.0";
 
 function parameters(route: RouteSpec): JsonSchema[] {
   const out: JsonSchema[] = [];
-  const add = (where: "path" | "query" | "header", specs: Readonly<Record<string, ParamSpec>> | undefined) => {
+  const add = (
+    where: "path" | "query" | "header",
+    specs: Readonly<Record<string, ParamSpec>> | undefined,
+  ) => {
     for (const [name, p] of Object.entries(specs ?? {}))
       out.push({
         name,
@@ -57,7 +60,8 @@ function operation(route: RouteSpec): JsonSchema {
 export function buildOpenApi(): JsonSchema {
   const paths: Record<string, Record<string, JsonSchema>> = {};
   for (const r of ROUTES) {
-    const p = (paths[r.path] ??= {});
+    const p = paths[r.path] ?? {};
+    paths[r.path] = p;
     p[r.method.toLowerCase()] = operation(r);
   }
   return {

@@ -217,7 +217,9 @@ const errors = (...statuses: number[]): Record<number, ResponseSpec> => {
     503: "no leader or not ready: nothing was applied; retry after Retry-After",
     504: "outcome_unknown: the write may or may not have been applied",
   };
-  return Object.fromEntries(statuses.map((s) => [s, { description: text[s] ?? "error", schema: ref("Error") }]));
+  return Object.fromEntries(
+    statuses.map((s) => [s, { description: text[s] ?? "error", schema: ref("Error") }]),
+  );
 };
 /** Every route may answer these: bad request target, auth, overload. */
 const COMMON_ERRORS = [400, 401, 403, 429] as const;
@@ -267,7 +269,9 @@ export const ROUTES: readonly RouteSpec[] = [
       "If-None-Match": { schema: { const: "*" }, description: "write only if the key does not exist" },
       "X-Ballot-Fencing-Token": fencingToken,
     },
-    body: obj({ value: { description: "any JSON value (at most 1 MiB as JSON text)" }, lease: id }, ["value"]),
+    body: obj({ value: { description: "any JSON value (at most 1 MiB as JSON text)" }, lease: id }, [
+      "value",
+    ]),
     responses: {
       200: {
         description: "committed by a majority, durably",
@@ -293,7 +297,10 @@ export const ROUTES: readonly RouteSpec[] = [
     headers: {
       ...writeHeaders,
       "If-Match": { schema: quotedRevision, description: "delete only if the key's revision is this" },
-      "If-None-Match": { schema: { const: "*" }, description: "delete only if the key does not exist (a no-op)" },
+      "If-None-Match": {
+        schema: { const: "*" },
+        description: "delete only if the key does not exist (a no-op)",
+      },
       "X-Ballot-Fencing-Token": fencingToken,
     },
     responses: {
@@ -316,7 +323,10 @@ export const ROUTES: readonly RouteSpec[] = [
     tag: "kv",
     role: "read",
     query: {
-      prefix: { schema: { type: "string", maxLength: API_LIMITS.keyBytes }, description: "default: every key" },
+      prefix: {
+        schema: { type: "string", maxLength: API_LIMITS.keyBytes },
+        description: "default: every key",
+      },
       limit: {
         schema: { type: "integer", minimum: 1, maximum: API_LIMITS.listLimitMax, default: 1000 },
         description: "at most this many keys",
@@ -344,7 +354,10 @@ export const ROUTES: readonly RouteSpec[] = [
     role: "read",
     stream: true,
     query: {
-      prefix: { schema: { type: "string", maxLength: API_LIMITS.keyBytes }, description: "default: every key" },
+      prefix: {
+        schema: { type: "string", maxLength: API_LIMITS.keyBytes },
+        description: "default: every key",
+      },
       fromRevision: { schema: id, description: "default: the next revision" },
     },
     headers: {
@@ -618,7 +631,11 @@ export const ROUTES: readonly RouteSpec[] = [
     tag: "cluster",
     role: "admin",
     body: obj(
-      { id: { type: "string", minLength: 1 }, url: { type: "string", minLength: 1 }, learner: { type: "boolean" } },
+      {
+        id: { type: "string", minLength: 1 },
+        url: { type: "string", minLength: 1 },
+        learner: { type: "boolean" },
+      },
       ["id", "url"],
     ),
     responses: {
@@ -771,7 +788,10 @@ export const ROUTES: readonly RouteSpec[] = [
     summary: "Prometheus metrics",
     tag: "operations",
     role: "read",
-    responses: { 200: { description: "text exposition format", contentType: "text/plain" }, ...errors(...COMMON_ERRORS) },
+    responses: {
+      200: { description: "text exposition format", contentType: "text/plain" },
+      ...errors(...COMMON_ERRORS),
+    },
   },
   {
     method: "GET",

@@ -11,6 +11,7 @@
  */
 import * as http from "node:http";
 import * as https from "node:https";
+import { buildOpenApi } from "../api/openapi.js";
 import { httpsFetch } from "../client/https-fetch.js";
 import {
   checkKey,
@@ -37,17 +38,12 @@ import type { Authenticator } from "./auth.js";
 import { handleCluster, membersJson } from "./cluster-api.js";
 import { createDashboard } from "./dashboard.js";
 import { handleElections } from "./elections-api.js";
-import {
-  HttpError,
-  parseJsonObject,
-  readBody,
-} from "./http-util.js";
+import { HttpError, parseJsonObject, readBody } from "./http-util.js";
 import { handleLeases } from "./leases-api.js";
-import { buildOpenApi } from "../api/openapi.js";
-import { parseRequestTarget } from "./request-target.js";
-import { ApiValidator, type Match } from "./validate.js";
 import type { ServerMetrics } from "./metrics.js";
+import { parseRequestTarget } from "./request-target.js";
 import { handleSnapshot } from "./snapshot-api.js";
+import { ApiValidator, type Match } from "./validate.js";
 import { handleWatch } from "./watch-api.js";
 
 export interface ApiOptions {
@@ -458,7 +454,8 @@ export function createApi(opts: ApiOptions): http.RequestListener {
         throw new HttpError(400, "invalid_request", `${method} takes no body`);
     } else {
       raw = await readBody(req, maxBody);
-      if (raw.length > 0) throw new HttpError(400, "invalid_request", `${method} ${route.path} takes no body`);
+      if (raw.length > 0)
+        throw new HttpError(400, "invalid_request", `${method} ${route.path} takes no body`);
     }
     checked.set(req, { match, raw, json });
     return { url, match };
@@ -478,7 +475,12 @@ export function createApi(opts: ApiOptions): http.RequestListener {
         send(
           res,
           ready ? 200 : 503,
-          { ready, leader: st.leader?.id ?? null, appliedIndex: st.appliedIndex, commitIndex: st.commitIndex },
+          {
+            ready,
+            leader: st.leader?.id ?? null,
+            appliedIndex: st.appliedIndex,
+            commitIndex: st.commitIndex,
+          },
           ready ? {} : { "Retry-After": "1" },
         );
         return;
@@ -529,16 +531,22 @@ export function createApi(opts: ApiOptions): http.RequestListener {
         res.end(openapiText);
         return;
       case "peerStream":
-        throw new HttpError(426, "upgrade_required", "this path only takes an Upgrade to ballot-raft/1 from a member", {
-          Upgrade: "ballot-raft/1",
-        });
+        throw new HttpError(
+          426,
+          "upgrade_required",
+          "this path only takes an Upgrade to ballot-raft/1 from a member",
+          {
+            Upgrade: "ballot-raft/1",
+          },
+        );
       case "dashboard":
         return dashboard.page(res, "GET");
       case "dashboardEvents":
         return dashboard.events(res, "GET");
     }
     if (path.startsWith("/v1/cluster/")) return handleCluster(ctx, req, res, url, method);
-    if (path === "/v1/leases" || path.startsWith("/v1/leases/")) return handleLeases(ctx, req, res, url, method);
+    if (path === "/v1/leases" || path.startsWith("/v1/leases/"))
+      return handleLeases(ctx, req, res, url, method);
     if (path.startsWith("/v1/elections/")) return handleElections(ctx, req, res, url, method);
     throw new Error(`route ${match.route.operationId} has no handler`);
   };

@@ -9,13 +9,7 @@ import { type Candidate, checkElectionName, encodeCommand, LIMITS, utf8Length } 
 import type { StoreEvent } from "../kv/store.js";
 import { NotLeaderError } from "../node/errors.js";
 import type { ApiContext } from "./api.js";
-import {
-  endWhenLeaderless,
-  HttpError,
-  methodNotAllowed,
-  positiveId,
-  startEventStream,
-} from "./http-util.js";
+import { endWhenLeaderless, HttpError, methodNotAllowed, positiveId, startEventStream } from "./http-util.js";
 import { ttlMsOf } from "./leases-api.js";
 
 const PREFIX = "/v1/elections/";

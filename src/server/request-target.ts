@@ -90,15 +90,13 @@ export function parseRequestTarget(target: string): RequestTarget {
 
   const segments: string[] = [];
   const rawSegments = rawPath === "/" ? [] : rawPath.slice(1).split("/");
-  {
-    for (const raw of rawSegments) {
-      if (raw === "") throw bad("the path has an empty segment (// or a trailing /)");
-      const seg = strictDecode(raw);
-      if (seg === null) throw bad("the path has invalid percent-encoding or is not UTF-8");
-      if (seg === "." || seg === "..") throw bad("the path has a . or .. segment; paths are taken literally");
-      if (hasNul(seg)) throw bad("the path has a NUL character");
-      segments.push(seg);
-    }
+  for (const raw of rawSegments) {
+    if (raw === "") throw bad("the path has an empty segment (// or a trailing /)");
+    const seg = strictDecode(raw);
+    if (seg === null) throw bad("the path has invalid percent-encoding or is not UTF-8");
+    if (seg === "." || seg === "..") throw bad("the path has a . or .. segment; paths are taken literally");
+    if (hasNul(seg)) throw bad("the path has a NUL character");
+    segments.push(seg);
   }
 
   const query = new Map<string, string>();

@@ -108,7 +108,9 @@ export class ApiValidator {
         segments: route.path === "/" ? [] : route.path.slice(1).split("/"),
         params: route.params ? compile(objectOf(route.params)) : undefined,
         query: compile(
-          route.anyQuery ? { ...objectOf(route.query ?? {}), additionalProperties: true } : objectOf(route.query ?? {}),
+          route.anyQuery
+            ? { ...objectOf(route.query ?? {}), additionalProperties: true }
+            : objectOf(route.query ?? {}),
         ),
         headers: route.headers
           ? compile({ ...objectOf(headerSpecs), additionalProperties: true })
@@ -168,7 +170,8 @@ export class ApiValidator {
       if (k === "access_token") continue;
       query[k] = c.integerNames.has(k) && INTEGER_TEXT.test(v) ? Number(v) : v;
     }
-    if (!c.query(query)) throw new HttpError(400, "invalid_request", describe("the query", c.query.errors?.[0]));
+    if (!c.query(query))
+      throw new HttpError(400, "invalid_request", describe("the query", c.query.errors?.[0]));
     if (c.headers) {
       const h: Record<string, string> = {};
       for (const n of c.headerNames) {
