@@ -33,7 +33,7 @@ const revision = { ...count, description: "a revision of the store (0 = none)" }
 
 /** Reusable shapes, named as they appear under `components.schemas` in the OpenAPI document. */
 export const COMPONENTS = {
-  Error: {
+  ErrorBody: {
     type: "object",
     required: ["error"],
     additionalProperties: false,
@@ -73,7 +73,7 @@ export const COMPONENTS = {
       voter: { type: "boolean" },
       role: { enum: ["leader", "follower", "learner"] },
       promoting: { type: "boolean" },
-      priority: { type: "integer" },
+      priority: { type: ["integer", "null"], description: "null: not known to this node" },
       matchIndex: { type: ["integer", "null"] },
       lagEntries: { type: ["integer", "null"] },
     },
@@ -218,7 +218,7 @@ const errors = (...statuses: number[]): Record<number, ResponseSpec> => {
     504: "outcome_unknown: the write may or may not have been applied",
   };
   return Object.fromEntries(
-    statuses.map((s) => [s, { description: text[s] ?? "error", schema: ref("Error") }]),
+    statuses.map((s) => [s, { description: text[s] ?? "error", schema: ref("ErrorBody") }]),
   );
 };
 /** Every route may answer these: bad request target, auth, overload. */

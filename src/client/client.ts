@@ -6,6 +6,7 @@
  * `outcome_unknown` reaches the caller as is).
  */
 
+import type * as Api from "./api-types.js";
 import { BallotElection } from "./ballot-election.js";
 import type { Election } from "./election.js";
 import { BallotClientError } from "./errors.js";
@@ -37,55 +38,23 @@ export interface BallotClientOptions {
 /** How fresh a read must be: `linearizable` (default), `lease` (the leader's lease), `local` (this node's state). */
 export type Consistency = "linearizable" | "lease" | "local";
 
-export interface KeyValue {
-  readonly key: string;
-  /** Any JSON value. */
-  readonly value: unknown;
-  /** The revision that last changed the key. */
-  readonly revision: number;
-  readonly createRevision: number;
-  /** Number of writes since the key was created (1 after the first). */
-  readonly version: number;
-  /** The lease the key is attached to, if any. */
-  readonly lease?: number;
-}
+/** A key as the server answers it (the wire types are generated from the API's schemas). */
+export type KeyValue = Api.KeyValue;
 
 /** The answer to a put: the key as written; `revision` is the revision of this write. */
-export type PutResult = KeyValue;
+export type PutResult = Api.PutKeyResponse;
 
-export interface DeleteResult {
-  readonly key: string;
-  /** False when the key did not exist. */
-  readonly deleted: boolean;
-  readonly revision: number;
-}
+/** The answer to a delete; `deleted` is false when the key did not exist. */
+export type DeleteResult = Api.DeleteKeyResponse;
 
-export interface ListResult {
-  readonly kvs: readonly KeyValue[];
-  /** More keys match than `limit`. */
-  readonly more: boolean;
-  /** The store's revision when the range was read (watch from `revision + 1` to follow on). */
-  readonly revision: number;
-}
+/** A range; `more`: more keys match than `limit`; watch from `revision + 1` to follow on. */
+export type ListResult = Api.ListKeysResponse;
 
-export interface ClusterMember {
-  readonly id: string;
-  readonly url: string;
-  readonly voter: boolean;
-  readonly role: "leader" | "follower" | "learner";
-  readonly matchIndex: number;
-  readonly lagEntries: number;
-}
+/** A member as `GET /v1/cluster` lists it. */
+export type ClusterMember = Api.Member;
 
-export interface ClusterStatus {
-  readonly clusterId: string;
-  readonly self: string;
-  readonly term: number;
-  readonly leader: { readonly id: string; readonly url: string } | null;
-  readonly commitIndex: number;
-  readonly appliedIndex: number;
-  readonly members: readonly ClusterMember[];
-}
+/** The cluster as one node sees it. */
+export type ClusterStatus = Api.ClusterStatus;
 
 export interface PutOptions {
   /** Compare-and-set: the key's current revision must be this (`412 precondition_failed` otherwise). */

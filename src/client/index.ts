@@ -2,6 +2,8 @@
  * `ballot/client`: the HTTP client for services that do not embed consensus. Owns the public
  * surface of the client only (re-exports); must never hold logic of its own.
  */
+/** The HTTP API's wire types, generated from its schemas (the shapes of `GET /v1/openapi.json`). */
+export type * as ApiTypes from "./api-types.js";
 export { BallotElection } from "./ballot-election.js";
 export {
   BallotClient,
