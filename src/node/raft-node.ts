@@ -32,11 +32,13 @@ import {
   MembershipError,
   NotLeaderError,
   OutcomeUnknownError,
+  type OverloadedError,
   ProposalDroppedError,
   StoppedError,
   UnavailableError,
 } from "./errors.js";
 import { Leadership } from "./leadership.js";
+import { type AdmissionLimits, admit, checkLimits, DEFAULT_ADMISSION, LagProbe } from "./overload.js";
 
 /** The application's replicated state. Must be deterministic: every node applies the same commands in the same order. */
 export interface StateMachine<R = unknown> {
@@ -113,6 +115,11 @@ export interface RaftNodeOptions<R = unknown> {
   readonly trailingEntries?: number;
   /** How long propose() waits before answering OutcomeUnknownError. Default 10 s. */
   readonly proposalTimeoutMs?: number;
+  /**
+   * Bounds on new client work (see AdmissionLimits; defaults in DEFAULT_ADMISSION): past them
+   * propose() rejects with OverloadedError before anything reaches the log.
+   */
+  readonly admission?: Partial<AdmissionLimits>;
   readonly logger?: NodeLogger;
   /** TLS for the peer streams of the HTTP transport (PEM certificate, key, CA; see transport/tls.ts). */
   readonly tls?: import("../transport/tls.js").TlsMaterial;
@@ -240,6 +247,10 @@ export class RaftNode<R = unknown> extends EventEmitter {
   readonly followerReadLeases: boolean;
   private readonly snapshotEntries: number;
   private readonly proposalTimeoutMs: number;
+  /** See RaftNodeOptions.admission. */
+  readonly admissionLimits: AdmissionLimits;
+  /** The tick timer's lateness: the event loop's lag where it matters, on the clock's own path. */
+  private readonly lag: LagProbe;
 
   private applied: number;
   private lastTickAt: number;
@@ -294,6 +305,9 @@ export class RaftNode<R = unknown> extends EventEmitter {
     );
     this.snapshotEntries = opts.snapshotEntries ?? 100_000;
     this.proposalTimeoutMs = opts.proposalTimeoutMs ?? 10_000;
+    this.admissionLimits = { ...DEFAULT_ADMISSION, ...opts.admission };
+    checkLimits(this.admissionLimits);
+    this.lag = new LagProbe(this.tickMs);
     this.applied = storage.snapshotMetadata().index;
     this.raw = new RawNode({
       id: opts.id,
@@ -448,6 +462,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
   // ---------------------------------------------------------------- clock
 
   private onTimer(): void {
+    this.lag.sample(performance.now());
     this.syncClock();
     this.leadership.check();
     this.maybePromote();
@@ -898,6 +913,9 @@ export class RaftNode<R = unknown> extends EventEmitter {
    */
   propose(command: Uint8Array): Promise<R> {
     if (this.stopped) return Promise.reject(new StoppedError());
+    // Before the core sees it: a refused proposal must leave no trace in the log.
+    const refused = this.admission("proposal", 0);
+    if (refused) return Promise.reject(refused);
     const res = this.raw.propose(command);
     if (!res.ok) {
       if (res.error === "not_leader") return Promise.reject(this.notLeader());
@@ -905,6 +923,33 @@ export class RaftNode<R = unknown> extends EventEmitter {
     }
     this.kick();
     return this.awaitEntry(res.index, res.term) as Promise<R>;
+  }
+
+  /**
+   * Whether new client work is admitted now: null, or the OverloadedError to answer with. Kind
+   * `request` is for a server about to handle a client request, with the count it is handling.
+   */
+  admission(kind: "proposal" | "request", queuedRequests: number): OverloadedError | null {
+    return admit(
+      { inFlightProposals: this.pending.size, queuedRequests, lagMs: this.lag.recentMs(performance.now()) },
+      this.admissionLimits,
+      kind,
+    );
+  }
+
+  /** Proposals made here and not yet settled. */
+  get inFlightProposals(): number {
+    return this.pending.size;
+  }
+
+  /** The event loop's recent lag (ms): how late the tick timer has been over the last 250-500 ms. */
+  get eventLoopLagMs(): number {
+    return this.lag.recentMs(performance.now());
+  }
+
+  /** The event loop's worst lag (ms) since this node started. */
+  get eventLoopLagMaxMs(): number {
+    return this.lag.maxMs;
   }
 
   /** Resolves with the apply result once the entry proposed at (index, term) is applied here. */
