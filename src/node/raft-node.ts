@@ -463,17 +463,30 @@ export class RaftNode<R = unknown> extends EventEmitter {
 
   private onTimer(): void {
     this.lag.sample(performance.now());
+    // Timers run before I/O in each turn of Node's event loop. After a stall (a long batch, GC, a
+    // slow disk) the heartbeats and acknowledgements that arrived meanwhile are still unread in
+    // the sockets: timing out now would call an election, or make a leader step down for want
+    // of a quorum, on messages that are already here. So the clock is caught up here with the
+    // timeouts held, and they are acted on in the check phase, after this turn's input was read.
     this.syncClock();
+    setImmediate(this.afterInput);
+  }
+
+  private readonly afterInput = (): void => {
+    if (this.stopped) return;
+    this.syncClock();
+    this.raw.checkTimeouts();
     this.leadership.check();
     this.maybePromote();
     this.maybeMoveLeadership();
     this.kick();
-  }
+  };
 
   /**
    * Ticks the core for the time that really passed. Timers fire late when the event loop stalls
    * or the process was paused; counting timer callbacks would then make a leader believe its
-   * lease lasts longer than it does.
+   * lease lasts longer than it does. The ticks hold their timeouts (see onTimer): callers may
+   * run before pending input is read, and only afterInput acts on the deadlines.
    */
   syncClock(): void {
     if (this.stopped) return;
@@ -481,9 +494,13 @@ export class RaftNode<R = unknown> extends EventEmitter {
     let due = Math.floor((now - this.lastTickAt) / this.tickMs);
     if (due <= 0) return;
     this.lastTickAt += due * this.tickMs;
+    if (due > this.maxTickBurst) this.maxTickBurst = due;
     if (due > 10_000) due = 10_000;
-    for (let i = 0; i < due; i++) this.raw.tick();
+    for (let i = 0; i < due; i++) this.raw.tickHeld();
   }
+
+  /** The most ticks one catch-up of the clock applied at once (a stall of that many tick periods). */
+  maxTickBurst = 0;
 
   // ---------------------------------------------------------------- the Ready loop
 
