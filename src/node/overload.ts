@@ -87,12 +87,14 @@ export interface Load {
   readonly inFlightProposals: number;
   readonly queuedRequests: number;
   readonly lagMs: number;
+  /** How long proposals have been taking to settle lately (ms): about when a slot frees up. */
+  readonly settleMs: number;
 }
 
 /**
  * Null when new work is admitted under `limits`, else the OverloadedError to answer with. The
- * retry hint grows with how far over the bound the node is, from 50 ms up to 1 s, so clients
- * spread out instead of coming back together.
+ * retry hint (50 ms to 1 s) is what the node's own figures say: for a full queue, the time its
+ * proposals take to settle (when the work ahead will be done); for a lagging loop, twice the lag.
  */
 export function admit(
   load: Load,
@@ -110,14 +112,14 @@ export function admit(
     return new OverloadedError(
       `overloaded: ${load.inFlightProposals} proposals in flight (bound ${limits.maxInFlightProposals}); nothing was applied, retry`,
       "proposals",
-      clampRetry((50 * load.inFlightProposals) / limits.maxInFlightProposals),
+      clampRetry(load.settleMs),
     );
   }
   if (kind === "request" && load.queuedRequests >= limits.maxQueuedRequests) {
     return new OverloadedError(
       `overloaded: ${load.queuedRequests} requests queued (bound ${limits.maxQueuedRequests}); nothing was applied, retry`,
       "requests",
-      clampRetry((50 * load.queuedRequests) / limits.maxQueuedRequests),
+      clampRetry(load.settleMs),
     );
   }
   return null;

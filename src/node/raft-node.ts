@@ -168,6 +168,8 @@ export interface NodeStatus {
 
 interface PendingProposal {
   readonly term: number;
+  /** When it was proposed (performance.now()). */
+  readonly at: number;
   resolve(v: unknown): void;
   reject(e: Error): void;
   timer: NodeJS.Timeout;
@@ -498,6 +500,9 @@ export class RaftNode<R = unknown> extends EventEmitter {
     if (due > 10_000) due = 10_000;
     for (let i = 0; i < due; i++) this.raw.tickHeld();
   }
+
+  /** A moving average of how long proposals made here take to settle (ms): the retry hint under overload. */
+  private settleMs = 0;
 
   /** The most ticks one catch-up of the clock applied at once (a stall of that many tick periods). */
   maxTickBurst = 0;
@@ -877,6 +882,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
     if (p) {
       this.pending.delete(e.index);
       clearTimeout(p.timer);
+      this.settleMs += (performance.now() - p.at - this.settleMs) / 64;
       if (p.term !== e.term) p.reject(new ProposalDroppedError(e.index));
       else if (error) p.reject(error);
       else p.resolve(result);
@@ -948,7 +954,12 @@ export class RaftNode<R = unknown> extends EventEmitter {
    */
   admission(kind: "proposal" | "request", queuedRequests: number): OverloadedError | null {
     return admit(
-      { inFlightProposals: this.pending.size, queuedRequests, lagMs: this.lag.recentMs(performance.now()) },
+      {
+        inFlightProposals: this.pending.size,
+        queuedRequests,
+        lagMs: this.lag.recentMs(performance.now()),
+        settleMs: this.settleMs,
+      },
       this.admissionLimits,
       kind,
     );
@@ -983,7 +994,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
           );
         }
       }, this.proposalTimeoutMs);
-      this.pending.set(index, { term, resolve, reject, timer });
+      this.pending.set(index, { term, at: performance.now(), resolve, reject, timer });
     });
   }
 

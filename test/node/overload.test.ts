@@ -5,12 +5,13 @@ import { OverloadedError, UnavailableError } from "../../src/node/errors.js";
 import { type AdmissionLimits, admit, checkLimits, LagProbe } from "../../src/node/overload.js";
 
 const LIMITS: AdmissionLimits = { maxInFlightProposals: 4, maxQueuedRequests: 8, maxEventLoopLagMs: 100 };
-const idle = { inFlightProposals: 0, queuedRequests: 0, lagMs: 0 };
+const idle = { inFlightProposals: 0, queuedRequests: 0, lagMs: 0, settleMs: 0 };
 
 describe("admission", () => {
   it("admits below every bound", () => {
-    assert.equal(admit({ inFlightProposals: 3, queuedRequests: 7, lagMs: 100 }, LIMITS, "proposal"), null);
-    assert.equal(admit({ inFlightProposals: 3, queuedRequests: 7, lagMs: 100 }, LIMITS, "request"), null);
+    const busy = { inFlightProposals: 3, queuedRequests: 7, lagMs: 100, settleMs: 30 };
+    assert.equal(admit(busy, LIMITS, "proposal"), null);
+    assert.equal(admit(busy, LIMITS, "request"), null);
   });
 
   it("refuses a proposal at the in-flight bound, and only a proposal", () => {
@@ -18,7 +19,15 @@ describe("admission", () => {
     assert.ok(e instanceof OverloadedError);
     assert.ok(e instanceof UnavailableError, "callers that retry UnavailableError retry this too");
     assert.equal(e.reason, "proposals");
-    assert.ok(e.retryAfterMs >= 50 && e.retryAfterMs <= 1000);
+    assert.equal(e.retryAfterMs, 50, "at least 50 ms");
+    assert.equal(
+      admit({ ...idle, inFlightProposals: 9, settleMs: 240.4 }, LIMITS, "proposal")?.retryAfterMs,
+      240,
+    );
+    assert.equal(
+      admit({ ...idle, inFlightProposals: 9, settleMs: 5000 }, LIMITS, "proposal")?.retryAfterMs,
+      1000,
+    );
     assert.equal(admit({ ...idle, inFlightProposals: 4 }, LIMITS, "request"), null);
   });
 
@@ -35,7 +44,11 @@ describe("admission", () => {
     assert.equal(b?.reason, "event_loop_lag");
     assert.ok(b!.retryAfterMs > a!.retryAfterMs);
     assert.ok(b!.retryAfterMs <= 1000);
-    assert.equal(admit({ ...idle, lagMs: 10_000 }, { ...LIMITS, maxEventLoopLagMs: 0 }, "request"), null, "0 = off");
+    assert.equal(
+      admit({ ...idle, lagMs: 10_000 }, { ...LIMITS, maxEventLoopLagMs: 0 }, "request"),
+      null,
+      "0 = off",
+    );
   });
 
   it("rejects bounds that are not whole numbers in range", () => {
@@ -51,13 +64,23 @@ describe("lag probe", () => {
     const p = new LagProbe(10, 250);
     let t = 0;
     p.sample(t);
-    for (let i = 0; i < 10; i++) p.sample((t += 10));
+    for (let i = 0; i < 10; i++) {
+      t += 10;
+      p.sample(t);
+    }
     assert.equal(p.recentMs(t), 0, "on time");
-    p.sample((t += 130)); // 120 ms late
+    t += 130; // 120 ms late
+    p.sample(t);
     assert.equal(p.recentMs(t), 120);
-    for (let i = 0; i < 5; i++) p.sample((t += 10)); // a window boundary passed
+    for (let i = 0; i < 5; i++) {
+      t += 10;
+      p.sample(t);
+    } // a window boundary passed
     assert.equal(p.recentMs(t), 120, "still within the previous window");
-    for (let i = 0; i < 30; i++) p.sample((t += 10));
+    for (let i = 0; i < 30; i++) {
+      t += 10;
+      p.sample(t);
+    }
     assert.equal(p.recentMs(t), 0, "two windows later it is forgotten");
     assert.equal(p.maxMs, 120, "but the maximum is kept");
   });
