@@ -22,6 +22,8 @@ const USAGE = `usage: ballot <command> [flags]
                            [--cluster-token T] [--forward-writes] [--heartbeat-interval MS]
                            [--election-timeout MS] [--snapshot-entries N] [--trailing-entries N]
                            [--log-format json|pretty] [--auth-tokens FILE] [--priority N]
+                           [--max-in-flight-proposals N] [--max-queued-requests N]
+                           [--max-event-loop-lag MS]  (past these: 429 + Retry-After, nothing applied)
                            [--follower-read-leases]  (lease reads on followers at no round trip;
                                                      writes then wait for every member)
                            [--cert FILE --key FILE [--ca FILE]]   (https:// URLs; mutual TLS with --ca)
@@ -50,6 +52,9 @@ export const START_FLAGS = {
     "election-timeout",
     "snapshot-entries",
     "trailing-entries",
+    "max-in-flight-proposals",
+    "max-queued-requests",
+    "max-event-loop-lag",
     "log-format",
     "auth-tokens",
     "join",

@@ -3,6 +3,7 @@
  * leadership over first). Owns process signals and start-up errors (one line, exit code 2).
  */
 import { createLogger, type LogFormat } from "../node/logger.js";
+import { DEFAULT_ADMISSION } from "../node/overload.js";
 import { type Authenticator, loadTokens } from "../server/auth.js";
 import { startServer } from "../server/server.js";
 import { DiskStorage } from "../storage/disk.js";
@@ -101,6 +102,17 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
     electionTimeoutMs: election,
     snapshotEntries: intFlag(p, "snapshot-entries", 100_000, 1, 100_000_000),
     trailingEntries: intFlag(p, "trailing-entries", 5_000, 0, 100_000_000),
+    admission: {
+      maxInFlightProposals: intFlag(
+        p,
+        "max-in-flight-proposals",
+        DEFAULT_ADMISSION.maxInFlightProposals,
+        1,
+        1_000_000,
+      ),
+      maxQueuedRequests: intFlag(p, "max-queued-requests", DEFAULT_ADMISSION.maxQueuedRequests, 1, 1_000_000),
+      maxEventLoopLagMs: intFlag(p, "max-event-loop-lag", DEFAULT_ADMISSION.maxEventLoopLagMs, 0, 600_000),
+    },
     logger,
     fs: overrides.fs,
     auth,

@@ -68,3 +68,21 @@ export class MembershipError extends Error {
     this.name = "MembershipError";
   }
 }
+
+/**
+ * Refused for overload before anything reached the log: nothing was applied, retry after
+ * `retryAfterMs`. A kind of UnavailableError, so code that retries those retries this too; the
+ * HTTP API answers it 429.
+ */
+export class OverloadedError extends UnavailableError {
+  constructor(
+    message: string,
+    /** What is over its bound: in-flight proposals, queued requests, or the event loop's lag. */
+    readonly reason: "proposals" | "requests" | "event_loop_lag",
+    /** How long the caller should wait before trying again. */
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+    this.name = "OverloadedError";
+  }
+}

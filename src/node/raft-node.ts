@@ -32,11 +32,13 @@ import {
   MembershipError,
   NotLeaderError,
   OutcomeUnknownError,
+  type OverloadedError,
   ProposalDroppedError,
   StoppedError,
   UnavailableError,
 } from "./errors.js";
 import { Leadership } from "./leadership.js";
+import { type AdmissionLimits, admit, checkLimits, DEFAULT_ADMISSION, LagProbe } from "./overload.js";
 
 /** The application's replicated state. Must be deterministic: every node applies the same commands in the same order. */
 export interface StateMachine<R = unknown> {
@@ -113,6 +115,11 @@ export interface RaftNodeOptions<R = unknown> {
   readonly trailingEntries?: number;
   /** How long propose() waits before answering OutcomeUnknownError. Default 10 s. */
   readonly proposalTimeoutMs?: number;
+  /**
+   * Bounds on new client work (see AdmissionLimits; defaults in DEFAULT_ADMISSION): past them
+   * propose() rejects with OverloadedError before anything reaches the log.
+   */
+  readonly admission?: Partial<AdmissionLimits>;
   readonly logger?: NodeLogger;
   /** TLS for the peer streams of the HTTP transport (PEM certificate, key, CA; see transport/tls.ts). */
   readonly tls?: import("../transport/tls.js").TlsMaterial;
@@ -161,6 +168,8 @@ export interface NodeStatus {
 
 interface PendingProposal {
   readonly term: number;
+  /** When it was proposed (performance.now()). */
+  readonly at: number;
   resolve(v: unknown): void;
   reject(e: Error): void;
   timer: NodeJS.Timeout;
@@ -240,6 +249,10 @@ export class RaftNode<R = unknown> extends EventEmitter {
   readonly followerReadLeases: boolean;
   private readonly snapshotEntries: number;
   private readonly proposalTimeoutMs: number;
+  /** See RaftNodeOptions.admission. */
+  readonly admissionLimits: AdmissionLimits;
+  /** The tick timer's lateness: the event loop's lag where it matters, on the clock's own path. */
+  private readonly lag: LagProbe;
 
   private applied: number;
   private lastTickAt: number;
@@ -294,6 +307,9 @@ export class RaftNode<R = unknown> extends EventEmitter {
     );
     this.snapshotEntries = opts.snapshotEntries ?? 100_000;
     this.proposalTimeoutMs = opts.proposalTimeoutMs ?? 10_000;
+    this.admissionLimits = { ...DEFAULT_ADMISSION, ...opts.admission };
+    checkLimits(this.admissionLimits);
+    this.lag = new LagProbe(this.tickMs);
     this.applied = storage.snapshotMetadata().index;
     this.raw = new RawNode({
       id: opts.id,
@@ -448,17 +464,31 @@ export class RaftNode<R = unknown> extends EventEmitter {
   // ---------------------------------------------------------------- clock
 
   private onTimer(): void {
+    this.lag.sample(performance.now());
+    // Timers run before I/O in each turn of Node's event loop. After a stall (a long batch, GC, a
+    // slow disk) the heartbeats and acknowledgements that arrived meanwhile are still unread in
+    // the sockets: timing out now would call an election, or make a leader step down for want
+    // of a quorum, on messages that are already here. So the clock is caught up here with the
+    // timeouts held, and they are acted on in the check phase, after this turn's input was read.
     this.syncClock();
+    setImmediate(this.afterInput);
+  }
+
+  private readonly afterInput = (): void => {
+    if (this.stopped) return;
+    this.syncClock();
+    this.raw.checkTimeouts();
     this.leadership.check();
     this.maybePromote();
     this.maybeMoveLeadership();
     this.kick();
-  }
+  };
 
   /**
    * Ticks the core for the time that really passed. Timers fire late when the event loop stalls
    * or the process was paused; counting timer callbacks would then make a leader believe its
-   * lease lasts longer than it does.
+   * lease lasts longer than it does. The ticks hold their timeouts (see onTimer): callers may
+   * run before pending input is read, and only afterInput acts on the deadlines.
    */
   syncClock(): void {
     if (this.stopped) return;
@@ -466,9 +496,16 @@ export class RaftNode<R = unknown> extends EventEmitter {
     let due = Math.floor((now - this.lastTickAt) / this.tickMs);
     if (due <= 0) return;
     this.lastTickAt += due * this.tickMs;
+    if (due > this.maxTickBurst) this.maxTickBurst = due;
     if (due > 10_000) due = 10_000;
-    for (let i = 0; i < due; i++) this.raw.tick();
+    for (let i = 0; i < due; i++) this.raw.tickHeld();
   }
+
+  /** A moving average of how long proposals made here take to settle (ms): the retry hint under overload. */
+  private settleMs = 0;
+
+  /** The most ticks one catch-up of the clock applied at once (a stall of that many tick periods). */
+  maxTickBurst = 0;
 
   // ---------------------------------------------------------------- the Ready loop
 
@@ -845,6 +882,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
     if (p) {
       this.pending.delete(e.index);
       clearTimeout(p.timer);
+      this.settleMs += (performance.now() - p.at - this.settleMs) / 64;
       if (p.term !== e.term) p.reject(new ProposalDroppedError(e.index));
       else if (error) p.reject(error);
       else p.resolve(result);
@@ -898,6 +936,9 @@ export class RaftNode<R = unknown> extends EventEmitter {
    */
   propose(command: Uint8Array): Promise<R> {
     if (this.stopped) return Promise.reject(new StoppedError());
+    // Before the core sees it: a refused proposal must leave no trace in the log.
+    const refused = this.admission("proposal", 0);
+    if (refused) return Promise.reject(refused);
     const res = this.raw.propose(command);
     if (!res.ok) {
       if (res.error === "not_leader") return Promise.reject(this.notLeader());
@@ -905,6 +946,38 @@ export class RaftNode<R = unknown> extends EventEmitter {
     }
     this.kick();
     return this.awaitEntry(res.index, res.term) as Promise<R>;
+  }
+
+  /**
+   * Whether new client work is admitted now: null, or the OverloadedError to answer with. Kind
+   * `request` is for a server about to handle a client request, with the count it is handling.
+   */
+  admission(kind: "proposal" | "request", queuedRequests: number): OverloadedError | null {
+    return admit(
+      {
+        inFlightProposals: this.pending.size,
+        queuedRequests,
+        lagMs: this.lag.recentMs(performance.now()),
+        settleMs: this.settleMs,
+      },
+      this.admissionLimits,
+      kind,
+    );
+  }
+
+  /** Proposals made here and not yet settled. */
+  get inFlightProposals(): number {
+    return this.pending.size;
+  }
+
+  /** The event loop's recent lag (ms): how late the tick timer has been over the last 250-500 ms. */
+  get eventLoopLagMs(): number {
+    return this.lag.recentMs(performance.now());
+  }
+
+  /** The event loop's worst lag (ms) since this node started. */
+  get eventLoopLagMaxMs(): number {
+    return this.lag.maxMs;
   }
 
   /** Resolves with the apply result once the entry proposed at (index, term) is applied here. */
@@ -921,7 +994,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
           );
         }
       }, this.proposalTimeoutMs);
-      this.pending.set(index, { term, resolve, reject, timer });
+      this.pending.set(index, { term, at: performance.now(), resolve, reject, timer });
     });
   }
 

@@ -435,36 +435,63 @@ export class Raft {
   /** Advance logical time by one tick. */
   tick(): void {
     this.tickCount++;
-    if (this.role === "leader") this.tickLeader();
-    else this.tickElection();
+    if (this.role === "leader") this.tickLeader(true);
+    else this.tickElection(true);
   }
 
-  private tickElection(): void {
-    this.electionElapsed++;
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+  /**
+   * Advance logical time by one tick that passed while the driver could not read its input (a
+   * stalled event loop catching up): the clock, leases and heartbeats move as with tick(), but an
+   * election timeout or a leader's quorum check that falls due waits for checkTimeouts(), which
+   * the driver calls once the messages that arrived meanwhile have been stepped. Acting before
+   * would time out on heartbeats (or acknowledgements) that are already here, unread.
+   */
+  tickHeld(): void {
+    this.tickCount++;
+    if (this.role === "leader") this.tickLeader(false);
+    else this.tickElection(false);
+  }
+
+  /** Acts on an election timeout or quorum check that fell due during tickHeld() ticks. */
+  checkTimeouts(): void {
+    if (this.role === "leader") {
+      if (this.electionElapsed >= this.electionTicks) this.leaderTimeout();
+    } else if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       this.campaign(this.preVote ? "preVote" : "vote");
     }
   }
 
-  private tickLeader(): void {
+  private tickElection(act: boolean): void {
+    this.electionElapsed++;
+    if (act && this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.campaign(this.preVote ? "preVote" : "vote");
+    }
+  }
+
+  /** The leader's election-timeout duties: step down without a live quorum, abandon a stale transfer. False when it stepped down. */
+  private leaderTimeout(): boolean {
+    this.electionElapsed = 0;
+    if (this.checkQuorum) {
+      this.recentActive.add(this.id);
+      let active = 0;
+      for (const id of this.config.voters) if (this.recentActive.has(id)) active++;
+      this.recentActive.clear();
+      if (this.config.voters.length > 0 && active < (this.config.voters.length >> 1) + 1) {
+        this.becomeFollower(this.term, null);
+        return false;
+      }
+    }
+    // A transfer that has not completed within an election timeout is abandoned.
+    this.transferee = null;
+    return true;
+  }
+
+  private tickLeader(act: boolean): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
-    if (this.electionElapsed >= this.electionTicks) {
-      this.electionElapsed = 0;
-      if (this.checkQuorum) {
-        this.recentActive.add(this.id);
-        let active = 0;
-        for (const id of this.config.voters) if (this.recentActive.has(id)) active++;
-        this.recentActive.clear();
-        if (this.config.voters.length > 0 && active < (this.config.voters.length >> 1) + 1) {
-          this.becomeFollower(this.term, null);
-          return;
-        }
-      }
-      // A transfer that has not completed within an election timeout is abandoned.
-      this.transferee = null;
-    }
+    if (act && this.electionElapsed >= this.electionTicks && !this.leaderTimeout()) return;
     if (this.followerReadLeases) {
       this.tickReadLeases();
       if (this.role !== "leader") return;
@@ -535,6 +562,8 @@ export class Raft {
   private inLease(): boolean {
     if (!this.checkQuorum) return false;
     if (this.tickCount < this.electionTicks) return true; // after a restart we cannot know whether we acked a lease
+    // A leader's own clock may be past its quorum check between tickHeld() and checkTimeouts().
+    if (this.role === "leader") return true;
     return this.leader !== null && this.electionElapsed < this.electionTicks;
   }
 

@@ -63,6 +63,16 @@ export class RawNode {
     this.raft.tick();
   }
 
+  /** A tick that passed while input could not be read; see Raft.tickHeld. */
+  tickHeld(): void {
+    this.raft.tickHeld();
+  }
+
+  /** Acts on the timeouts that fell due during tickHeld() ticks; see Raft.checkTimeouts. */
+  checkTimeouts(): void {
+    this.raft.checkTimeouts();
+  }
+
   /** Starts an election now instead of waiting for the timeout (no effect on a leader or a non-voter). */
   campaign(): void {
     this.raft.hup();

@@ -6,7 +6,8 @@
  * except through RaftNode.propose, and never let malformed or oversized input reach the log.
  *
  * Status codes: 200 done (a write is committed by a majority, durably); 307 ask the leader;
- * 400/404/405/409/410/411/412/413/415 the request is wrong; 503 + Retry-After nothing was applied, retry;
+ * 400/404/405/409/410/411/412/413/415 the request is wrong; 429 + Retry-After overloaded, nothing was
+ * applied, retry later; 503 + Retry-After nothing was applied, retry;
  * 504 outcome_unknown the write may or may not have been applied.
  */
 import * as http from "node:http";
@@ -28,6 +29,7 @@ import type { WatchHub } from "../kv/watch-hub.js";
 import {
   NotLeaderError,
   OutcomeUnknownError,
+  OverloadedError,
   ProposalDroppedError,
   StoppedError,
   UnavailableError,
@@ -164,6 +166,15 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     }
     if (e instanceof HttpError) {
       send(res, e.status, { error: { code: e.code, message: e.message, ...e.extra } }, e.headers);
+      return;
+    }
+    if (e instanceof OverloadedError) {
+      send(
+        res,
+        429,
+        { error: { code: "overloaded", message: e.message, reason: e.reason, retryAfterMs: e.retryAfterMs } },
+        { "Retry-After": String(Math.ceil(e.retryAfterMs / 1000)) },
+      );
       return;
     }
     if (e instanceof UnavailableError || e instanceof StoppedError) {
@@ -551,11 +562,36 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     throw new Error(`route ${match.route.operationId} has no handler`);
   };
 
+  // Admission, in one place: past the node's bounds a request is answered 429 before its body is
+  // read, so nothing of it reaches the log. Probes, metrics and streams are never refused (an
+  // operator must see an overloaded node; a stream would hold its slot for its whole life).
+  let queued = 0;
   const handler: http.RequestListener = (req, res) => {
     headers(res);
+    if (!exemptFromAdmission(req.url ?? "/", req.method ?? "GET")) {
+      const refused = node.admission("request", queued);
+      if (refused) {
+        fail(res, refused);
+        return;
+      }
+      queued++;
+      res.once("close", () => queued--);
+    }
     handle(req, res).catch((e: unknown) => fail(res, e));
   };
   return opts.metrics ? opts.metrics.instrument(handler) : handler;
+}
+
+const EXEMPT = new Set(["/health", "/ready", "/metrics", "/v1/cluster", "/v1/watch", "/v1/events", "/"]);
+
+/** Requests that admission never refuses: probes and status, and long-lived streams. */
+export function exemptFromAdmission(rawUrl: string, method: string): boolean {
+  const q = rawUrl.indexOf("?");
+  const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
+  if (EXEMPT.has(path)) return method === "GET";
+  // Membership and leadership moves are how an operator relieves an overloaded cluster.
+  if (path.startsWith("/v1/cluster/")) return true;
+  return /^\/v1\/elections\/[^/]+\/(observe|campaign)$/.test(path);
 }
 
 /** The JSON shape of a key-value pair in answers and watch events. */

@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics of one Ballot server (prom-client): Raft state, proposals, fdatasync latency
+ * Prometheus metrics of one Ballot server (prom-client): Raft state, proposals, event loop lag, fdatasync latency
  * and batch size, per-peer replication lag and round-trip time, snapshots, and HTTP requests by
  * route. Owns its registry (one per server, so several servers can share a process) and the
  * route labels; must never label by raw path (unbounded cardinality) nor block a request.
@@ -126,6 +126,33 @@ export function createMetrics(node: RaftNode<unknown>): ServerMetrics {
     registers: [registry],
     collect() {
       this.set(node.status().followerReadLease ? 1 : 0);
+    },
+  });
+  // The tick timer's lateness (see RaftNode.eventLoopLagMs), not prom-client's own probe: it is
+  // the delay the heartbeats and election clock of this node actually suffer, and the value
+  // admission refuses client work on.
+  new Gauge({
+    name: "ballot_event_loop_lag_seconds",
+    help: "Event loop lag: how late the node's tick timer fired, worst over the last 250-500 ms",
+    registers: [registry],
+    collect() {
+      this.set(node.eventLoopLagMs / 1000);
+    },
+  });
+  new Gauge({
+    name: "ballot_event_loop_lag_max_seconds",
+    help: "Worst event loop lag (tick timer lateness) since this node started",
+    registers: [registry],
+    collect() {
+      this.set(node.eventLoopLagMaxMs / 1000);
+    },
+  });
+  new Gauge({
+    name: "ballot_in_flight_proposals",
+    help: "Proposals made on this node and not yet settled (admission bounds them)",
+    registers: [registry],
+    collect() {
+      this.set(node.inFlightProposals);
     },
   });
   const fsync = new Histogram({

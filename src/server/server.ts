@@ -10,6 +10,7 @@ import { encodeCommand, type KvResult } from "../kv/commands.js";
 import { LeaseExpiry } from "../kv/lease-expiry.js";
 import { KvStore } from "../kv/store.js";
 import { WatchHub } from "../kv/watch-hub.js";
+import type { AdmissionLimits } from "../node/overload.js";
 import { type NodeLogger, RaftNode } from "../node/raft-node.js";
 import type { FileSystem } from "../storage/fs.js";
 import { serverTlsOptions, type TlsMaterial, tlsWarnings } from "../transport/tls.js";
@@ -41,6 +42,8 @@ export interface ServerOptions {
   readonly electionTimeoutMs?: number;
   readonly snapshotEntries?: number;
   readonly trailingEntries?: number;
+  /** Bounds on new client work: past them, 429 with Retry-After and nothing applied (see AdmissionLimits). */
+  readonly admission?: Partial<AdmissionLimits>;
   readonly logger: NodeLogger;
   /** The file system under the data dir. Default: the real one (tests inject faults through it). */
   readonly fs?: FileSystem;
@@ -107,6 +110,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       electionTimeoutMs: opts.electionTimeoutMs,
       snapshotEntries: opts.snapshotEntries,
       trailingEntries: opts.trailingEntries,
+      admission: opts.admission,
       logger: opts.logger,
       fs: opts.fs,
       tls: opts.tls,
