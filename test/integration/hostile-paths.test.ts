@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { settledState } from "../lib/cluster-state.js";
 import { rawRequest } from "../lib/raw-http.js";
 import { call, ProcCluster } from "./procs.js";
 
@@ -392,36 +393,7 @@ describe("hostile request targets and bodies", () => {
     await c?.stop();
   });
 
-  /** What a hostile request must not change, as every node sees it. */
-  const state = async () =>
-    Promise.all(
-      c.ids.map(async (id) => {
-        const base = c.url(id);
-        const kvs = await call(`${base}/v1/kv?consistency=local`);
-        const members = await call(`${base}/v1/cluster`);
-        const leases = await call(`${base}/v1/leases?consistency=local`);
-        const job = await call(`${base}/v1/elections/job?consistency=local`);
-        return {
-          revision: kvs.body.revision,
-          kvs: kvs.body.kvs.map(
-            (k: { key: string; value: unknown }) => `${k.key}=${JSON.stringify(k.value)}`,
-          ),
-          members: members.body.members.map((m: { id: string; voter: boolean }) => `${m.id}:${m.voter}`),
-          leases: leases.body.leases.length,
-          job: job.body.leader,
-        };
-      }),
-    );
-
-  /** The state once every node has applied the setup's writes (followers apply a moment later). */
-  const settled = async () => {
-    for (let i = 0; ; i++) {
-      const s = await state();
-      if (s.every((x) => JSON.stringify(x) === JSON.stringify(s[0]))) return s;
-      assert.ok(i < 100, `the nodes do not agree: ${JSON.stringify(s)}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
+  const settled = () => settledState(c);
 
   it("each is a 4xx JSON error within 1 s, on the leader and on a follower, and nothing changes", async () => {
     const before = await settled();
