@@ -75,6 +75,8 @@ export interface ClusterOptions {
   readonly nodeArgs?: (id: string) => string[];
   /** The fetch for the cluster's own status calls (e.g. one that trusts a test CA). */
   readonly fetch?: typeof fetch;
+  /** The script run as `node <cli> start ...` (benchmarks compare another build). Default: this build's CLI. */
+  readonly cli?: string;
 }
 
 export class ProcCluster {
@@ -88,6 +90,7 @@ export class ProcCluster {
   private readonly headers: Record<string, string>;
   private readonly nodeArgs: (id: string) => string[];
   readonly fetch: typeof fetch;
+  private readonly cli: string;
 
   private constructor(ports: number[], opts: ClusterOptions) {
     this.ids = ports.map((_, i) => `n${i + 1}`);
@@ -99,6 +102,7 @@ export class ProcCluster {
     this.headers = opts.headers ?? {};
     this.nodeArgs = opts.nodeArgs ?? (() => []);
     this.fetch = opts.fetch ?? fetch;
+    this.cli = opts.cli ?? CLI;
   }
 
   static async start(opts: ClusterOptions = {}): Promise<ProcCluster> {
@@ -124,7 +128,7 @@ export class ProcCluster {
     const p = spawn(
       process.execPath,
       [
-        CLI,
+        this.cli,
         "start",
         "--id",
         id,
