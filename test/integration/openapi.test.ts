@@ -146,6 +146,7 @@ describe("the OpenAPI document", () => {
     await hit(leader, "DELETE", `/v1/leases/${id}`);
     // cluster
     await hit(leader, "GET", "/v1/cluster");
+    await hit(follower, "GET", "/v1/cluster"); // a follower's view: the leader named, its own role
     await hit(leader, "GET", "/v1/cluster/members");
     await hit(leader, "GET", "/v1/cluster/members/n1");
     await hit(leader, "GET", "/v1/cluster/members/n9"); // 404
