@@ -5,6 +5,7 @@
  */
 import type * as http from "node:http";
 import type { ServerResponse } from "node:http";
+import { parseStrictJson } from "./json-body.js";
 
 /** An error with the HTTP status and stable code the client sees. */
 export class HttpError extends Error {
@@ -60,17 +61,12 @@ export function readBody(req: http.IncomingMessage, maxBytes: number): Promise<B
   });
 }
 
-/** Parses a JSON object body; 415 for another media type, 400 for anything but an object. */
+/** Parses a JSON object body strictly (see json-body.ts); 415 for another media type, 400 for anything but an object. */
 export function parseJsonObject(req: http.IncomingMessage, body: Buffer): Record<string, unknown> {
   const ct = (req.headers["content-type"] ?? "application/json").split(";")[0]!.trim().toLowerCase();
   if (ct !== "application/json")
     throw new HttpError(415, "unsupported_media_type", "send the body as application/json");
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString("utf8"));
-  } catch {
-    throw new HttpError(400, "invalid_json", "the body is not valid JSON");
-  }
+  const parsed = parseStrictJson(body);
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new HttpError(400, "invalid_request", "the body must be a JSON object");
   }
