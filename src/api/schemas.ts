@@ -207,10 +207,13 @@ const errors = (...statuses: number[]): Record<number, ResponseSpec> => {
     404: "not found",
     405: "method not allowed",
     409: "conflict",
+    408: "the request did not arrive within the deadline",
     410: "gone",
+    411: "send the body with a Content-Length (chunked bodies are refused)",
     412: "a precondition failed",
     413: "too large",
     415: "send application/json",
+    431: "the request headers are too large",
     422: "the Idempotency-Key was used for another request",
     426: "upgrade required",
     429: "overloaded: nothing was applied; retry after Retry-After",
@@ -221,9 +224,9 @@ const errors = (...statuses: number[]): Record<number, ResponseSpec> => {
     statuses.map((s) => [s, { description: text[s] ?? "error", schema: ref("ErrorBody") }]),
   );
 };
-/** Every route may answer these: bad request target, auth, overload. */
-const COMMON_ERRORS = [400, 401, 403, 429] as const;
-const WRITE_ERRORS = [307, 413, 415, 422, 503, 504] as const;
+/** Every route may answer these: bad request target or framing, deadlines, auth, overload. */
+const COMMON_ERRORS = [400, 401, 403, 408, 429, 431] as const;
+const WRITE_ERRORS = [307, 411, 413, 415, 422, 503, 504] as const;
 const READ_ERRORS = [503] as const;
 
 const obj = (properties: Record<string, JsonSchema>, required: string[] = []): JsonSchema => ({

@@ -451,6 +451,13 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     const route = match.route;
     let raw: Buffer = EMPTY;
     let json: Record<string, unknown> | undefined;
+    // A chunked body's size is known only as it arrives, and Node exposes no chunk size: a
+    // declared ffffffffffffffff would hold the socket until the deadline. Every client we know
+    // (fetch, undici, curl -d, ballot/client) sends Content-Length for a JSON body.
+    if (method !== "GET" && method !== "HEAD" && req.headers["transfer-encoding"] !== undefined)
+      throw new HttpError(411, "length_required", "send the body with a Content-Length, not chunked", {
+        Connection: "close",
+      });
     if (route.body) {
       raw = await readBody(req, maxBody);
       if (raw.length === 0 && route.bodyOptional) json = {};

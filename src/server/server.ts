@@ -3,6 +3,7 @@
  * protocol, in front of a RaftNode running the key-value state machine. Owns startup order and
  * shutdown. Must never start serving clients before the node has recovered its data.
  */
+
 import * as http from "node:http";
 import * as https from "node:https";
 import type { AddressInfo } from "node:net";
@@ -17,6 +18,7 @@ import { serverTlsOptions, type TlsMaterial, tlsWarnings } from "../transport/tl
 import { createApi } from "./api.js";
 import type { Authenticator } from "./auth.js";
 import { createMetrics } from "./metrics.js";
+import { CONNECTIONS_CHECKING_INTERVAL_MS, hardenWire, type WireDeadlines } from "./wire.js";
 
 export interface ServerOptions {
   readonly id: string;
@@ -51,6 +53,8 @@ export interface ServerOptions {
   readonly auth?: Authenticator;
   /** TLS (--cert, --key, --ca): the port serves HTTPS, and peers and forwarded requests use it (see transport/tls.ts). */
   readonly tls?: TlsMaterial;
+  /** Deadlines for a request's headers and body (see wire.ts). */
+  readonly deadlines?: WireDeadlines;
 }
 
 export interface RunningServer {
@@ -78,8 +82,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const host = listen.hostname.replace(/^\[|\]$/g, "");
 
   // Bind the port before touching the data: "address in use" is the commonest start-up mistake.
-  const server: http.Server = opts.tls ? https.createServer(serverTlsOptions(opts.tls)) : http.createServer();
+  const wireOptions = { connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS };
+  const server: http.Server = opts.tls
+    ? https.createServer({ ...serverTlsOptions(opts.tls), ...wireOptions })
+    : http.createServer(wireOptions);
   server.keepAliveTimeout = 65_000;
+  hardenWire(server, opts.deadlines);
   await new Promise<void>((resolve, reject) => {
     server.once("error", (e: NodeJS.ErrnoException) => {
       reject(
