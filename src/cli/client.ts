@@ -1,6 +1,7 @@
 /**
  * The client commands: get, put, del, list, status against any of --endpoints, following the
- * leader (307) and moving on to the next endpoint when one is unreachable. Owns requests and
+ * leader (307), moving on to the next endpoint when one is unreachable and retrying, for a while,
+ * answers that promise nothing was applied (503, 429). Owns requests and
  * output; must never retry a write whose outcome is unknown (a 504) — it reports it instead.
  */
 import { httpsFetch } from "../client/https-fetch.js";
@@ -57,7 +58,22 @@ export function failure(e: unknown): string {
 /** The fetch of the client commands; runClient sets it from --ca (one command per process). */
 let clientFetch: typeof fetch = (input, init) => fetch(input, init);
 
-/** Sends a request to the first endpoint that answers; follows redirects to the leader. */
+/** How long a command keeps retrying answers that promise nothing was applied (503, 429). */
+const RETRY_FOR_MS = 10_000;
+
+/** Retry-After in ms (delta-seconds only, as Ballot sends it), or undefined. */
+function retryAfterMs(res: Response): number | undefined {
+  const v = res.headers.get("retry-after");
+  return v !== null && /^\d{1,6}$/.test(v) ? Number(v) * 1000 : undefined;
+}
+
+/**
+ * Sends a request to the first endpoint that answers; follows redirects to the leader. A 503 or
+ * 429 promises nothing was applied, so the next endpoint is tried and, when every one answered so,
+ * the whole round is retried after a backoff (at least the Retry-After asked for) for up to
+ * `retryForMs` — a leader that has just been elected, or is shedding load, answers a moment later.
+ * The last such answer is what the command reports if the time runs out.
+ */
 export async function request(
   endpoints: string[],
   method: string,
@@ -65,46 +81,60 @@ export async function request(
   body?: unknown,
   token?: string,
   fetchImpl: typeof fetch = clientFetch,
+  retryForMs: number = RETRY_FOR_MS,
 ): Promise<ClientResult> {
   let lastError = "";
   const headers: Record<string, string> = body === undefined ? {} : { "Content-Type": "application/json" };
   if (token !== undefined) headers.Authorization = `Bearer ${token}`;
-  for (const ep of endpoints) {
-    try {
-      // Redirects are followed by hand: fetch drops Authorization when one crosses origins.
-      let url = new URL(path, ep);
-      let res: Response;
-      for (let hop = 0; ; hop++) {
-        res = await fetchImpl(url, {
-          method,
-          headers,
-          body: body === undefined ? undefined : JSON.stringify(body),
-          redirect: "manual",
-          signal: AbortSignal.timeout(15_000),
-        });
-        const location = res.headers.get("location");
-        if (res.status !== 307 || !location || hop >= 3) break;
-        await res.body?.cancel();
-        url = new URL(location, url);
-      }
-      const text = await res.text();
-      let parsed: unknown = text;
+  const deadline = Date.now() + retryForMs;
+  let backoff = 100;
+  for (;;) {
+    let refused: ClientResult | undefined;
+    let wait = 0;
+    for (const ep of endpoints) {
       try {
-        parsed = JSON.parse(text);
-      } catch {
-        // not JSON: show as text
+        // Redirects are followed by hand: fetch drops Authorization when one crosses origins.
+        let url = new URL(path, ep);
+        let res: Response;
+        for (let hop = 0; ; hop++) {
+          res = await fetchImpl(url, {
+            method,
+            headers,
+            body: body === undefined ? undefined : JSON.stringify(body),
+            redirect: "manual",
+            signal: AbortSignal.timeout(15_000),
+          });
+          const location = res.headers.get("location");
+          if (res.status !== 307 || !location || hop >= 3) break;
+          await res.body?.cancel();
+          url = new URL(location, url);
+        }
+        const text = await res.text();
+        let parsed: unknown = text;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          // not JSON: show as text
+        }
+        // No leader, a leader not ready, or a node shedding load: nothing was applied, so another
+        // endpoint (or the same one a moment later) may serve it.
+        if (res.status === 503 || res.status === 429) {
+          refused = { status: res.status, body: parsed };
+          wait = Math.max(wait, retryAfterMs(res) ?? 0);
+          lastError = `${ep}: ${res.status}`;
+          continue;
+        }
+        return { status: res.status, body: parsed };
+      } catch (e) {
+        lastError = `${ep}: ${failure(e)}`;
       }
-      // A node without a leader (503) may be cut off: another endpoint may know better (nothing was applied).
-      if (res.status === 503 && ep !== endpoints[endpoints.length - 1]) {
-        lastError = `${ep}: 503`;
-        continue;
-      }
-      return { status: res.status, body: parsed };
-    } catch (e) {
-      lastError = `${ep}: ${failure(e)}`;
     }
+    if (refused === undefined) throw new Error(`no endpoint answered (${lastError})`);
+    const pause = Math.max(backoff, wait);
+    if (Date.now() + pause >= deadline) return refused;
+    await new Promise((r) => setTimeout(r, pause));
+    backoff = Math.min(backoff * 2, 1000);
   }
-  throw new Error(`no endpoint answered (${lastError})`);
 }
 
 export async function runClient(cmd: string, p: Parsed): Promise<number> {
