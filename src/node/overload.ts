@@ -76,6 +76,19 @@ export class LagProbe {
     return Math.max(this.current, this.previous, pending);
   }
 
+  /**
+   * Lag that has lasted (ms): the smaller of the previous window's worst and the current one's
+   * (or the stall in progress). Admission looks at this, not at `recentMs`: one late timer — a GC
+   * pause, a neighbour process taking the CPU for a moment — says nothing about whether more
+   * client work would starve the loop, and shedding on it turns every hiccup into 429s. A loop
+   * that stays behind for two windows in a row is one that more work would make worse.
+   */
+  sustainedMs(now: number): number {
+    this.roll(now);
+    const pending = this.last === null ? 0 : Math.max(0, now - this.last - this.periodMs);
+    return Math.min(this.previous, Math.max(this.current, pending));
+  }
+
   /** Worst lag (ms) seen since start. */
   get maxMs(): number {
     return this.max;
@@ -86,6 +99,7 @@ export class LagProbe {
 export interface Load {
   readonly inFlightProposals: number;
   readonly queuedRequests: number;
+  /** The lag that has lasted (LagProbe.sustainedMs), not a single late timer. */
   readonly lagMs: number;
   /** How long proposals have been taking to settle lately (ms): about when a slot frees up. */
   readonly settleMs: number;

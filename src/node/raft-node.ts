@@ -957,7 +957,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
       {
         inFlightProposals: this.pending.size,
         queuedRequests,
-        lagMs: this.lag.recentMs(performance.now()),
+        lagMs: this.lag.sustainedMs(performance.now()),
         settleMs: this.settleMs,
       },
       this.admissionLimits,

@@ -70,10 +70,8 @@ export function parseTokens(text: string, what = "the token file"): Authenticato
         const m = /^Bearer ([^\s]+)$/i.exec(h.trim());
         if (!m) throw unauthorized("the Authorization header must be 'Bearer <token>'");
         token = m[1];
-      } else if (req.method === "GET") {
-        // Streams opened by a browser's EventSource cannot send headers (RFC 6750 §2.3).
-        token = url.searchParams.get("access_token") ?? undefined;
       }
+      if (url.searchParams.has("access_token")) throw tokenInUrl();
       if (token === undefined) throw unauthorized("this node requires a bearer token");
       const d = digest(token);
       // Every entry is compared, so the time taken does not say which one (if any) matched.
@@ -89,6 +87,19 @@ export function parseTokens(text: string, what = "the token file"): Authenticato
       return found.name;
     },
   };
+}
+
+/**
+ * A token in a URL is refused outright (RFC 6750 §2.3 allows it; we do not): URLs end up in proxy
+ * and access logs, browser history and Referer headers. Refused before it is looked at, so a
+ * token sent this way is never compared, and the answer is the same whether it was valid or not.
+ */
+export function tokenInUrl(): HttpError {
+  return new HttpError(
+    400,
+    "invalid_request",
+    "a token is never accepted in a URL (access_token): send it as 'Authorization: Bearer <token>'",
+  );
 }
 
 function unauthorized(message: string): HttpError {

@@ -211,17 +211,16 @@ const SCRIPT = String.raw`
     try { return JSON.parse(ev.data); } catch (e) { return null; }
   }
 
-  function connect() {
-    state.retry = null;
-    // With --auth-tokens, open the page as /#token=...: the fragment never leaves the browser,
-    // and EventSource cannot send headers, so the stream carries it as access_token.
-    var m = /[#&]token=([^&]+)/.exec(location.hash);
-    var es = new EventSource("/v1/events" + (m ? "?access_token=" + encodeURIComponent(decodeURIComponent(m[1])) : ""));
-    state.source = es;
-    es.addEventListener("open", function () { setConnected(true); });
-    es.addEventListener("status", function (ev) {
-      var s = parse(ev);
-      if (!s) return;
+  // The stream is read with fetch, not EventSource, so that a token travels in the Authorization
+  // header and never in a URL (URLs end up in proxy logs, browser history and Referer headers).
+  // With --auth-tokens, open the page as /#token=...: the fragment never leaves the browser.
+  var tokenMatch = /[#&]token=([^&]+)/.exec(location.hash);
+  var token = tokenMatch ? decodeURIComponent(tokenMatch[1]) : null;
+
+  function dispatch(type, data) {
+    var s = parse({ data: data });
+    if (!s) return;
+    if (type === "status") {
       if (Array.isArray(s.history)) {
         state.history = s.history.slice(-MAX_EVENTS);
         state.since = s.historySince;
@@ -231,16 +230,66 @@ const SCRIPT = String.raw`
       setConnected(true);
       setText("updated", "last change " + clock(s.at));
       renderStatus();
-    });
-    es.addEventListener("leader", function (ev) { var e = parse(ev); if (e) addEvent(e); });
-    es.addEventListener("membership", function (ev) { var e = parse(ev); if (e) addEvent(e); });
-    es.addEventListener("error", function () {
-      setConnected(false);
-      // EventSource retries by itself unless the answer was not a stream (e.g. 503): then we do.
-      if (es.readyState === EventSource.CLOSED && state.retry === null) {
-        es.close();
-        state.retry = setTimeout(connect, 2000);
+    } else if (type === "leader" || type === "membership") {
+      addEvent(s);
+    }
+  }
+
+  function retryLater(ms) {
+    setConnected(false);
+    if (state.retry === null) state.retry = setTimeout(connect, ms);
+  }
+
+  function connect() {
+    state.retry = null;
+    var ctl = new AbortController();
+    state.source = ctl;
+    var headers = { Accept: "text/event-stream" };
+    if (token) headers.Authorization = "Bearer " + token;
+    var retryMs = 2000;
+    fetch("/v1/events", { headers: headers, signal: ctl.signal, cache: "no-store" }).then(function (res) {
+      var type = res.headers.get("content-type") || "";
+      if (!res.ok || type.indexOf("text/event-stream") !== 0 || !res.body) {
+        if (res.body) res.body.cancel();
+        retryLater(retryMs);
+        return;
       }
+      setConnected(true);
+      var reader = res.body.getReader();
+      var decoder = new TextDecoder();
+      var buf = "";
+      var ev = { type: "message", data: [] };
+      function line(l) {
+        if (l === "") {
+          if (ev.data.length > 0) dispatch(ev.type, ev.data.join("\n"));
+          ev = { type: "message", data: [] };
+          return;
+        }
+        if (l.charAt(0) === ":") return;
+        var i = l.indexOf(":");
+        var field = i < 0 ? l : l.slice(0, i);
+        var value = i < 0 ? "" : l.slice(i + 1);
+        if (value.charAt(0) === " ") value = value.slice(1);
+        if (field === "event") ev.type = value;
+        else if (field === "data") ev.data.push(value);
+        else if (field === "retry" && /^\d+$/.test(value)) retryMs = Number(value);
+      }
+      function pump() {
+        return reader.read().then(function (r) {
+          if (r.done) {
+            retryLater(retryMs);
+            return;
+          }
+          buf += decoder.decode(r.value, { stream: true });
+          var parts = buf.split(/\r\n|\r|\n/);
+          buf = parts.pop();
+          for (var k = 0; k < parts.length; k++) line(parts[k]);
+          return pump();
+        });
+      }
+      return pump();
+    }).catch(function () {
+      retryLater(retryMs);
     });
   }
 

@@ -81,10 +81,8 @@ export function onlyFields(o: Record<string, unknown>, allowed: readonly string[
 
 /** Refuses query parameters other than `allowed`. */
 export function onlyParams(url: URL, allowed: readonly string[]): void {
-  // access_token belongs to authentication (auth.ts), not to the route.
   for (const p of url.searchParams.keys())
-    if (!allowed.includes(p) && p !== "access_token")
-      throw new HttpError(400, "invalid_request", `unknown parameter '${p}'`);
+    if (!allowed.includes(p)) throw new HttpError(400, "invalid_request", `unknown parameter '${p}'`);
 }
 
 /** A positive safe integer from a path segment or field, or a 400. */

@@ -8,6 +8,7 @@
  */
 import Ajv2020Module, { type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
 import { COMPONENTS, type JsonSchema, type Method, ROUTES, type RouteSpec } from "../api/schemas.js";
+import { tokenInUrl } from "./auth.js";
 import { HttpError } from "./http-util.js";
 import type { RequestTarget } from "./request-target.js";
 
@@ -166,8 +167,7 @@ export class ApiValidator {
     const c = this.compiledOf(m.route);
     const query: Record<string, string | number> = {};
     for (const [k, v] of target.query) {
-      // access_token belongs to authentication (auth.ts), not to the route.
-      if (k === "access_token") continue;
+      if (k === "access_token") throw tokenInUrl();
       query[k] = c.integerNames.has(k) && INTEGER_TEXT.test(v) ? Number(v) : v;
     }
     if (!c.query(query))

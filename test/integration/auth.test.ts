@@ -87,7 +87,7 @@ describe("client authentication with bearer tokens", { timeout: 90_000 }, () => 
     assert.equal(w.status, 307);
   });
 
-  it("ballot/client, the CLI and EventSource-style streams carry the token", async () => {
+  it("ballot/client, the CLI and streams carry the token in the header; never in a URL", async () => {
     const f = c.ids.find((id) => id !== leader)!;
     const client = new BallotClient({ endpoints: [c.url(f)], token: TOKENS.writer });
     try {
@@ -114,9 +114,18 @@ describe("client authentication with bearer tokens", { timeout: 90_000 }, () => 
     ]);
     assert.match(r.stdout, /revision/);
     await assert.rejects(run(process.execPath, [CLI, "get", "via-cli", "--endpoints", c.url(f)]));
-    const sse = await fetch(`${c.url(f)}/v1/watch?access_token=${TOKENS.reader}`);
+    // Streams take the token in the header, as the dashboard's fetch-based reader sends it.
+    const sse = await fetch(`${c.url(f)}/v1/watch`, { headers: bearer(TOKENS.reader) });
     assert.equal(sse.status, 200);
     await sse.body?.cancel();
+    // A token in a URL is refused, valid or not, on streams and on every other route.
+    for (const path of ["/v1/watch", "/v1/events", "/v1/kv/via-client", "/v1/cluster"]) {
+      for (const t of [TOKENS.reader, "not-a-token-at-all"]) {
+        const r = await call(`${c.url(f)}${path}?access_token=${t}`);
+        assert.equal(r.status, 400, `${path}: ${JSON.stringify(r.body)}`);
+        assert.match(r.body.error.message, /never accepted in a URL/);
+      }
+    }
   });
 
   it("tokens never reach the logs", async () => {

@@ -85,6 +85,30 @@ describe("lag probe", () => {
     assert.equal(p.maxMs, 120, "but the maximum is kept");
   });
 
+  it("calls lag sustained only when two windows in a row were late: one stall is not overload", () => {
+    const p = new LagProbe(10, 250);
+    let t = 0;
+    p.sample(t);
+    const step = (gap: number, n: number) => {
+      for (let i = 0; i < n; i++) {
+        t += gap;
+        p.sample(t);
+      }
+    };
+    step(10, 30);
+    t += 310; // one 300 ms stall (a GC pause)
+    p.sample(t);
+    assert.equal(p.recentMs(t), 300);
+    assert.equal(p.sustainedMs(t), 0, "the window before it was on time");
+    step(10, 30);
+    assert.equal(p.sustainedMs(t), 0, "and the loop is back on time");
+    // Now late by 150 ms on every tick, for a second.
+    step(160, 7);
+    assert.ok(p.sustainedMs(t) >= 150, `sustained ${p.sustainedMs(t)}`);
+    step(10, 60);
+    assert.equal(p.sustainedMs(t), 0, "forgotten once on time again");
+  });
+
   it("counts a timer that is late right now, before its callback runs", () => {
     const p = new LagProbe(10, 250);
     p.sample(0);
