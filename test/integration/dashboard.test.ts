@@ -182,6 +182,7 @@ describe("dashboard on a stand-in node", () => {
       if (path === "/") dashboard.page(res, req.method ?? "GET");
       else if (path === "/v1/events") {
         streams++;
+        streamRequests.push({ url: req.url ?? "", authorization: req.headers.authorization });
         dashboard.events(res, req.method ?? "GET");
       } else res.writeHead(404).end();
     } catch (e) {
@@ -190,6 +191,7 @@ describe("dashboard on a stand-in node", () => {
   });
   let base = "";
   let streams = 0;
+  const streamRequests: { url: string; authorization: string | undefined }[] = [];
 
   before(async () => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -283,6 +285,22 @@ describe("dashboard on a stand-in node", () => {
     );
     // (Chromium logs the cut stream as a network error: expected, so not checked after this.)
     assert.ok(streams > before, "the page opened a new stream");
+    await page.close();
+  });
+
+  it("sends a #token in the Authorization header of its stream, never in the URL", async () => {
+    const page = await newPage();
+    streamRequests.length = 0;
+    await page.goto(`${base}/#token=secret-token-0123456789`);
+    await page.waitForFunction(
+      () => (globalThis as any).document.querySelectorAll("#members tr[data-member]").length > 0,
+      undefined,
+      { timeout: 5_000 },
+    );
+    assert.deepEqual(streamRequests, [
+      { url: "/v1/events", authorization: "Bearer secret-token-0123456789" },
+    ]);
+    assert.deepEqual(pageErrors.get(page), []);
     await page.close();
   });
 });
