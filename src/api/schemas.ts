@@ -119,6 +119,114 @@ export const COMPONENTS = {
       fencingToken: { ...id, description: "the leader's creation revision: grows with each leadership" },
     },
   },
+  TxnCompare: {
+    type: "object",
+    required: ["key", "target", "op", "value"],
+    additionalProperties: false,
+    properties: {
+      key: { type: "string", minLength: 1, maxLength: 4096 },
+      target: {
+        enum: ["value", "revision", "version", "createRevision"],
+        description: "revision is the key's last modification revision; a missing key has 0 for all three",
+      },
+      op: { enum: ["==", "!=", "<", ">"] },
+      value: {
+        description:
+          "for target value: any JSON value (== and != compare JSON text; < and > numbers with numbers, strings with strings); else a non-negative integer",
+      },
+    },
+    if: { properties: { target: { const: "value" } } },
+    else: { properties: { value: { type: "integer", minimum: 0, maximum: MAX_SAFE } } },
+  },
+  TxnOp: {
+    oneOf: [
+      {
+        type: "object",
+        required: ["put"],
+        additionalProperties: false,
+        properties: {
+          put: {
+            type: "object",
+            required: ["key", "value"],
+            additionalProperties: false,
+            properties: {
+              key: { type: "string", minLength: 1, maxLength: 4096 },
+              value: { description: "any JSON value" },
+              lease: { type: "integer", minimum: 1, maximum: MAX_SAFE },
+            },
+          },
+        },
+      },
+      {
+        type: "object",
+        required: ["delete"],
+        additionalProperties: false,
+        properties: {
+          delete: {
+            type: "object",
+            required: ["key"],
+            additionalProperties: false,
+            properties: { key: { type: "string", minLength: 1, maxLength: 4096 } },
+          },
+        },
+      },
+      {
+        type: "object",
+        required: ["get"],
+        additionalProperties: false,
+        properties: {
+          get: {
+            type: "object",
+            required: ["key"],
+            additionalProperties: false,
+            properties: { key: { type: "string", minLength: 1, maxLength: 4096 } },
+          },
+        },
+      },
+    ],
+  },
+  TxnOpResult: {
+    oneOf: [
+      {
+        type: "object",
+        required: ["put"],
+        additionalProperties: false,
+        properties: { put: { $ref: "#/components/schemas/KeyValue" } },
+      },
+      {
+        type: "object",
+        required: ["delete"],
+        additionalProperties: false,
+        properties: {
+          delete: {
+            type: "object",
+            required: ["key", "deleted"],
+            additionalProperties: false,
+            properties: { key: { type: "string" }, deleted: { type: "boolean" } },
+          },
+        },
+      },
+      {
+        type: "object",
+        required: ["get"],
+        additionalProperties: false,
+        properties: {
+          get: {
+            type: "object",
+            required: ["key", "kv"],
+            additionalProperties: false,
+            properties: {
+              key: { type: "string" },
+              kv: {
+                oneOf: [{ $ref: "#/components/schemas/KeyValue" }, { type: "null" }],
+                description: "the key as the transaction saw it at that point; null if absent",
+              },
+            },
+          },
+        },
+      },
+    ],
+  },
 } as const satisfies Record<string, JsonSchema>;
 
 const ref = (name: keyof typeof COMPONENTS): JsonSchema => ({ $ref: `#/components/schemas/${name}` });
@@ -372,6 +480,47 @@ export const ROUTES: readonly RouteSpec[] = [
     responses: {
       200: { description: "an event stream", contentType: "text/event-stream" },
       ...errors(...COMMON_ERRORS, 410),
+    },
+  },
+  // ---- transactions
+  {
+    method: "POST",
+    path: "/v1/txn",
+    operationId: "txn",
+    summary:
+      "A transaction: if every compare holds, the success ops run, else the failure ops — one log entry, all or nothing",
+    tag: "kv",
+    role: "write",
+    headers: { ...writeHeaders, "X-Ballot-Fencing-Token": fencingToken },
+    body: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        compare: { type: "array", maxItems: API_LIMITS.txnOpsMax, items: ref("TxnCompare") },
+        success: { type: "array", maxItems: API_LIMITS.txnOpsMax, items: ref("TxnOp") },
+        failure: { type: "array", maxItems: API_LIMITS.txnOpsMax, items: ref("TxnOp") },
+      },
+    },
+    responses: {
+      200: {
+        description:
+          "committed; succeeded says which branch ran. Each change takes the next revision; revision is the store's after the transaction",
+        schema: {
+          type: "object",
+          required: ["succeeded", "revision", "results"],
+          additionalProperties: false,
+          properties: {
+            succeeded: { type: "boolean" },
+            revision,
+            results: { type: "array", items: ref("TxnOpResult") },
+            valuesOmitted: {
+              type: "boolean",
+              description: "a replay (same Idempotency-Key) whose gets' values were too large to remember",
+            },
+          },
+        },
+      },
+      ...errors(...COMMON_ERRORS, ...WRITE_ERRORS, 404, 412),
     },
   },
   // ---- leases

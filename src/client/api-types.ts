@@ -68,6 +68,53 @@ export type ElectionLeader = {
   readonly fencingToken: number;
 } | null;
 
+export type TxnCompare = {
+  readonly key: string;
+  /** revision is the key's last modification revision; a missing key has 0 for all three */
+  readonly target: "value" | "revision" | "version" | "createRevision";
+  readonly op: "==" | "!=" | "<" | ">";
+  /** for target value: any JSON value (== and != compare JSON text; < and > numbers with numbers, strings with strings); else a non-negative integer */
+  readonly value: unknown;
+};
+
+export type TxnOp =
+  | {
+      readonly put: {
+        readonly key: string;
+        /** any JSON value */
+        readonly value: unknown;
+        readonly lease?: number;
+      };
+    }
+  | {
+      readonly delete: {
+        readonly key: string;
+      };
+    }
+  | {
+      readonly get: {
+        readonly key: string;
+      };
+    };
+
+export type TxnOpResult =
+  | {
+      readonly put: KeyValue;
+    }
+  | {
+      readonly delete: {
+        readonly key: string;
+        readonly deleted: boolean;
+      };
+    }
+  | {
+      readonly get: {
+        readonly key: string;
+        /** the key as the transaction saw it at that point; null if absent */
+        readonly kv: KeyValue | null;
+      };
+    };
+
 /** GET /v1/kv/{key}: the answer. */
 export type GetKeyResponse = KeyValue;
 
@@ -106,6 +153,23 @@ export type ListKeysResponse = {
   readonly more: boolean;
   /** a revision of the store (0 = none) */
   readonly revision: number;
+};
+
+/** POST /v1/txn: the request body. */
+export type TxnBody = {
+  readonly compare?: readonly TxnCompare[];
+  readonly success?: readonly TxnOp[];
+  readonly failure?: readonly TxnOp[];
+};
+
+/** POST /v1/txn: the answer. */
+export type TxnResponse = {
+  readonly succeeded: boolean;
+  /** a revision of the store (0 = none) */
+  readonly revision: number;
+  readonly results: readonly TxnOpResult[];
+  /** a replay (same Idempotency-Key) whose gets' values were too large to remember */
+  readonly valuesOmitted?: boolean;
 };
 
 /** GET /v1/leases: the answer. */

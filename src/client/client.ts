@@ -68,6 +68,28 @@ export interface PutOptions {
   readonly signal?: AbortSignal;
 }
 
+/** One condition of a transaction (see `txn`). */
+export type TxnCompare = Api.TxnCompare;
+/** One operation of a transaction's branch: `{put: {key, value, lease?}}`, `{delete: {key}}` or `{get: {key}}`. */
+export type TxnOp = Api.TxnOp;
+/** What one operation did: `{put: KeyValue}`, `{delete: {key, deleted}}` or `{get: {key, kv}}`. */
+export type TxnOpResult = Api.TxnOpResult;
+/** The outcome of a transaction. */
+export type TxnResult = Api.TxnResponse;
+
+/** A transaction's request, in etcd's shape. */
+export interface TxnRequest {
+  readonly compare?: readonly TxnCompare[];
+  readonly success?: readonly TxnOp[];
+  readonly failure?: readonly TxnOp[];
+}
+
+export interface TxnOptions {
+  /** Refused (`stale_token`) if any key the transaction writes has seen a higher token. */
+  readonly fencingToken?: number;
+  readonly signal?: AbortSignal;
+}
+
 export interface DeleteOptions {
   readonly ifRevision?: number;
   readonly fencingToken?: number;
@@ -263,6 +285,40 @@ export class BallotClient {
     });
     const o = r.body as { key: string; deleted: boolean; revision: number };
     return { key: o.key, deleted: o.deleted, revision: o.revision };
+  }
+
+  /**
+   * A transaction: if every `compare` holds, the `success` ops run, else the `failure` ops — one
+   * log entry, applied whole or not at all, so no reader sees part of it. Same retry guarantees
+   * as put (one Idempotency-Key for every attempt: applied at most once). Each change takes the
+   * next revision; `revision` is the store's after the transaction.
+   *
+   * @example Move 40 from a to b only if a still holds what was read:
+   * ```ts
+   * const a = await client.get("acct/a");
+   * const { succeeded } = await client.txn({
+   *   compare: [{ key: "acct/a", target: "revision", op: "==", value: a!.revision }],
+   *   success: [{ put: { key: "acct/a", value: 60 } }, { put: { key: "acct/b", value: 140 } }],
+   * });
+   * ```
+   */
+  async txn(request: TxnRequest, opts: TxnOptions = {}): Promise<TxnResult> {
+    checkRevision("fencingToken", opts.fencingToken);
+    const headers: Record<string, string> = {};
+    if (opts.fencingToken !== undefined) headers["X-Ballot-Fencing-Token"] = String(opts.fencingToken);
+    const r = await this.transport.call({
+      method: "POST",
+      path: "/v1/txn",
+      body: {
+        compare: request.compare ?? [],
+        success: request.success ?? [],
+        failure: request.failure ?? [],
+      },
+      headers,
+      write: true,
+      signal: opts.signal,
+    });
+    return r.body as TxnResult;
   }
 
   /** Keys starting with `prefix` (all keys for ""), in key order. */

@@ -20,6 +20,12 @@ export {
   type ListResult,
   type PutOptions,
   type PutResult,
+  type TxnCompare,
+  type TxnOp,
+  type TxnOpResult,
+  type TxnOptions,
+  type TxnRequest,
+  type TxnResult,
   type WatchEvent,
   type WatchOptions,
 } from "./client.js";

@@ -16,7 +16,40 @@ export const LIMITS = {
   /** Lease TTL bounds, in ms. */
   leaseTtlMinMs: 1000,
   leaseTtlMaxMs: 86_400_000,
+  /** Entries in each of a transaction's lists (compare, success, failure), as etcd's --max-txn-ops. */
+  txnOps: 128,
+  /** Bytes of all the values one transaction carries (its puts' and its compares' JSON text). */
+  txnValueBytes: 1 << 20,
 } as const;
+
+/** What a transaction's compare looks at; `revision` is the key's modRevision, as in etcd. */
+export type TxnTarget = "value" | "revision" | "version" | "createRevision";
+export type TxnCompareOp = "==" | "!=" | "<" | ">";
+
+export interface TxnCompare {
+  readonly key: string;
+  readonly target: TxnTarget;
+  readonly op: TxnCompareOp;
+  /** JSON text for target `value`; a non-negative integer for the others. */
+  readonly value: string | number;
+}
+
+export type TxnOp =
+  | { readonly put: { readonly key: string; readonly value: string; readonly lease?: number } }
+  | { readonly delete: { readonly key: string } }
+  | { readonly get: { readonly key: string } };
+
+export type TxnOpResult =
+  | { readonly op: "put"; readonly kv: KeyValue }
+  | { readonly op: "delete"; readonly key: string; readonly deleted: boolean }
+  | { readonly op: "get"; readonly key: string; readonly kv: KeyValue | null };
+
+export interface TxnOutcome {
+  readonly succeeded: boolean;
+  readonly results: readonly TxnOpResult[];
+  /** Set on a replayed outcome (same Idempotency-Key) whose gets' values were too large to remember. */
+  readonly valuesOmitted?: boolean;
+}
 
 export type KvCommand =
   | {
@@ -58,7 +91,20 @@ export type KvCommand =
       readonly value: string;
       readonly idem?: string;
     }
-  | { readonly op: "resign"; readonly name: string; readonly lease: number; readonly idem?: string };
+  | { readonly op: "resign"; readonly name: string; readonly lease: number; readonly idem?: string }
+  /**
+   * A transaction: if every compare holds, the success ops run, else the failure ops — in order,
+   * as one log entry, so no reader anywhere sees part of it. Each change takes the next revision
+   * (see KvStore.txn for why not one shared revision); a fence applies to every key it writes.
+   */
+  | {
+      readonly op: "txn";
+      readonly compare: readonly TxnCompare[];
+      readonly success: readonly TxnOp[];
+      readonly failure: readonly TxnOp[];
+      readonly fence?: number;
+      readonly idem?: string;
+    };
 
 export interface KeyValue {
   readonly key: string;
@@ -87,7 +133,12 @@ export type KvFailure =
       readonly current: number;
     }
   | { readonly ok: false; readonly code: "stale_token"; readonly revision: number; readonly fence: number }
-  | { readonly ok: false; readonly code: "lease_not_found"; readonly revision: number }
+  | {
+      readonly ok: false;
+      readonly code: "lease_not_found";
+      readonly revision: number;
+      readonly lease?: number;
+    }
   | { readonly ok: false; readonly code: "not_election_leader"; readonly revision: number }
   | { readonly ok: false; readonly code: "idempotency_key_reused"; readonly revision: number };
 
@@ -101,6 +152,7 @@ export type KvResult =
       readonly candidate?: Candidate;
       /** For resign and expiry: whether anything was removed. */
       readonly removed?: boolean;
+      readonly txn?: TxnOutcome;
     }
   | KvFailure;
 
@@ -151,7 +203,77 @@ const FIELDS: Record<KvCommand["op"], readonly string[]> = {
   campaign: ["op", "name", "lease", "value", "idem"],
   proclaim: ["op", "name", "lease", "value", "idem"],
   resign: ["op", "name", "lease", "idem"],
+  txn: ["op", "compare", "success", "failure", "fence", "idem"],
 };
+
+const TARGETS: readonly string[] = ["value", "revision", "version", "createRevision"];
+const COMPARE_OPS: readonly string[] = ["==", "!=", "<", ">"];
+
+const onlyKeys = (o: Record<string, unknown>, allowed: readonly string[]): string | null => {
+  for (const f of Object.keys(o)) if (!allowed.includes(f)) return `unknown field '${f}'`;
+  return null;
+};
+const isPlain = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Checks a transaction's lists; returns a reason or null. Values are counted against one budget. */
+function checkTxn(o: Record<string, unknown>): string | null {
+  let valueBytes = 0;
+  const lists = ["compare", "success", "failure"] as const;
+  for (const name of lists) {
+    const list = o[name];
+    if (!Array.isArray(list)) return `${name} must be a list`;
+    if (list.length > LIMITS.txnOps) return `${name} has more than ${LIMITS.txnOps} entries`;
+  }
+  for (const [i, c] of (o.compare as unknown[]).entries()) {
+    const at = `compare[${i}]`;
+    if (!isPlain(c)) return `${at} must be an object`;
+    const extra = onlyKeys(c, ["key", "target", "op", "value"]);
+    if (extra) return `${at}: ${extra}`;
+    if (typeof c.key !== "string") return `${at}: key must be a string`;
+    const k = checkKey(c.key);
+    if (k) return `${at}: ${k}`;
+    if (typeof c.target !== "string" || !TARGETS.includes(c.target))
+      return `${at}: target must be value, revision, version or createRevision`;
+    if (typeof c.op !== "string" || !COMPARE_OPS.includes(c.op)) return `${at}: op must be ==, !=, < or >`;
+    if (c.target === "value") {
+      const v = checkValue(c.value);
+      if (v) return `${at}: ${v}`;
+      valueBytes += utf8Length(c.value as string);
+    } else if (!isCount(c.value)) return `${at}: value must be a non-negative integer for ${c.target}`;
+  }
+  for (const name of ["success", "failure"] as const) {
+    const written = new Set<string>();
+    for (const [i, op] of (o[name] as unknown[]).entries()) {
+      const at = `${name}[${i}]`;
+      if (!isPlain(op) || Object.keys(op).length !== 1) return `${at} must be one of {put}, {delete}, {get}`;
+      const [kind, arg] = Object.entries(op)[0]!;
+      if (kind !== "put" && kind !== "delete" && kind !== "get")
+        return `${at} must be one of {put}, {delete}, {get}`;
+      if (!isPlain(arg)) return `${at}.${kind} must be an object`;
+      const extra = onlyKeys(arg, kind === "put" ? ["key", "value", "lease"] : ["key"]);
+      if (extra) return `${at}.${kind}: ${extra}`;
+      if (typeof arg.key !== "string") return `${at}.${kind}: key must be a string`;
+      const k = checkKey(arg.key);
+      if (k) return `${at}.${kind}: ${k}`;
+      if (kind === "put") {
+        const v = checkValue(arg.value);
+        if (v) return `${at}.put: ${v}`;
+        valueBytes += utf8Length(arg.value as string);
+        if (arg.lease !== undefined && !isId(arg.lease)) return `${at}.put: lease must be a positive integer`;
+      }
+      if (kind !== "get") {
+        // As in etcd: one write per key per branch, so the outcome never depends on op order subtleties.
+        if (written.has(arg.key)) return `${at}: the key '${arg.key}' is written twice in ${name}`;
+        written.add(arg.key);
+      }
+    }
+  }
+  if (valueBytes > LIMITS.txnValueBytes)
+    return `the transaction carries more than ${LIMITS.txnValueBytes} bytes of values`;
+  if (o.fence !== undefined && !isCount(o.fence)) return "the fencing token must be a non-negative integer";
+  return null;
+}
 
 function checkValue(v: unknown): string | null {
   if (typeof v !== "string") return "value must be JSON text";
@@ -213,5 +335,7 @@ export function validateCommand(c: unknown): string | null {
       if (op !== "resign") return checkValue(o.value);
       return null;
     }
+    case "txn":
+      return checkTxn(o);
   }
 }

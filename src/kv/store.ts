@@ -10,7 +10,18 @@
  */
 import { createHash } from "node:crypto";
 import type { StateMachine } from "../node/raft-node.js";
-import { type Candidate, decodeCommand, type KeyValue, type KvCommand, type KvResult } from "./commands.js";
+import {
+  type Candidate,
+  decodeCommand,
+  type KeyValue,
+  type KvCommand,
+  type KvResult,
+  type TxnCompare,
+  type TxnOpResult,
+} from "./commands.js";
+
+/** A replayed transaction answers its gets' values again only if they total at most this. */
+export const REMEMBERED_TXN_VALUE_BYTES = 16 << 10;
 
 /** How many idempotency keys are remembered (oldest forgotten first). */
 export const IDEMPOTENCY_WINDOW = 100_000;
@@ -47,12 +58,28 @@ function requestDigest(c: KvCommand): string {
   return createHash("sha256").update(JSON.stringify(rest)).digest("base64");
 }
 
-/** A result without the values it carried. */
+/** A result without the values it carried (a transaction's gets keep theirs while they are small). */
 function compact(r: KvResult): KvResult {
   if (!r.ok) return r;
-  const { kv, candidate, ...rest } = r;
+  const { kv, candidate, txn, ...rest } = r;
+  let keptTxn = txn;
+  if (txn) {
+    let bytes = 0;
+    for (const x of txn.results) if (x.op === "get" && x.kv) bytes += x.kv.value.length;
+    const keepGets = bytes <= REMEMBERED_TXN_VALUE_BYTES;
+    keptTxn = {
+      succeeded: txn.succeeded,
+      results: txn.results.map((x): TxnOpResult => {
+        if (x.op === "put") return { op: "put", kv: { ...x.kv, value: "" } };
+        if (x.op === "get" && x.kv && !keepGets) return { op: "get", key: x.key, kv: { ...x.kv, value: "" } };
+        return x;
+      }),
+      ...(keepGets ? {} : { valuesOmitted: true }),
+    };
+  }
   return {
     ...rest,
+    ...(keptTxn ? { txn: keptTxn } : {}),
     ...(kv ? { kv: { ...kv, value: "" } } : {}),
     ...(candidate ? { candidate: { ...candidate, value: "" } } : {}),
   };
@@ -179,7 +206,108 @@ export class KvStore implements StateMachine<KvResult> {
         this.leases.get(c.lease)?.elections.delete(c.name);
         return { ok: true, revision: this.revision, removed };
       }
+      case "txn":
+        return this.txn(c);
     }
+  }
+
+  /**
+   * A transaction, whole or not at all: the branch is chosen by the compares, every check that
+   * could refuse it (fencing token, lease) is made before anything changes, then its ops run in
+   * order. Each change takes the next revision, so a transaction of three puts moves the revision
+   * by three; the answer's revision is the last. etcd instead gives all of a transaction's changes
+   * one revision (with hidden sub-revisions); here one revision names exactly one change, which is
+   * what keeps watch resumption exact (an SSE id is a revision, and resuming after it can neither
+   * repeat nor skip half a transaction). Atomicity does not suffer: the whole transaction is one
+   * log entry, applied in one step, so no read or watcher ever sees part of it.
+   */
+  private txn(c: Extract<KvCommand, { op: "txn" }>): KvResult {
+    const succeeded = c.compare.every((x) => this.holds(x));
+    const ops = succeeded ? c.success : c.failure;
+    for (const op of ops) {
+      const key = "put" in op ? op.put.key : "delete" in op ? op.delete.key : undefined;
+      if (key === undefined) continue;
+      if (c.fence !== undefined) {
+        const seen = this.fences.get(key) ?? 0;
+        if (c.fence < seen) return { ok: false, code: "stale_token", revision: this.revision, fence: seen };
+      }
+      if ("put" in op && op.put.lease !== undefined && !this.leases.has(op.put.lease))
+        return { ok: false, code: "lease_not_found", revision: this.revision, lease: op.put.lease };
+    }
+    const results: TxnOpResult[] = [];
+    for (const op of ops) {
+      if ("get" in op) {
+        results.push({ op: "get", key: op.get.key, kv: this.kvs.get(op.get.key) ?? null });
+      } else if ("put" in op) {
+        if (c.fence !== undefined && c.fence > (this.fences.get(op.put.key) ?? 0))
+          this.fences.set(op.put.key, c.fence);
+        results.push({ op: "put", kv: this.putKey(op.put.key, op.put.value, op.put.lease) });
+      } else {
+        const key = op.delete.key;
+        if (c.fence !== undefined && c.fence > (this.fences.get(key) ?? 0)) this.fences.set(key, c.fence);
+        const cur = this.kvs.get(key);
+        if (cur) this.deleteKey(cur);
+        results.push({ op: "delete", key, deleted: cur !== undefined });
+      }
+    }
+    return { ok: true, revision: this.revision, txn: { succeeded, results } };
+  }
+
+  /**
+   * Whether a compare holds. A missing key has revision, version and createRevision 0 and no value
+   * (every compare on its value fails, as in etcd). Values compare as JSON: == and != on their
+   * text as stored; < and > only between two numbers or two strings, otherwise they do not hold.
+   */
+  private holds(x: TxnCompare): boolean {
+    const kv = this.kvs.get(x.key);
+    let order: number;
+    if (x.target === "value") {
+      if (!kv) return false;
+      if (x.op === "==") return kv.value === x.value;
+      if (x.op === "!=") return kv.value !== x.value;
+      const a = JSON.parse(kv.value) as unknown;
+      const b = JSON.parse(x.value as string) as unknown;
+      if (typeof a === "number" && typeof b === "number") order = a - b;
+      else if (typeof a === "string" && typeof b === "string") order = a < b ? -1 : a > b ? 1 : 0;
+      else return false;
+    } else {
+      const have =
+        x.target === "revision"
+          ? (kv?.modRevision ?? 0)
+          : x.target === "version"
+            ? (kv?.version ?? 0)
+            : (kv?.createRevision ?? 0);
+      order = have - (x.value as number);
+    }
+    switch (x.op) {
+      case "==":
+        return order === 0;
+      case "!=":
+        return order !== 0;
+      case "<":
+        return order < 0;
+      case ">":
+        return order > 0;
+    }
+  }
+
+  /** Writes a key at the next revision (its lease bookkeeping included) and tells subscribers. */
+  private putKey(key: string, value: string, lease: number | undefined): KeyValue {
+    const cur = this.kvs.get(key);
+    const rev = ++this.revision;
+    if (cur?.lease !== undefined && cur.lease !== lease) this.leases.get(cur.lease)?.keys.delete(key);
+    const kv: KeyValue = {
+      key,
+      value,
+      createRevision: cur ? cur.createRevision : rev,
+      modRevision: rev,
+      version: (cur?.version ?? 0) + 1,
+      ...(lease !== undefined ? { lease } : {}),
+    };
+    this.kvs.set(key, kv);
+    if (lease !== undefined) this.leases.get(lease)!.keys.add(key);
+    this.emit({ type: "put", kv });
+    return kv;
   }
 
   private write(c: Extract<KvCommand, { op: "put" | "del" }>): KvResult {
@@ -201,20 +329,8 @@ export class KvStore implements StateMachine<KvResult> {
     }
     if (c.fence !== undefined && c.fence > (this.fences.get(c.key) ?? 0)) this.fences.set(c.key, c.fence);
     if (c.op === "put") {
-      const rev = ++this.revision;
-      if (cur?.lease !== undefined && cur.lease !== c.lease) this.leases.get(cur.lease)?.keys.delete(c.key);
-      const kv: KeyValue = {
-        key: c.key,
-        value: c.value,
-        createRevision: cur ? cur.createRevision : rev,
-        modRevision: rev,
-        version: (cur?.version ?? 0) + 1,
-        ...(c.lease !== undefined ? { lease: c.lease } : {}),
-      };
-      this.kvs.set(c.key, kv);
-      if (c.lease !== undefined) this.leases.get(c.lease)!.keys.add(c.key);
-      this.emit({ type: "put", kv });
-      return { ok: true, revision: rev, kv };
+      const kv = this.putKey(c.key, c.value, c.lease);
+      return { ok: true, revision: kv.modRevision, kv };
     }
     if (!cur) return { ok: true, revision: this.revision, deleted: false };
     this.deleteKey(cur);

@@ -45,6 +45,7 @@ import { handleLeases } from "./leases-api.js";
 import type { ServerMetrics } from "./metrics.js";
 import { parseRequestTarget } from "./request-target.js";
 import { handleSnapshot } from "./snapshot-api.js";
+import { handleTxn } from "./txn-api.js";
 import { ApiValidator, type Match } from "./validate.js";
 import { handleWatch } from "./watch-api.js";
 
@@ -534,6 +535,8 @@ export function createApi(opts: ApiOptions): http.RequestListener {
       case "putKey":
       case "deleteKey":
         return handleKv(req, res, url, method);
+      case "txn":
+        return handleTxn(ctx, req, res, fencingHeader(req));
       case "watch":
         return handleWatch(ctx, req, res, url, method);
       case "saveSnapshot":
