@@ -15,8 +15,11 @@ export function typeOf(s: JsonSchema, indent = ""): string {
   if (typeof s.$ref === "string") return s.$ref.replace("#/components/schemas/", "");
   if ("const" in s) return literal(s.const);
   if (Array.isArray(s.enum)) return s.enum.map(literal).join(" | ");
-  if (Array.isArray(s.oneOf))
-    return (s.oneOf as JsonSchema[]).map((x) => wrap(typeOf(x, indent))).join(" | ");
+  if (Array.isArray(s.oneOf)) {
+    const text = (s.oneOf as JsonSchema[]).map((x) => wrap(typeOf(x, indent))).join(" | ");
+    // A union of object types breaks over lines, and then the formatter leads with `|`.
+    return text.includes("\n") ? `| ${text}` : text;
+  }
   const types = Array.isArray(s.type) ? (s.type as string[]) : typeof s.type === "string" ? [s.type] : [];
   if (types.length === 0) return "unknown";
   return types

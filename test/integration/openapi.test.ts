@@ -128,6 +128,24 @@ describe("the OpenAPI document", () => {
     await hit(leader, "PUT", "/v1/kv/acct/a", { value: 1, extra: true }); // 400
     await hit(leader, "PUT", "/v1/kv/acct/a", "text", { "content-type": "text/plain" }); // 415
     await hit(leader, "DELETE", "/v1/kv/acct/a");
+    // transactions: both branches, a refusal, a redirect
+    await hit(leader, "PUT", "/v1/kv/acct/t", { value: 1 });
+    const moved = await hit(leader, "POST", "/v1/txn", {
+      compare: [{ key: "acct/t", target: "value", op: "==", value: 1 }],
+      success: [
+        { put: { key: "acct/t", value: 2 } },
+        { delete: { key: "acct/none" } },
+        { get: { key: "acct/t" } },
+      ],
+      failure: [{ get: { key: "acct/t" } }],
+    });
+    assert.equal(moved.json.succeeded, true);
+    await hit(leader, "POST", "/v1/txn", {
+      compare: [{ key: "acct/t", target: "version", op: "<", value: 1 }],
+      failure: [{ get: { key: "acct/t" } }, { get: { key: "acct/none" } }],
+    });
+    await hit(leader, "POST", "/v1/txn", { success: [{ put: { key: "acct/t" } }] }); // 400
+    await hit(follower, "POST", "/v1/txn", { success: [{ get: { key: "acct/t" } }] }); // 307
     await stream(leader, "/v1/watch?prefix=acct/");
     await hit(leader, "GET", "/v1/watch?fromRevision=1&prefix=%zz"); // 400
     // leases
