@@ -40,7 +40,7 @@ import type { Authenticator } from "./auth.js";
 import { handleCluster, membersJson } from "./cluster-api.js";
 import { createDashboard } from "./dashboard.js";
 import { handleElections } from "./elections-api.js";
-import { HttpError, parseJsonObject, readBody } from "./http-util.js";
+import { discardBody, HttpError, parseJsonObject, readBody } from "./http-util.js";
 import { handleLeases } from "./leases-api.js";
 import type { ServerMetrics } from "./metrics.js";
 import { parseRequestTarget } from "./request-target.js";
@@ -113,6 +113,8 @@ interface Checked {
 }
 
 const EMPTY: Buffer = Buffer.alloc(0);
+/** A refused chunked body is read to its end, but not waited for once it stops arriving this long. */
+const CHUNKED_IDLE_MS = 300;
 /** One validator (compiled schemas) per process: compiling is the expensive part. */
 let sharedValidator: ApiValidator | null = null;
 
@@ -455,10 +457,12 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     // A chunked body's size is known only as it arrives, and Node exposes no chunk size: a
     // declared ffffffffffffffff would hold the socket until the deadline. Every client we know
     // (fetch, undici, curl -d, ballot/client) sends Content-Length for a JSON body.
-    if (method !== "GET" && method !== "HEAD" && req.headers["transfer-encoding"] !== undefined)
+    if (method !== "GET" && method !== "HEAD" && req.headers["transfer-encoding"] !== undefined) {
+      await discardBody(req, CHUNKED_IDLE_MS);
       throw new HttpError(411, "length_required", "send the body with a Content-Length, not chunked", {
         Connection: "close",
       });
+    }
     if (route.body) {
       raw = await readBody(req, maxBody);
       if (raw.length === 0 && route.bodyOptional) json = {};

@@ -33,6 +33,40 @@ export const methodNotAllowed = (allowed: string): HttpError =>
  */
 const MAX_DISCARD_BYTES = 64 << 20;
 
+/**
+ * Reads a body that is refused whatever it holds and throws it away, so the refusal reaches a
+ * client that is still sending (see MAX_DISCARD_BYTES). Settles when the body ends, when nothing
+ * has arrived for `idleMs` (a client that declared a chunk it never sends is not waited for), or
+ * past MAX_DISCARD_BYTES, when the connection is cut.
+ */
+export function discardBody(req: http.IncomingMessage, idleMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    let size = 0;
+    let timer: NodeJS.Timeout;
+    const done = (): void => {
+      clearTimeout(timer);
+      req.removeListener("data", onData);
+      resolve();
+    };
+    const arm = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(done, idleMs);
+    };
+    const onData = (c: Buffer): void => {
+      size += c.length;
+      if (size > MAX_DISCARD_BYTES) {
+        req.socket.destroy();
+        done();
+      } else arm();
+    };
+    req.on("data", onData);
+    req.once("end", done);
+    req.once("error", done);
+    req.once("close", done);
+    arm();
+  });
+}
+
 /** Reads a request body, refusing (413) anything larger than `maxBytes`. */
 export function readBody(req: http.IncomingMessage, maxBytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
