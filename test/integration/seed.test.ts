@@ -117,4 +117,97 @@ describe("the seed stateful service (examples/stateful-service)", () => {
     assert.match(curl("-i", "-X", "PUT", "-d", '{"state":5}', `${leader}/2`), /400/);
     assert.equal(JSON.parse(curl(`${leader}/2`)).state, null);
   });
+
+  it("concurrent transfers through every instance conserve the total, each applied exactly once", async () => {
+    const leader = await leaderUrl();
+    const names = ["alice", "bob", "carol", "dave", "erin"];
+    const put = (name: string, balance: number) =>
+      fetch(`${leader}/accounts/${name}`, {
+        method: "PUT",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ balance }),
+      });
+    for (const n of names) assert.equal((await put(n, 100)).status, 200);
+    const expected = new Map(names.map((n) => [n, 100]));
+    // A seeded sequence of transfers, 12 in flight at a time, each sent to an instance in turn
+    // (followers redirect with 307, which fetch follows with the body).
+    let seed = 20261206;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const jobs = Array.from({ length: 240 }, (_, i) => {
+      const from = names[rand(5)]!;
+      let to = names[rand(5)]!;
+      if (to === from) to = names[(names.indexOf(from) + 1) % 5]!;
+      return { from, to, amount: 1 + rand(60), via: urls[i % 3]! };
+    });
+    const statuses = new Map<number, number>();
+    let next = 0;
+    const worker = async () => {
+      while (next < jobs.length) {
+        const j = jobs[next++]!;
+        const r = await fetch(`${j.via}/transfer`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ from: j.from, to: j.to, amount: j.amount }),
+        });
+        const body = (await r.json()) as { leader: string };
+        assert.ok(body.leader, "every answer names the leader");
+        statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+        if (r.status === 200) {
+          expected.set(j.from, expected.get(j.from)! - j.amount);
+          expected.set(j.to, expected.get(j.to)! + j.amount);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 12 }, worker));
+    console.log(`# transfers: ${JSON.stringify(Object.fromEntries(statuses))}`);
+    assert.deepEqual(
+      [...statuses.keys()].filter((s) => s !== 200 && s !== 409),
+      [],
+      "every transfer was done or refused for lack of funds",
+    );
+    assert.ok((statuses.get(200) ?? 0) > 100, "most transfers went through");
+    // Every instance converges on the same balances: the total is kept and each committed
+    // transfer is in them exactly once.
+    for (const u of urls) {
+      let got: Map<string, number> = new Map();
+      for (let t = 0; t < 100; t++) {
+        got = new Map();
+        for (const n of names) {
+          const r = (await (await fetch(`${u}/accounts/${n}`)).json()) as { balance: number };
+          got.set(n, r.balance);
+        }
+        if ([...got].every(([n, b]) => b === expected.get(n))) break;
+        await sleep(50);
+      }
+      assert.deepEqual(Object.fromEntries(got), Object.fromEntries(expected), `balances on ${u}`);
+      assert.equal(
+        [...got.values()].reduce((a, b) => a + b, 0),
+        500,
+      );
+    }
+  });
+
+  it("transfers refuse what they cannot do, and change nothing", async () => {
+    const leader = await leaderUrl();
+    const before = curl(`${leader}/accounts/alice`);
+    const post = (body: string) =>
+      execFileSync(
+        "curl",
+        ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-L", "-X", "POST", "-d", body, `${leader}/transfer`],
+        {
+          encoding: "utf8",
+        },
+      );
+    assert.equal(post('{"from":"alice","to":"bob","amount":100000}'), "409"); // insufficient funds
+    assert.equal(post('{"from":"alice","to":"nobody","amount":1}'), "404");
+    assert.equal(post('{"from":"alice","to":"alice","amount":1}'), "400");
+    assert.equal(post('{"from":"alice","to":"bob","amount":-1}'), "400");
+    assert.equal(post('{"from":"alice","to":"bob","amount":1.5}'), "400");
+    assert.equal(post('{"from":"alice","to":"bob","amount":1,"x":1}'), "400");
+    assert.equal(post("{nope"), "400");
+    assert.equal(curl(`${leader}/accounts/alice`), before);
+  });
 });
