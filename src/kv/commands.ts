@@ -77,6 +77,17 @@ export type KvCommand =
   | { readonly op: "lease_revoke"; readonly id: number; readonly idem?: string }
   /** Proposed by the leader when a lease's TTL ran out; applies only if `seq` is still the lease's renewal count. */
   | { readonly op: "lease_expire"; readonly id: number; readonly seq: number }
+  /**
+   * Proposed by the leader for a lease not renewed for half its TTL: how much of it was left by
+   * the leader's clock, so a node that leads next (or restarts) does not grant it a whole new TTL.
+   * Applies only if `seq` is still the lease's renewal count.
+   */
+  | {
+      readonly op: "lease_checkpoint";
+      readonly id: number;
+      readonly seq: number;
+      readonly remainingMs: number;
+    }
   | {
       readonly op: "campaign";
       readonly name: string;
@@ -200,6 +211,7 @@ const FIELDS: Record<KvCommand["op"], readonly string[]> = {
   lease_keepalive: ["op", "id"],
   lease_revoke: ["op", "id", "idem"],
   lease_expire: ["op", "id", "seq"],
+  lease_checkpoint: ["op", "id", "seq", "remainingMs"],
   campaign: ["op", "name", "lease", "value", "idem"],
   proclaim: ["op", "name", "lease", "value", "idem"],
   resign: ["op", "name", "lease", "idem"],
@@ -322,8 +334,15 @@ export function validateCommand(c: unknown): string | null {
     case "lease_keepalive":
     case "lease_revoke":
     case "lease_expire":
+    case "lease_checkpoint":
       if (!isId(o.id)) return "the lease id must be a positive integer";
-      if (op === "lease_expire" && !isCount(o.seq)) return "seq must be a non-negative integer";
+      if ((op === "lease_expire" || op === "lease_checkpoint") && !isCount(o.seq))
+        return "seq must be a non-negative integer";
+      if (
+        op === "lease_checkpoint" &&
+        !(isCount(o.remainingMs) && (o.remainingMs as number) <= LIMITS.leaseTtlMaxMs)
+      )
+        return "remainingMs must be a whole number of ms within the longest TTL";
       return null;
     case "campaign":
     case "proclaim":

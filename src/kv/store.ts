@@ -31,6 +31,8 @@ export interface LeaseState {
   readonly ttlMs: number;
   /** Renewal count: grant and every keepalive bump it, so an expiry decided before a renewal is void. */
   seq: number;
+  /** What a leader last checkpointed of the TTL since the last renewal (ms); absent: all of it. */
+  remainingMs?: number;
   readonly keys: Set<string>;
   readonly elections: Set<string>;
 }
@@ -39,7 +41,14 @@ export interface LeaseState {
 export type StoreEvent =
   | { readonly type: "put"; readonly kv: KeyValue }
   | { readonly type: "delete"; readonly key: string; readonly revision: number }
-  | { readonly type: "lease"; readonly id: number; readonly ttlMs: number; readonly alive: boolean }
+  | {
+      readonly type: "lease";
+      readonly id: number;
+      readonly ttlMs: number;
+      readonly alive: boolean;
+      /** Set by a checkpoint: at most this much of the TTL is left (from when it is applied). */
+      readonly remainingMs?: number;
+    }
   | { readonly type: "election"; readonly name: string; readonly revision: number }
   /** The whole state was replaced by a snapshot: history before `revision` is unknown. */
   | { readonly type: "reset"; readonly revision: number };
@@ -163,6 +172,7 @@ export class KvStore implements StateMachine<KvResult> {
         const l = this.leases.get(c.id);
         if (!l) return { ok: false, code: "lease_not_found", revision: this.revision };
         l.seq++;
+        delete l.remainingMs;
         this.emit({ type: "lease", id: l.id, ttlMs: l.ttlMs, alive: true });
         return { ok: true, revision: this.revision, lease: { id: l.id, ttlMs: l.ttlMs } };
       }
@@ -170,6 +180,13 @@ export class KvStore implements StateMachine<KvResult> {
         if (!this.leases.has(c.id)) return { ok: false, code: "lease_not_found", revision: this.revision };
         this.dropLease(c.id);
         return { ok: true, revision: this.revision, removed: true };
+      }
+      case "lease_checkpoint": {
+        const l = this.leases.get(c.id);
+        if (!l || l.seq !== c.seq) return { ok: true, revision: this.revision, removed: false };
+        l.remainingMs = Math.min(c.remainingMs, l.ttlMs);
+        this.emit({ type: "lease", id: l.id, ttlMs: l.ttlMs, alive: true, remainingMs: l.remainingMs });
+        return { ok: true, revision: this.revision };
       }
       case "lease_expire": {
         const l = this.leases.get(c.id);
@@ -404,7 +421,14 @@ export class KvStore implements StateMachine<KvResult> {
       for (const [k, m] of this.idem) yield JSON.stringify({ i: k, d: m.digest, r: m.result });
       for (const [k, f] of this.fences) yield JSON.stringify({ f: [k, f] });
       for (const l of this.leases.values())
-        yield JSON.stringify({ l: { id: l.id, ttlMs: l.ttlMs, seq: l.seq } });
+        yield JSON.stringify({
+          l: {
+            id: l.id,
+            ttlMs: l.ttlMs,
+            seq: l.seq,
+            ...(l.remainingMs !== undefined ? { r: l.remainingMs } : {}),
+          },
+        });
       for (const kv of this.kvs.values()) yield JSON.stringify({ k: kv });
       for (const [name, candidates] of this.elections) yield JSON.stringify({ e: { name, candidates } });
     }.call(this);
@@ -439,7 +463,7 @@ export class KvStore implements StateMachine<KvResult> {
         r?: KvResult;
         k?: KeyValue;
         f?: [string, number];
-        l?: { id: number; ttlMs: number; seq: number };
+        l?: { id: number; ttlMs: number; seq: number; r?: number };
         e?: { name: string; candidates: Candidate[] };
       };
       if (revision < 0) {
@@ -454,8 +478,15 @@ export class KvStore implements StateMachine<KvResult> {
         nextLeaseId = o.nextLeaseId ?? 1;
       } else if (o.i !== undefined && o.r) idem.set(o.i, { digest: o.d ?? "", result: o.r });
       else if (o.f) fences.set(o.f[0], o.f[1]);
-      else if (o.l) leases.set(o.l.id, { ...o.l, keys: new Set(), elections: new Set() });
-      else if (o.k) kvs.set(o.k.key, o.k);
+      else if (o.l) {
+        const { r, ...l } = o.l;
+        leases.set(l.id, {
+          ...l,
+          ...(r !== undefined ? { remainingMs: r } : {}),
+          keys: new Set(),
+          elections: new Set(),
+        });
+      } else if (o.k) kvs.set(o.k.key, o.k);
       else if (o.e) elections.set(o.e.name, o.e.candidates);
       else throw new Error("unknown line in key-value snapshot");
     };

@@ -1102,6 +1102,16 @@ export class RaftNode<R = unknown> extends EventEmitter {
     return this.raw.raft.role === "leader";
   }
 
+  /** The highest log index this node knows to be committed. */
+  get commitIndex(): number {
+    return this.raw.raft.log.committed;
+  }
+
+  /** The highest log index applied to the state machine here. */
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
   /** The current leader, as this node knows it. */
   get leaderInfo(): { id: NodeId; url: string | null; term: number } | null {
     const l = this.raw.raft.leader;

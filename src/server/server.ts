@@ -131,8 +131,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     store: kv,
     propose: (c) => node.propose(encodeCommand(c)),
     isLeader: () => node.leadership.isLeader,
+    progress: () => ({ commitIndex: node.commitIndex, appliedIndex: node.appliedIndex }),
   });
-  node.leadership.on("elected", () => expiry.extendAll());
   const metrics = createMetrics(node as RaftNode<unknown>);
   server.on(
     "request",

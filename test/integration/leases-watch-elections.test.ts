@@ -267,8 +267,8 @@ describe("leases, watch and elections on a 3-node cluster", { timeout: 120_000 }
     assert.ok(r.headers.get("location")?.startsWith(L()));
   });
 
-  it("leases survive a leader change: the new leader restarts their TTL instead of expiring them", async () => {
-    const id = (await call(`${L()}/v1/leases`, "POST", { ttl: 2 })).body.id as number;
+  it("leases renewed within their TTL survive a leader change", async () => {
+    const id = (await call(`${L()}/v1/leases`, "POST", { ttl: 5 })).body.id as number;
     await call(`${L()}/v1/kv/survivor`, "PUT", { value: 1, lease: id });
     const old = leader;
     await c.signal(old, "SIGKILL");
@@ -277,6 +277,36 @@ describe("leases, watch and elections on a 3-node cluster", { timeout: 120_000 }
     assert.equal((await call(`${L()}/v1/kv/survivor`)).status, 200);
     c.spawn(old);
     await c.waitForLeader();
+  });
+
+  it("an unrenewed lease expires about a TTL after its grant while leadership is moved every 400 ms (etcd#9888)", async () => {
+    await c.waitForLeader();
+    const sent = performance.now();
+    const id = (await call(`${L()}/v1/leases`, "POST", { ttl: 3 })).body.id as number;
+    await call(`${L()}/v1/kv/doomed`, "PUT", { value: 1, lease: id });
+    let transfers = 0;
+    let goneAt: number | null = null;
+    while (performance.now() - sent < 10_000) {
+      const leaderNow = await c.waitForLeader();
+      const r = await call(`${c.url(leaderNow)}/v1/leases/${id}`);
+      if (r.status === 404) {
+        goneAt = performance.now() - sent;
+        break;
+      }
+      const next = c.ids.find((x) => x !== leaderNow)!;
+      const t = await call(`${c.url(leaderNow)}/v1/cluster/transfer-leader`, "POST", { id: next });
+      if (t.status === 200) transfers++;
+      await sleep(400);
+    }
+    console.log(
+      `# lease ttl 3 s, ${transfers} leadership transfers: gone after ${Math.round(goneAt ?? -1)} ms`,
+    );
+    assert.ok(transfers >= 4, `leadership moved ${transfers} times`);
+    assert.ok(goneAt !== null, "the lease expired despite the leader changes");
+    // No earlier than its TTL; no later than TTL + an election timeout (400 ms) + this loop's step.
+    assert.ok(goneAt >= 3000 && goneAt <= 3000 + 400 + 1000, `gone after ${goneAt} ms`);
+    leader = await c.waitForLeader();
+    assert.equal((await call(`${L()}/v1/kv/doomed`)).status, 404, "its key went with it");
   });
 });
 

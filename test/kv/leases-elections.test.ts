@@ -83,10 +83,11 @@ describe("leases", () => {
     assert.equal(s.applyCommand({ op: "lease_keepalive", id }).ok, false);
   });
 
-  it("the leader proposes expiry only after a full TTL since the last renewal, and only while it leads", async () => {
+  it("the leader proposes expiry a full TTL after the renewal it applied, only while it leads, once caught up", async () => {
     const s = new KvStore();
     let now = 0;
     let leader = false;
+    let progress = { commitIndex: 10, appliedIndex: 10 };
     const proposed: KvCommand[] = [];
     const expiry = new LeaseExpiry({
       store: s,
@@ -95,32 +96,116 @@ describe("leases", () => {
         return s.applyCommand(c);
       },
       isLeader: () => leader,
+      progress: () => progress,
       now: () => now,
-      intervalMs: 1_000_000,
+      intervalMs: 0,
     });
     try {
       const id = grant(s, 1000);
       now = 900;
-      ok(s.applyCommand({ op: "lease_keepalive", id })); // renewed until 1900
+      ok(s.applyCommand({ op: "lease_keepalive", id })); // renewed until 1900 by this node's clock
       now = 1500;
       expiry.check();
-      assert.equal(proposed.length, 0);
       now = 2000;
       expiry.check();
       assert.equal(proposed.length, 0, "a follower never proposes expiry");
-      leader = true; // comes to lead at 2000: every lease gets a full TTL from now
+      // Comes to lead at 2000 with entries committed but not yet applied: nothing is decided,
+      // since one of them may be a renewal acknowledged under the previous leader.
+      leader = true;
+      progress = { commitIndex: 12, appliedIndex: 11 };
       expiry.check();
-      assert.equal(proposed.length, 0);
-      now = 2900;
-      expiry.check();
-      assert.equal(proposed.length, 0);
-      now = 3001;
+      assert.equal(proposed.length, 0, "not before it has applied what was committed");
+      progress = { commitIndex: 13, appliedIndex: 12 };
       expiry.check();
       await new Promise((r) => setImmediate(r));
+      // The lease's TTL is not restarted by the leader change: it was due at 1900.
       assert.deepEqual(proposed, [{ op: "lease_expire", id, seq: 1 }]);
       assert.equal(s.lease(id), undefined);
     } finally {
       expiry.stop();
+    }
+  });
+
+  it("checkpoints a lease nobody renews, once per half TTL, and a node that starts later counts from it", async () => {
+    const s = new KvStore();
+    let now = 0;
+    const proposed: KvCommand[] = [];
+    const expiry = new LeaseExpiry({
+      store: s,
+      propose: async (c) => {
+        proposed.push(c);
+        return s.applyCommand(c);
+      },
+      isLeader: () => true,
+      progress: () => ({ commitIndex: 1, appliedIndex: 1 }),
+      now: () => now,
+      intervalMs: 0,
+    });
+    try {
+      const id = grant(s, 10_000); // due at 10 000
+      for (now = 0; now <= 7000; now += 100) expiry.check();
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(
+        proposed,
+        [{ op: "lease_checkpoint", id, seq: 0, remainingMs: 5000 }],
+        "one per half TTL",
+      );
+      assert.equal(s.lease(id)!.remainingMs, 5000);
+      // A node restored from this state (a restart, a snapshot) counts 5 s, not a new 10 s.
+      const copy = new KvStore();
+      copy.restore(s.snapshot());
+      const later = new LeaseExpiry({
+        store: copy,
+        propose: async () => undefined,
+        isLeader: () => false,
+        progress: () => ({ commitIndex: 1, appliedIndex: 1 }),
+        now: () => 7000,
+        intervalMs: 0,
+      });
+      assert.equal(later.remainingMs(id), 5000);
+      later.stop();
+      // A renewal clears it; a checkpoint decided before a renewal is void.
+      ok(s.applyCommand({ op: "lease_keepalive", id }));
+      assert.equal(s.lease(id)!.remainingMs, undefined);
+      ok(s.applyCommand({ op: "lease_checkpoint", id, seq: 0, remainingMs: 1 }));
+      assert.equal(s.lease(id)!.remainingMs, undefined);
+      assert.equal(expiry.remainingMs(id), 10_000);
+    } finally {
+      expiry.stop();
+    }
+  });
+
+  it("under leadership that moves every 300 ms, an unrenewed lease still expires about a TTL after its last renewal", async () => {
+    // Three replicas of one store (as if each applied the log at once) and their expiry timers.
+    const stores = [new KvStore(), new KvStore(), new KvStore()];
+    let now = 0;
+    let leader = 0;
+    const applyAll = (c: KvCommand) => stores.map((st) => st.applyCommand(c))[leader]!;
+    const timers = stores.map(
+      (store, i) =>
+        new LeaseExpiry({
+          store,
+          propose: async (c) => (i === leader ? applyAll(c) : Promise.reject(new Error("not leader"))),
+          isLeader: () => i === leader,
+          progress: () => ({ commitIndex: 1, appliedIndex: 1 }),
+          now: () => now,
+          intervalMs: 0,
+        }),
+    );
+    try {
+      const id = ok(applyAll({ op: "lease_grant", ttlMs: 1000 })).lease!.id;
+      let expiredAt: number | null = null;
+      for (now = 0; now < 10_000 && expiredAt === null; now += 50) {
+        if (now % 300 === 0) leader = (leader + 1) % 3;
+        for (const t of timers) t.check();
+        await new Promise((r) => setImmediate(r));
+        if (!stores[0]!.lease(id)) expiredAt = now;
+      }
+      assert.ok(expiredAt !== null, "the lease expired despite the leader changes");
+      assert.ok(expiredAt <= 1000 + 100, `expired at ${expiredAt} ms, TTL 1000 ms`);
+      assert.ok(expiredAt >= 1000, "and never early");
+    } finally {
+      for (const t of timers) t.stop();
     }
   });
 
