@@ -14,6 +14,7 @@ import { httpsFetch } from "./https-fetch.js";
 import { Lease } from "./lease.js";
 import { readSse } from "./sse.js";
 import { type FetchFn, linkedController, sleep, Transport } from "./transport.js";
+import { undiciRequest } from "./undici-request.js";
 
 export interface BallotClientOptions {
   /** Node URLs (any members; the client finds the leader). */
@@ -207,13 +208,30 @@ export class BallotClient {
   private readonly leases = new Set<Lease>();
   private readonly closer = new AbortController();
 
+  private engineOf: ReturnType<typeof undiciRequest> | null = null;
+  private engineOptions: BallotClientOptions;
+
+  private engine(): ReturnType<typeof undiciRequest> {
+    this.engineOf ??= undiciRequest({
+      ca: this.engineOptions.ca,
+      cert: this.engineOptions.cert,
+      key: this.engineOptions.key,
+      authorization:
+        this.engineOptions.token === undefined ? undefined : `Bearer ${this.engineOptions.token}`,
+    });
+    return this.engineOf;
+  }
+
   constructor(opts: BallotClientOptions) {
+    this.engineOptions = opts;
     const timeoutMs = opts.timeoutMs ?? 10_000;
     this.transport = new Transport({
       endpoints: opts.endpoints,
       timeoutMs,
       attemptTimeoutMs: opts.attemptTimeoutMs ?? Math.min(timeoutMs, 3000),
       fetch: withToken(fetchOf(opts), opts.token),
+      // A caller's own fetch is used for everything; otherwise plain requests go through undici.
+      ...(opts.fetch ? {} : { request: this.engine().request }),
     });
     this.idleMs = opts.streamIdleTimeoutMs ?? 45_000;
   }
@@ -537,5 +555,7 @@ export class BallotClient {
   close(): void {
     this.closer.abort(new BallotClientError(0, "unavailable", "the client was closed"));
     for (const l of [...this.leases]) l.abandon();
+    // Idle keep-alive connections would otherwise hold the process open for their timeout.
+    void this.engineOf?.close().catch(() => undefined);
   }
 }

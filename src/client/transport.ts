@@ -15,6 +15,25 @@ import { BallotClientError, errorFromResponse } from "./errors.js";
 
 export type FetchFn = typeof fetch;
 
+/** The answer headers as the client reads them: `Headers` and undici's plain object both fit. */
+export interface HeaderLookup {
+  get(name: string): string | null;
+}
+
+/**
+ * One plain HTTP exchange, without fetch's WHATWG machinery (Request, Headers, web streams per
+ * call): what the client's hot path uses. The body is read whole.
+ */
+export type RequestFn = (
+  url: URL,
+  init: {
+    readonly method: string;
+    readonly headers: Readonly<Record<string, string>>;
+    readonly body: string | undefined;
+    readonly signal: AbortSignal;
+  },
+) => Promise<{ readonly status: number; readonly headers: HeaderLookup; readonly text: string }>;
+
 export interface TransportOptions {
   readonly endpoints: readonly string[];
   /** Whole logical operation, in ms. */
@@ -22,6 +41,8 @@ export interface TransportOptions {
   /** One HTTP attempt, in ms. */
   readonly attemptTimeoutMs: number;
   readonly fetch: FetchFn;
+  /** For requests that are not streams; default: `fetch`. */
+  readonly request?: RequestFn;
 }
 
 export interface CallSpec {
@@ -51,7 +72,7 @@ export interface CallSpec {
 
 export interface CallResult {
   readonly status: number;
-  readonly headers: Headers;
+  readonly headers: HeaderLookup;
   readonly body: unknown;
   /** The origin that answered. */
   readonly origin: string;
@@ -96,7 +117,7 @@ type Attempt =
   | {
       readonly kind: "response";
       readonly status: number;
-      readonly headers: Headers;
+      readonly headers: HeaderLookup;
       readonly body: unknown;
       readonly origin: string;
     }
@@ -129,7 +150,7 @@ function parseBody(text: string): unknown {
   }
 }
 
-function retryAfterMs(h: Headers): number | undefined {
+function retryAfterMs(h: HeaderLookup): number | undefined {
   const v = h.get("retry-after");
   if (v === null || !/^\d+(\.\d+)?$/.test(v.trim())) return undefined;
   return Number(v) * 1000;
@@ -249,6 +270,24 @@ export class Transport {
       let res: Response;
       let keptStream = false;
       try {
+        const request = this.opts.request;
+        if (request && !stream) {
+          const r = await request(url, { method: spec.method, headers, body, signal: controller.signal });
+          if (REDIRECTS.has(r.status)) {
+            const location = r.headers.get("location");
+            if (location) {
+              url = new URL(location, url);
+              continue;
+            }
+          }
+          return {
+            kind: "response",
+            status: r.status,
+            headers: r.headers,
+            body: parseBody(r.text),
+            origin: url.origin,
+          };
+        }
         res = await this.opts.fetch(url, {
           method: spec.method,
           headers,
