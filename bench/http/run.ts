@@ -6,12 +6,11 @@
  *
  * Usage: npm run bench:http [-- --seconds S]   (writes bench/results/http.json)
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { freePorts, ProcCluster, sleep } from "../../test/integration/procs.js";
+import { ProcCluster } from "../../test/integration/procs.js";
+import { etcdCluster } from "../etcd-cluster.js";
 import { describeMachine } from "../machine.js";
 
 interface AutocannonResult {
@@ -44,65 +43,6 @@ async function load(url: string, connections: number, method: string, body?: str
     non2xx: r.non2xx,
     errors: r.errors + r.timeouts,
   };
-}
-
-async function etcdCluster(): Promise<{ clients: string[]; stop(): void; leader: string; follower: string }> {
-  execFileSync("bash", [new URL("../../../scripts/install-etcd.sh", import.meta.url).pathname], {
-    stdio: "inherit",
-  });
-  const dir = mkdtempSync(join(process.env.BALLOT_BENCH_DIR ?? tmpdir(), "ballot-bench-etcd-"));
-  const ports = await freePorts(6);
-  const names = ["e1", "e2", "e3"];
-  const peer = (i: number) => `http://127.0.0.1:${ports[3 + i]}`;
-  const client = (i: number) => `http://127.0.0.1:${ports[i]}`;
-  const initial = names.map((n, i) => `${n}=${peer(i)}`).join(",");
-  const procs: ChildProcess[] = names.map((n, i) =>
-    spawn(
-      "etcd",
-      [
-        "--name",
-        n,
-        "--data-dir",
-        join(dir, n),
-        "--listen-client-urls",
-        client(i),
-        "--advertise-client-urls",
-        client(i),
-        "--listen-peer-urls",
-        peer(i),
-        "--initial-advertise-peer-urls",
-        peer(i),
-        "--initial-cluster",
-        initial,
-        "--initial-cluster-state",
-        "new",
-        "--log-level",
-        "error",
-      ],
-      { stdio: "ignore" },
-    ),
-  );
-  const stop = () => {
-    for (const p of procs) p.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const clients = names.map((_, i) => client(i));
-  for (let t = 0; t < 200; t++) {
-    const st = await Promise.all(
-      clients.map((c) =>
-        fetch(`${c}/v3/maintenance/status`, { method: "POST", body: "{}" })
-          .then((r) => r.json() as Promise<{ leader?: string; header?: { member_id?: string } }>)
-          .catch(() => null),
-      ),
-    );
-    const leaderIdx = st.findIndex((s) => s?.leader && s.header?.member_id === s.leader);
-    if (leaderIdx >= 0) {
-      return { clients, stop, leader: clients[leaderIdx]!, follower: clients[(leaderIdx + 1) % 3]! };
-    }
-    await sleep(100);
-  }
-  stop();
-  throw new Error("etcd cluster did not elect a leader");
 }
 
 const out: Record<string, unknown> = {

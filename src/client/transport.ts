@@ -460,6 +460,8 @@ export class Transport {
 
     while (!outOfTime()) {
       let hint: number | undefined;
+      /** An overloaded node's own estimate of when a slot frees (429 retryAfterMs): waited at least. */
+      let floor = 0;
       for (const base of this.order(failedLast)) {
         if (outOfTime()) break;
         let a: Attempt;
@@ -496,6 +498,9 @@ export class Transport {
           lastError = err;
           const ra = retryAfterMs(a.headers);
           if (ra !== undefined) hint = hint === undefined ? ra : Math.min(hint, ra);
+          const precise = (a.body as { error?: { retryAfterMs?: unknown } } | undefined)?.error?.retryAfterMs;
+          if (a.status === 429 && typeof precise === "number" && Number.isFinite(precise))
+            floor = Math.max(floor, Math.min(precise, 5000));
           continue;
         }
         if (MAYBE_APPLIED.has(a.status)) {
@@ -513,7 +518,10 @@ export class Transport {
         // meet its own first outcome here, which is the outcome (the server answers it by key).
         throw err;
       }
-      const pause = Math.min(backoff, hint ?? backoff, deadline - performance.now());
+      // A node without a leader says "1 s" in whole seconds while an election takes a fraction of
+      // that, so its hint only shortens the backoff; an overloaded node's retryAfterMs is what
+      // its queue needs to drain, so retrying sooner would only be refused again.
+      const pause = Math.min(Math.max(Math.min(backoff, hint ?? backoff), floor), deadline - performance.now());
       backoff = Math.min(backoff * 2, 1000);
       await sleep(pause, spec.signal);
     }

@@ -116,6 +116,30 @@ describe("leader discovery and retries", () => {
     assert.notEqual(node.requests[4]!.headers["idempotency-key"], [...keys][0], "a new write, a new key");
   });
 
+  it("a write refused with 429 is retried after the node's retryAfterMs, with the same Idempotency-Key, and applied once", async () => {
+    let n = 0;
+    const node = await fake((_req, res, body) => {
+      n++;
+      if (n <= 2)
+        return json(
+          res,
+          429,
+          { error: { code: "overloaded", message: "busy", reason: "proposals", retryAfterMs: 300 } },
+          { "Retry-After": "1" },
+        );
+      json(res, 200, kv("k", JSON.parse(body).value, 5));
+    });
+    const c = new BallotClient({ endpoints: [node.url] });
+    const t0 = performance.now();
+    const r = await c.put("k", "v");
+    const took = performance.now() - t0;
+    assert.equal(r.revision, 5);
+    assert.equal(node.requests.length, 3);
+    assert.equal(new Set(node.requests.map((q) => q.headers["idempotency-key"])).size, 1);
+    assert.ok(took >= 2 * 300 - 20, `waited ${Math.round(took)} ms over two refusals`);
+    c.close();
+  });
+
   it("throws outcome_unknown when time runs out after an attempt may have applied, unavailable when none could", async () => {
     const unknown = await fake((_req, res) =>
       json(res, 504, { error: { code: "outcome_unknown", message: "x" } }),
