@@ -521,7 +521,10 @@ export class Transport {
       // A node without a leader says "1 s" in whole seconds while an election takes a fraction of
       // that, so its hint only shortens the backoff; an overloaded node's retryAfterMs is what
       // its queue needs to drain, so retrying sooner would only be refused again.
-      const pause = Math.min(Math.max(Math.min(backoff, hint ?? backoff), floor), deadline - performance.now());
+      const pause = Math.min(
+        Math.max(Math.min(backoff, hint ?? backoff), floor),
+        deadline - performance.now(),
+      );
       backoff = Math.min(backoff * 2, 1000);
       await sleep(pause, spec.signal);
     }
