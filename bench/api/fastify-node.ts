@@ -3,18 +3,24 @@
  * the schema gate) on its port, and a Fastify app serving GET/PUT /v1/kv/* over the same RaftNode
  * and store on the port named by BENCH_FASTIFY_PORT_<id>. Both doors check what the issue asks of
  * a route (the target taken literally, the body and query against a schema with unknown fields
- * refused), so the benchmark compares the frameworks, not two levels of care. Owns only this
- * benchmark prototype; never used by the product.
+ * refused), and both do the same work around it (admission with the node's bounds, answered 429
+ * before the body is read; prom-client request counts and latency), so the benchmark compares the
+ * frameworks, not two levels of care. Owns only this benchmark prototype; never used by the product.
  *
  * Usage (as ProcCluster's `cli`): node fastify-node.js start --id n1 --data-dir D --members M
  *   --election-timeout MS [other flags ignored]
  */
+import * as http from "node:http";
 import Fastify from "fastify";
 import { encodeCommand, LIMITS, validateCommand } from "../../src/kv/commands.js";
+import { OverloadedError } from "../../src/node/errors.js";
+import type { RaftNode } from "../../src/node/raft-node.js";
 import { kvJsonOf } from "../../src/server/api.js";
 import { HttpError } from "../../src/server/http-util.js";
+import { createMetrics } from "../../src/server/metrics.js";
 import { parseRequestTarget } from "../../src/server/request-target.js";
 import { startServer } from "../../src/server/server.js";
+import { CONNECTIONS_CHECKING_INTERVAL_MS, hardenWire } from "../../src/server/wire.js";
 
 const args = process.argv.slice(3);
 const flag = (name: string): string => {
@@ -55,11 +61,46 @@ const kvSchema = {
 const errorOf = (e: unknown): { status: number; body: unknown } =>
   e instanceof HttpError
     ? { status: e.status, body: { error: { code: e.code, message: e.message } } }
-    : { status: 503, body: { error: { code: "unavailable", message: (e as Error).message } } };
+    : e instanceof OverloadedError
+      ? { status: 429, body: { error: { code: "overloaded", message: e.message } } }
+      : { status: 503, body: { error: { code: "unavailable", message: (e as Error).message } } };
+
+// The same admission and the same metrics as the product's handler (src/server/api.ts), around
+// Fastify's handler instead of the gate's.
+const metrics = createMetrics(node as RaftNode<unknown>);
+let queued = 0;
+// The product's wire rules too (header and body deadlines, JSON answers to framing errors): a
+// Fastify port would need them as much as today's server does.
+const serverFactory = (handler: http.RequestListener): http.Server => {
+  const server = http.createServer(
+    { connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS },
+    metrics.instrument((req, res) => {
+      const refused = node.admission("request", queued);
+      if (refused) {
+        const body = JSON.stringify({
+          error: { code: "overloaded", message: refused.message, reason: refused.reason },
+        });
+        res.writeHead(429, {
+          "Content-Type": "application/json",
+          "Content-Length": Buffer.byteLength(body),
+          "Retry-After": String(Math.ceil(refused.retryAfterMs / 1000)),
+        });
+        res.end(body);
+        return;
+      }
+      queued++;
+      res.once("close", () => queued--);
+      handler(req, res);
+    }),
+  );
+  hardenWire(server);
+  return server;
+};
 
 // Fastify's default Ajv drops unknown fields silently (removeAdditional): the product refuses them.
 const app = Fastify({
   logger: false,
+  serverFactory,
   bodyLimit: 1024 * 1024,
   ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
 });

@@ -183,7 +183,9 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
 }
 
 export function utf8Length(s: string): number {
-  return enc.encode(s).byteLength;
+  // Counted, not encoded: a write checks several strings, and an encode allocates each time.
+  // Lone surrogates count as U+FFFD's 3 bytes, as an encoder would write them.
+  return Buffer.byteLength(s, "utf8");
 }
 
 /** Checks a key; returns a reason or null. */

@@ -304,7 +304,8 @@ export function createApi(opts: ApiOptions): http.RequestListener {
   const kvJson = kvJsonOf;
 
   const read = async (url: URL): Promise<void> => {
-    const c = url.searchParams.get("consistency") ?? "linearizable";
+    // Most reads carry no query: skip building URLSearchParams (a measurable share of a GET).
+    const c = url.search === "" ? "linearizable" : (url.searchParams.get("consistency") ?? "linearizable");
     if (c === "local") return;
     if (c !== "linearizable" && c !== "lease") {
       throw new HttpError(400, "invalid_request", "consistency must be linearizable, lease or local");

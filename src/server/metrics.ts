@@ -223,7 +223,10 @@ export function createMetrics(node: RaftNode<unknown>): ServerMetrics {
     instrument(handler) {
       return (req, res) => {
         const start = performance.now();
-        const route = routeOf(new URL(req.url ?? "/", "http://x").pathname);
+        // The raw path, not `new URL()` (a parse per request): routeOf only buckets it.
+        const raw = req.url ?? "/";
+        const q = raw.indexOf("?");
+        const route = routeOf(q < 0 ? raw : raw.slice(0, q));
         const method = req.method ?? "GET";
         res.once("close", () => {
           requests.inc({ route, method, status: String(res.statusCode) });

@@ -92,6 +92,8 @@ function describe(where: string, e: ErrorObject | undefined): string {
 export class ApiValidator {
   private readonly compiled: Compiled[];
   private readonly byRoute = new Map<RouteSpec, Compiled>();
+  /** Routes by their first two segments (all fixed text), so a request is matched against a handful, not all. */
+  private readonly byPrefix = new Map<string, Compiled[]>();
 
   constructor(routes: readonly RouteSpec[] = ROUTES) {
     const ajv = newAjv();
@@ -121,13 +123,21 @@ export class ApiValidator {
         integerNames,
       };
     });
-    for (const c of this.compiled) this.byRoute.set(c.route, c);
+    for (const c of this.compiled) {
+      this.byRoute.set(c.route, c);
+      if (c.segments.slice(0, 2).some((s) => s.startsWith("{")))
+        throw new Error(`route ${c.route.path}: the first two segments must be fixed text`);
+      const key = prefixKey(c.segments);
+      const list = this.byPrefix.get(key);
+      if (list) list.push(c);
+      else this.byPrefix.set(key, [c]);
+    }
   }
 
   /** The route and parameters for a request; 404 for no route, 405 (with Allow) for another method. */
   match(method: string, target: RequestTarget): Match {
     const allowed: Method[] = [];
-    for (const c of this.compiled) {
+    for (const c of this.byPrefix.get(prefixKey(target.rawSegments)) ?? []) {
       const params = matchSegments(c, target);
       if (!params) continue;
       // No implicit HEAD: every method a route answers is in the table.
@@ -199,6 +209,11 @@ export class ApiValidator {
     if (!c) throw new Error(`route ${route.operationId} is not compiled`);
     return c;
   }
+}
+
+/** The first two segments, literally (templates and raw request segments alike). */
+function prefixKey(segments: readonly string[]): string {
+  return segments.length >= 2 ? `${segments[0]}/${segments[1]}` : (segments[0] ?? "");
 }
 
 function matchSegments(c: Compiled, t: RequestTarget): Record<string, string | number> | null {

@@ -113,6 +113,24 @@ class Writer {
     this.at += 8;
   }
   str(s: string): void {
+    // Ids are short ASCII (checkMemberId): written in place, as every message carries two.
+    if (s.length <= MAX_ID_BYTES) {
+      this.ensure(2 + s.length);
+      let ascii = true;
+      for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) {
+          ascii = false;
+          break;
+        }
+        this.buf[this.at + 2 + i] = c;
+      }
+      if (ascii) {
+        this.u16(s.length);
+        this.at += s.length;
+        return;
+      }
+    }
     const b = enc.encode(s);
     if (b.length > MAX_ID_BYTES) throw new RangeError(`id longer than ${MAX_ID_BYTES} bytes`);
     this.u16(b.length);
@@ -203,7 +221,21 @@ function readConfig(r: Reader): Configuration {
 
 /** Encodes a message into a new buffer. */
 export function encodeMessage(m: Message): Uint8Array {
-  let size = 64;
+  return encodeInto(m, 0);
+}
+
+/**
+ * The message as one length-prefixed frame ([u32 length][message], see frames.ts), encoded in
+ * place: framing after encoding would copy every entry a second time on the replication path.
+ */
+export function encodeFramedMessage(m: Message): Uint8Array {
+  const out = encodeInto(m, 4);
+  new DataView(out.buffer, out.byteOffset, 4).setUint32(0, out.byteLength - 4, true);
+  return out;
+}
+
+function encodeInto(m: Message, reserve: number): Uint8Array {
+  let size = 64 + reserve;
   for (const e of m.entries ?? []) size += 21 + e.data.byteLength;
   if (m.snapshot) size += 64 + m.snapshot.data.byteLength;
   const cfg = m.snapshot?.metadata.config;
@@ -218,6 +250,7 @@ export function encodeMessage(m: Message): Uint8Array {
       : null;
   if (configx) size += configx.byteLength + 8;
   const w = new Writer(size);
+  w.at = reserve;
   let flags = 0;
   if (m.logTerm !== undefined) flags |= F_LOGTERM;
   if (m.index !== undefined) flags |= F_INDEX;

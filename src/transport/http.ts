@@ -18,8 +18,8 @@ import * as https from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Message, NodeId } from "../raft/types.js";
-import { CodecError, decodeMessage, encodeMessage } from "./codec.js";
-import { FrameReader, frame } from "./frames.js";
+import { CodecError, decodeMessage, encodeFramedMessage } from "./codec.js";
+import { FrameReader } from "./frames.js";
 import {
   isCertificateError,
   PEER_IDENTITY_ERROR,
@@ -358,7 +358,7 @@ export class HttpTransport implements Transport {
         list = [];
         byPeer.set(m.to, list);
       }
-      list.push(frame(encodeMessage(m)));
+      list.push(encodeFramedMessage(m));
     }
     for (const [to, frames] of byPeer) {
       const link = this.links.get(to);

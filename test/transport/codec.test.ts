@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Configuration, Message } from "../../src/raft/types.js";
-import { CodecError, decodeMessage, encodeMessage } from "../../src/transport/codec.js";
+import { CodecError, decodeMessage, encodeFramedMessage, encodeMessage } from "../../src/transport/codec.js";
+import { FrameReader, frame } from "../../src/transport/frames.js";
 
 function snapshotMessage(config: Configuration): Message {
   return {
@@ -131,5 +132,34 @@ describe("peer codec: follower read-lease fields", () => {
     assert.throws(() => decodeMessage(encodeMessage({ ...heartbeat, leaseTicks: -1 })), CodecError);
     assert.throws(() => decodeMessage(encodeMessage({ ...heartbeat, leaseClock: 1.5 })), CodecError);
     assert.throws(() => decodeMessage(good.subarray(0, good.length - 1)), CodecError);
+  });
+});
+
+describe("peer codec: framing in place", () => {
+  const entries = Array.from({ length: 40 }, (_, i) => ({
+    term: 2,
+    index: 10 + i,
+    type: "normal" as const,
+    data: new TextEncoder().encode(`{"op":"put","key":"k${i}","value":"${"v".repeat(i * 7)}"}`),
+  }));
+  const messages: Message[] = [
+    { type: "heartbeat", from: "n1", to: "n2", term: 4, commit: 9 },
+    { type: "append", from: "n1", to: "node-ü", term: 4, logTerm: 2, index: 9, commit: 9, entries },
+    snapshotMessage({ voters: ["a"], learners: [], urls: { a: "http://a" } }),
+  ];
+
+  it("writes the same bytes as framing an encoded message (ASCII and non-ASCII ids, entries, snapshots)", () => {
+    for (const m of messages) {
+      const framed = encodeFramedMessage(m);
+      const plain = encodeMessage(m);
+      assert.deepEqual(framed, frame(plain));
+      const [back] = new FrameReader().push(framed);
+      assert.deepEqual(decodeMessage(back!), decodeMessage(plain));
+    }
+  });
+
+  it("still refuses an id longer than the limit", () => {
+    assert.throws(() => encodeFramedMessage({ type: "heartbeat", from: "x".repeat(300), to: "b", term: 1 }));
+    assert.throws(() => encodeFramedMessage({ type: "heartbeat", from: "é".repeat(200), to: "b", term: 1 }));
   });
 });
