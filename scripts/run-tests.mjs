@@ -25,6 +25,10 @@ if (files.length === 0) {
 // The etcd backend's tests need a real etcd; a fresh machine has none (Debian's etcd-server).
 const etcd = spawnSync("bash", ["scripts/install-etcd.sh"], { stdio: ["ignore", "ignore", "inherit"] });
 if (etcd.status !== 0) console.error("run-tests: etcd could not be installed; the etcd tests will fail");
+// The discovery tests serve DNS records from a real dnsmasq (Debian's dnsmasq-base).
+const dnsmasq = spawnSync("bash", ["scripts/install-dnsmasq.sh"], { stdio: ["ignore", "ignore", "inherit"] });
+if (dnsmasq.status !== 0)
+  console.error("run-tests: dnsmasq could not be installed; the discovery tests will fail");
 // The dashboard's browser test drives Debian's chromium through playwright-core.
 const chromium = spawnSync("bash", ["scripts/install-chromium.sh"], {
   stdio: ["ignore", "ignore", "inherit"],

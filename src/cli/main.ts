@@ -17,6 +17,10 @@ const USAGE = `usage: ballot <command> [flags]
 
   start    run a node      --id ID --data-dir DIR --members ID=URL,... [--listen URL]
            join a cluster  --id ID --data-dir DIR --listen URL --join URL,... [--advertise URL] [--learner]
+           find members     --id ID --data-dir DIR --listen URL [--advertise URL]
+                            --discovery dns:NAME | dns+srv:DOMAIN | etcd:URL/PREFIX
+                            [--bootstrap-expect N] (form a new cluster once N nodes agree)
+                            [--discovery-port P] [--discovery-srv-name S] [--dns-server HOST:PORT]
            after losing a majority for good: [--force-new-cluster] on one survivor
                            [--token T] (an admin token, when the cluster checks tokens)
                            [--cluster-token T] [--forward-writes] [--heartbeat-interval MS]
@@ -64,6 +68,11 @@ export const START_FLAGS = {
     "cert",
     "key",
     "ca",
+    "discovery",
+    "bootstrap-expect",
+    "dns-server",
+    "discovery-port",
+    "discovery-srv-name",
   ],
   booleans: ["forward-writes", "learner", "force-new-cluster", "follower-read-leases"],
 };

@@ -2,6 +2,9 @@
  * `ballot start`: runs one server until SIGINT/SIGTERM, then stops it gracefully (a leader hands
  * leadership over first). Owns process signals and start-up errors (one line, exit code 2).
  */
+import { type DiscoverOptions, DiscoveryRefused, discover, lookupCandidates } from "../discovery/discover.js";
+import { EtcdRegistry } from "../discovery/etcd-registry.js";
+import { type DiscoverySpec, parseDiscovery, parseDnsServer } from "../discovery/spec.js";
 import { createLogger, type LogFormat } from "../node/logger.js";
 import { DEFAULT_ADMISSION } from "../node/overload.js";
 import { type Authenticator, loadTokens } from "../server/auth.js";
@@ -23,17 +26,25 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
   if (!dataDir) throw new UsageError("--data-dir is required (or BALLOT_DATA_DIR)");
   const membersText = p.flags.get("members");
   const joinText = p.flags.get("join");
-  if (!membersText && !joinText)
+  const discoveryText = p.flags.get("discovery");
+  if (!membersText && !joinText && !discoveryText)
     throw new UsageError(
-      "--members is required (or BALLOT_MEMBERS), e.g. n1=http://10.0.0.1:2379,n2=...; or --join URL,... to join a running cluster",
+      "--members is required (or BALLOT_MEMBERS), e.g. n1=http://10.0.0.1:2379,n2=...; or --join URL,... to join a running cluster; or --discovery to find the members",
     );
-  const members = membersText ? parseMembers(membersText) : new Map<string, string>();
-  if (!joinText && !members.has(id)) throw new UsageError(`--members does not list this node '${id}'`);
+  if (discoveryText && (membersText || joinText))
+    throw new UsageError("--discovery replaces --members and --join: give one of them");
+  for (const f of ["bootstrap-expect", "dns-server", "discovery-port", "discovery-srv-name"])
+    if (p.flags.has(f) && !discoveryText) throw new UsageError(`--${f} only applies with --discovery`);
+  let members = membersText ? parseMembers(membersText) : new Map<string, string>();
+  if (membersText && !members.has(id)) throw new UsageError(`--members does not list this node '${id}'`);
   const listen = p.flags.get("listen") ?? members.get(id);
-  if (!listen) throw new UsageError("--listen is required with --join (the URL this node serves on)");
+  if (!listen)
+    throw new UsageError(
+      `--listen is required with ${joinText ? "--join" : "--discovery"} (the URL this node serves on)`,
+    );
   const advertise = p.flags.get("advertise") ?? members.get(id) ?? listen;
-  const joinUrls = joinText ? endpointList(joinText, "--join") : [];
-  if (joinText) {
+  let joinUrls = joinText ? endpointList(joinText, "--join") : [];
+  if (joinText || discoveryText) {
     let host = "";
     try {
       host = new URL(advertise).hostname;
@@ -70,6 +81,65 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
 
   let join: { clusterId?: string; url: string; seeds?: ReadonlyMap<string, string> } | undefined;
   const fsys = overrides.fs ?? nodeFileSystem;
+  let registry: EtcdRegistry | undefined;
+  let discovery: DiscoverOptions | undefined;
+  if (discoveryText) {
+    let spec: DiscoverySpec;
+    let dnsServer: string | undefined;
+    try {
+      spec = parseDiscovery(discoveryText, p.flags.get("discovery-srv-name"));
+      const ds = p.flags.get("dns-server");
+      dnsServer = ds === undefined ? undefined : parseDnsServer(ds);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    if (spec.kind === "etcd") registry = new EtcdRegistry(spec.endpoint, spec.prefix, logger);
+    const own = new URL(advertise);
+    discovery = {
+      id,
+      advertise,
+      listen,
+      clusterToken: p.flags.get("cluster-token") ?? "ballot",
+      expect: p.flags.has("bootstrap-expect") ? intFlag(p, "bootstrap-expect", 1, 1, 1000) : undefined,
+      spec,
+      dnsServer,
+      port: intFlag(
+        p,
+        "discovery-port",
+        Number(own.port || (own.protocol === "https:" ? 443 : 80)),
+        1,
+        65535,
+      ),
+      registry,
+      apiToken: p.flags.get("token"),
+      fetchImpl: fetchFor(p),
+      tls,
+      log: logger,
+    };
+    if (DiskStorage.exists(dataDir, fsys)) {
+      // Idempotent, as in rqlite: a member's data dir says which cluster it is in and who its peers
+      // are; what DNS or etcd lists now must not change that.
+      logger.info(
+        "discovery: this data directory already holds this node's state; recovering it, not discovering",
+      );
+      join = { url: advertise };
+      registry
+        ?.register(id, advertise)
+        .catch((e: Error) => logger.warn(`discovery: cannot register on etcd (${e.message})`));
+    } else {
+      try {
+        const d = await discover(discovery);
+        if (d.kind === "join") {
+          join = { clusterId: d.clusterId, url: advertise, seeds: d.members };
+          joinUrls = [...d.members.values()];
+        } else members = new Map(d.members);
+      } catch (e) {
+        await registry?.stop();
+        if (e instanceof DiscoveryRefused) throw new UsageError(e.message);
+        throw e;
+      }
+    }
+  }
   if (joinText) {
     if (DiskStorage.exists(dataDir, fsys)) {
       logger.info("--join: the data directory already holds this node's state; recovering it");
@@ -124,6 +194,9 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
       // Not in the configuration this data dir holds: a new node, or one whose earlier request to
       // join failed (ask again, of the cluster the data belongs to), or one added but not yet told.
       const fresh = join.clusterId !== undefined;
+      // A restarted discovered node that is not in its own configuration asks whoever is listed now.
+      if (!fresh && discovery && joinUrls.length === 0)
+        joinUrls = await lookupCandidates(discovery).catch(() => []);
       const info = fresh ? null : await fetchCluster(joinUrls, p.flags.get("token"), logger, fetchFor(p));
       if (info && info.clusterId !== running.node.clusterId)
         throw new UsageError(
@@ -140,6 +213,7 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
     } catch (e) {
       logger.error((e as Error).message);
       await running.stop();
+      await registry?.stop();
       return 2;
     }
   }
@@ -161,5 +235,6 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
       }
     });
   });
+  await registry?.stop();
   return process.exitCode === 1 ? 1 : 0;
 }
