@@ -12,12 +12,13 @@ import * as https from "node:https";
 import type { NodeLogger } from "../node/raft-node.js";
 import { serverTlsOptions, type TlsMaterial } from "../transport/tls.js";
 import {
+  absorb,
+  type Beacon,
   type BootstrapState,
   type Decision,
-  type DiscoveringPeer,
   decide,
-  type LiveMember,
-  tokenOfClusterId,
+  type Probe,
+  type TrackedPeer,
   viewOf,
 } from "./bootstrap.js";
 import { resolveAddressRecords, resolveSrvRecords } from "./dns.js";
@@ -51,21 +52,6 @@ export interface DiscoverOptions {
   readonly signal?: AbortSignal;
 }
 
-/** What the beacon answers. */
-interface BeaconBody {
-  readonly ballot: "discovery";
-  readonly id: string;
-  readonly url: string;
-  readonly clusterToken: string;
-  readonly nonce: string;
-  readonly view: readonly string[];
-}
-
-type ProbeResult =
-  | { readonly kind: "beacon"; readonly address: string; readonly body: BeaconBody }
-  | { readonly kind: "live"; readonly member: LiveMember }
-  | { readonly kind: "down"; readonly address: string; readonly why: string };
-
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     const t = setTimeout(resolve, ms);
@@ -92,7 +78,7 @@ export async function lookupCandidates(o: DiscoverOptions): Promise<string[]> {
   }
 }
 
-function isBeacon(b: unknown): b is BeaconBody {
+function isBeacon(b: unknown): b is Beacon & { ballot: "discovery" } {
   const o = b as Record<string, unknown>;
   return (
     typeof o === "object" &&
@@ -125,10 +111,13 @@ async function getJson(
   }
 }
 
-async function probe(o: DiscoverOptions, address: string): Promise<ProbeResult> {
+async function probe(o: DiscoverOptions, address: string): Promise<Probe> {
   try {
     const b = await getJson(o, `${address}/v1/discovery`);
-    if (b && b.status === 200 && isBeacon(b.body)) return { kind: "beacon", address, body: b.body };
+    if (b && b.status === 200 && isBeacon(b.body)) {
+      const { id, url, clusterToken, nonce, view } = b.body;
+      return { kind: "beacon", address, beacon: { id, url, clusterToken, nonce, view } };
+    }
     const c = await getJson(o, `${address}/v1/cluster`, o.apiToken);
     if (!c) return { kind: "down", address, why: "no answer" };
     if (c.status === 401 || c.status === 403)
@@ -136,6 +125,7 @@ async function probe(o: DiscoverOptions, address: string): Promise<ProbeResult> 
     const s = c.body as {
       clusterId?: unknown;
       self?: unknown;
+      commitIndex?: unknown;
       leader?: { id?: unknown } | null;
       members?: unknown;
     } | null;
@@ -157,7 +147,15 @@ async function probe(o: DiscoverOptions, address: string): Promise<ProbeResult> 
     const leaderId = typeof s.leader?.id === "string" ? s.leader.id : null;
     return {
       kind: "live",
-      member: { address, clusterId: s.clusterId, self: s.self, leaderId, members, matchOfMe },
+      member: {
+        address,
+        clusterId: s.clusterId,
+        self: s.self,
+        leaderId,
+        members,
+        matchOfMe,
+        commitIndex: typeof s.commitIndex === "number" ? s.commitIndex : 0,
+      },
     };
   } catch (e) {
     const err = e as Error & { cause?: { code?: string; message?: string } };
@@ -166,7 +164,10 @@ async function probe(o: DiscoverOptions, address: string): Promise<ProbeResult> 
 }
 
 /** Serves `GET /v1/discovery` on this node's port until close(); every other request gets 503. */
-async function startBeacon(o: DiscoverOptions, body: () => BeaconBody): Promise<{ close(): Promise<void> }> {
+async function startBeacon(
+  o: DiscoverOptions,
+  body: () => Beacon & { ballot: "discovery" },
+): Promise<{ close(): Promise<void> }> {
   const handler: http.RequestListener = (req, res) => {
     const ok = req.method === "GET" && req.url === "/v1/discovery";
     const text = `${JSON.stringify(
@@ -220,7 +221,7 @@ export async function discover(
   const interval = o.intervalMs ?? 500;
   const stickyMs = o.stickyMs ?? 10_000;
   const nonce = randomBytes(12).toString("hex");
-  const peers = new Map<string, DiscoveringPeer & { seenAt: number; address: string }>();
+  const peers = new Map<string, TrackedPeer>();
   const told = new Set<string>();
   const once = (m: string): void => {
     if (told.has(m)) return;
@@ -272,41 +273,14 @@ export async function discover(
       }
       const now = Date.now();
       const results = await Promise.all(addresses.map((a) => probe(o, a)));
-      const live: LiveMember[] = [];
-      const conflicts: string[] = [];
-      let sawSelf = false;
-      for (const r of results) {
-        if (r.kind === "down") continue;
-        if (r.kind === "live") {
-          const m = r.member;
-          peers.delete(m.self);
-          if (tokenOfClusterId(m.clusterId) !== o.clusterToken) {
-            once(
-              `refused ${m.address}: it is ${m.self}, a member of cluster ${m.clusterId}, not of a cluster with token '${o.clusterToken}'`,
-            );
-            continue;
-          }
-          live.push(m);
-          continue;
-        }
-        const b = r.body;
-        if (b.id === o.id) {
-          if (b.nonce === nonce) sawSelf = true;
-          else conflicts.push(`another node at ${r.address} also calls itself '${o.id}'`);
-          continue;
-        }
-        if (b.clusterToken !== o.clusterToken) {
-          once(
-            `ignored ${r.address}: node ${b.id} is forming a cluster with token '${b.clusterToken}', not '${o.clusterToken}'`,
-          );
-          continue;
-        }
-        const known = peers.get(b.id);
-        if (known && known.address !== r.address && now - known.seenAt < stickyMs)
-          conflicts.push(`two nodes call themselves '${b.id}' (at ${known.address} and ${r.address})`);
-        peers.set(b.id, { url: b.url, view: [...b.view].sort(), seenAt: now, address: r.address });
-      }
-      for (const [id, p] of peers) if (now - p.seenAt > stickyMs) peers.delete(id);
+      const { live, conflicts, notes, sawSelf } = absorb(
+        { id: o.id, token: o.clusterToken, nonce },
+        peers,
+        results,
+        now,
+        stickyMs,
+      );
+      for (const n of notes) once(n);
       if (!sawSelf && live.length === 0)
         once(
           `this node's own beacon is not among the discovered addresses (${addresses.join(", ")}): check that the records include ${o.listen}`,

@@ -56,7 +56,14 @@ export function parseDiscovery(text: string, srvName?: string): DiscoverySpec {
         throw new RangeError("--discovery etcd: the URL must be http:// or https://");
       if (u.search !== "" || u.hash !== "" || u.username !== "" || u.password !== "")
         throw new RangeError("--discovery etcd: the URL takes no query, fragment or credentials");
-      const prefix = decodeURIComponent(u.pathname).replace(/\/+$/, "");
+      // The path as typed: URL would resolve `a/../b` to `/b`, a prefix nobody asked for.
+      const typed = /^[a-z]+:\/\/[^/?#]*(\/[^?#]*)?$/i.exec(rest)?.[1] ?? "";
+      let prefix: string;
+      try {
+        prefix = decodeURIComponent(typed).replace(/\/+$/, "");
+      } catch {
+        throw new RangeError("--discovery etcd: the key prefix has invalid percent-encoding");
+      }
       if (prefix === "" || prefix.includes("//") || /(^|\/)\.\.?(\/|$)/.test(prefix))
         throw new RangeError(
           "--discovery etcd: give a key prefix after the address, e.g. http://10.0.0.1:2379/ballot/prod",

@@ -237,15 +237,18 @@ describe("discovery from DNS A records", { timeout: 200_000 }, () => {
       assert.equal(again.clusterId, c.clusterId);
       assert.match(nodes.log("n2"), /recovering it, not discovering/);
 
-      // A member that lost its data must not come back under its old id.
+      // A member that lost its data must not come back under its old id. (A follower: the evidence
+      // is the leader's replication progress, which a leader elected after the loss does not have.)
       await dns.setRecords({ hosts: { [NAME]: [1, 2, 3, 4].map(ip) } });
-      await nodes.kill("n3");
-      nodes.wipe("n3");
-      nodes.start("n3", args(3));
-      const code = await Promise.race([nodes.exits.get("n3")!, sleep(20_000).then(() => "still running")]);
-      assert.equal(code, 2, `n3 exits with a usage error\n${nodes.log("n3")}`);
-      assert.match(nodes.log("n3"), /must not return under its old id/);
-      const after3 = await call(`${urls[0]}/v1/cluster`);
+      const leader = again.leader!.id;
+      const victim = ["n1", "n2", "n3"].find((id) => id !== leader)!;
+      await nodes.kill(victim);
+      nodes.wipe(victim);
+      nodes.start(victim, args(Number(victim.slice(1))));
+      const code = await Promise.race([nodes.exits.get(victim)!, sleep(20_000).then(() => "still running")]);
+      assert.equal(code, 2, `${victim} exits with a usage error\n${nodes.log(victim)}`);
+      assert.match(nodes.log(victim), /already replicated to .* must not return under its old id/);
+      const after3 = await call(`http://${ip(4)}:${port}/v1/cluster`);
       assert.equal((after3.body as ClusterView).members.length, 4, "membership unchanged");
     } finally {
       await nodes.stop();
