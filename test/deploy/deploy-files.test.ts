@@ -57,23 +57,43 @@ describe("deployment files name only flags the CLI has", () => {
     assert.match(text, /^VOLUME \/data$/m);
   });
 
-  it("Kubernetes manifest: settings, args, probes, member list from the pods' stable names", () => {
+  it("Kubernetes manifest: settings, args, probes, members found from the headless Service's SRV records", () => {
     const text = read("deploy/kubernetes/ballot.yaml");
-    assert.ok(checkEnv("ballot.yaml", text) >= 4);
+    assert.ok(checkEnv("ballot.yaml", text) >= 6);
     const args = /^\s+args: (\[.*\])$/m.exec(text);
     assert.ok(args);
     checkFlags("ballot.yaml", JSON.parse(args[1]!) as string[]);
     assert.match(text, /path: \/ready/);
     assert.match(text, /path: \/health/);
+    assert.doesNotMatch(text, /BALLOT_MEMBERS/, "no typed member list");
     const replicas = Number(/replicas: (\d+)/.exec(text)?.[1]);
-    const members = /name: BALLOT_MEMBERS\n\s+value: (\S+)/.exec(text)?.[1] ?? "";
-    const ids = members.split(",").map((m) => m.split("=")[0]);
-    assert.deepEqual(
-      ids,
-      Array.from({ length: replicas }, (_, i) => `ballot-${i}`),
-      "one member per replica, named like the pods",
+    const value = (name: string) => new RegExp(`name: ${name}\\n\\s+value: "?([^"\\s]+)"?`).exec(text)?.[1];
+    assert.equal(
+      Number(value("BALLOT_BOOTSTRAP_EXPECT")),
+      replicas,
+      "--bootstrap-expect is the replica count",
     );
-    for (const m of members.split(",")) assert.match(m, /^ballot-\d+=http:\/\/ballot-\d+\.ballot:2379$/);
+    // The SRV records of a headless Service are _<port name>._tcp.<service>.<namespace>.svc...
+    const service = /kind: Service\nmetadata:\n\s+name: (\S+)/.exec(text)?.[1];
+    const portName = /kind: Service[\s\S]*?ports:\n\s+- name: (\S+)/.exec(text)?.[1];
+    assert.equal(portName, "ballot", "the port name makes the _ballot._tcp record");
+    assert.equal(value("BALLOT_DISCOVERY"), `dns+srv:${service}.$(POD_NAMESPACE).svc.cluster.local`);
+    assert.equal(
+      value("BALLOT_ADVERTISE"),
+      `http://$(POD_NAME).${service}.$(POD_NAMESPACE).svc.cluster.local:2379`,
+    );
+  });
+
+  it("docker compose example: three nodes found by DNS (one network alias), same flags as the CLI", () => {
+    const text = read("deploy/compose/docker-compose.yml");
+    assert.ok(checkEnv("docker-compose.yml", text) >= 9);
+    const services = [...text.matchAll(/^ {2}(n\d+):$/gm)].map((m) => m[1]);
+    assert.deepEqual(services, ["n1", "n2", "n3"]);
+    assert.match(text, /^x-ballot: &ballot\n[\s\S]*?aliases: \[ballot-nodes\]/m, "the shared name");
+    assert.equal((text.match(/<<: \*ballot/g) ?? []).length, 3, "every node carries it");
+    assert.equal((text.match(/BALLOT_DISCOVERY: dns:ballot-nodes/g) ?? []).length, 3);
+    assert.equal((text.match(/BALLOT_BOOTSTRAP_EXPECT: "3"/g) ?? []).length, 3);
+    for (const id of services) assert.match(text, new RegExp(`BALLOT_ADVERTISE: http://${id}:2379`));
   });
 });
 
