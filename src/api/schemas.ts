@@ -661,9 +661,10 @@ export const ROUTES: readonly RouteSpec[] = [
     role: "read",
     stream: true,
     params: { name: nameParam },
+    query: { consistency },
     responses: {
       200: { description: "an event stream (event: leader)", contentType: "text/event-stream" },
-      ...errors(...COMMON_ERRORS),
+      ...errors(...COMMON_ERRORS, ...READ_ERRORS),
     },
   },
   {

@@ -54,6 +54,9 @@ export async function handleElections(
   }
   if (action === "observe") {
     if (method !== "GET") throw methodNotAllowed("GET");
+    // The first event must not be older than what the client already saw elsewhere: a follower
+    // that has not applied the latest campaign would otherwise open with a stale leader (or none).
+    await ctx.read(url);
     return observe(ctx, res, name);
   }
   if (method !== "POST") throw methodNotAllowed("POST");
