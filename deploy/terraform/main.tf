@@ -4,6 +4,14 @@
 #
 #   terraform init && terraform apply -var 'ssh_public_key=...' -var 'admin_cidr=203.0.113.4/32'
 #   curl http://$(terraform output -json public_ips | jq -r '.[0]'):8080/1
+#
+# With -var 'discovery_zone=ballot.internal' there is no member list: a private DNS zone linked to
+# every region's network holds one A record per VM under members.ballot.internal, and each VM runs
+# `ballot start --discovery dns:members.ballot.internal --bootstrap-expect <regions>` (the Ballot
+# KV API; the stateful-service example embeds RaftNode, which takes a static list). Adding a region
+# later adds its record, and the new VM joins the running cluster.
+#
+#   curl http://$(terraform output -json public_ips | jq -r '.[0]'):8080/v1/cluster
 
 terraform {
   required_version = ">= 1.5"
@@ -20,8 +28,11 @@ provider "azurerm" {
 }
 
 locals {
-  ids     = [for i, _ in var.regions : "n${i + 1}"]
-  members = join(",", [for i, ip in azurerm_public_ip.node : "n${i + 1}=http://${ip.ip_address}:${var.port}"])
+  ids       = [for i, _ in var.regions : "n${i + 1}"]
+  members   = join(",", [for i, ip in azurerm_public_ip.node : "n${i + 1}=http://${ip.ip_address}:${var.port}"])
+  discovery = var.discovery_zone != ""
+  # The name every VM resolves; its A records are the VMs' public IPs (the members talk over them).
+  discovery_name = "${var.discovery_record}.${var.discovery_zone}"
 }
 
 resource "azurerm_resource_group" "ballot" {
@@ -52,6 +63,31 @@ resource "azurerm_public_ip" "node" {
   resource_group_name = azurerm_resource_group.ballot.name
   allocation_method   = "Static"
   sku                 = "Standard"
+}
+
+# A private zone answers only inside the networks linked to it: every region's network is.
+resource "azurerm_private_dns_zone" "members" {
+  count               = local.discovery ? 1 : 0
+  name                = var.discovery_zone
+  resource_group_name = azurerm_resource_group.ballot.name
+}
+
+resource "azurerm_private_dns_zone_virtual_network_link" "members" {
+  count                 = local.discovery ? length(var.regions) : 0
+  name                  = "${var.name}-dns-${count.index + 1}"
+  resource_group_name   = azurerm_resource_group.ballot.name
+  private_dns_zone_name = azurerm_private_dns_zone.members[0].name
+  virtual_network_id    = azurerm_virtual_network.node[count.index].id
+}
+
+# One A record per VM under one name: what `--discovery dns:` reads.
+resource "azurerm_private_dns_a_record" "members" {
+  count               = local.discovery ? 1 : 0
+  name                = var.discovery_record
+  zone_name           = azurerm_private_dns_zone.members[0].name
+  resource_group_name = azurerm_resource_group.ballot.name
+  ttl                 = 30
+  records             = [for ip in azurerm_public_ip.node : ip.ip_address]
 }
 
 resource "azurerm_network_security_group" "node" {
@@ -127,13 +163,26 @@ resource "azurerm_linux_virtual_machine" "node" {
     sku       = "12-gen2"
     version   = "latest"
   }
-  custom_data = base64encode(templatefile("${path.module}/cloud-init.yaml.tftpl", {
-    id                 = local.ids[count.index]
-    members            = local.members
-    port               = var.port
-    ballot_version     = var.ballot_version
-    heartbeat_ms       = var.heartbeat_interval_ms
-    election_ms        = var.election_timeout_ms
-    unit               = file("${path.module}/../systemd/stateful-service@.service")
+  custom_data = base64encode(local.discovery ? templatefile("${path.module}/cloud-init-discovery.yaml.tftpl", {
+    id             = local.ids[count.index]
+    advertise      = "http://${azurerm_public_ip.node[count.index].ip_address}:${var.port}"
+    discovery      = "dns:${local.discovery_name}"
+    expect         = length(var.regions)
+    port           = var.port
+    ballot_version = var.ballot_version
+    heartbeat_ms   = var.heartbeat_interval_ms
+    election_ms    = var.election_timeout_ms
+    unit           = file("${path.module}/../systemd/ballot@.service")
+    }) : templatefile("${path.module}/cloud-init.yaml.tftpl", {
+    id             = local.ids[count.index]
+    members        = local.members
+    port           = var.port
+    ballot_version = var.ballot_version
+    heartbeat_ms   = var.heartbeat_interval_ms
+    election_ms    = var.election_timeout_ms
+    unit           = file("${path.module}/../systemd/stateful-service@.service")
   }))
+
+  # The records must answer before the first VM looks for the others (it retries, but need not).
+  depends_on = [azurerm_private_dns_a_record.members, azurerm_private_dns_zone_virtual_network_link.members]
 }

@@ -58,3 +58,19 @@ variable "election_timeout_ms" {
   type        = number
   default     = 1000
 }
+
+variable "discovery_zone" {
+  description = "A private DNS zone (e.g. ballot.internal) through which the VMs find each other, instead of a static member list; the VMs then run `ballot start --discovery`. Empty: the stateful-service example with a static list."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.discovery_zone == "" || can(regex("^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z]{2,}$", var.discovery_zone))
+    error_message = "discovery_zone must be a DNS zone name such as ballot.internal, or empty."
+  }
+}
+
+variable "discovery_record" {
+  description = "The name in discovery_zone that holds one A record per VM."
+  type        = string
+  default     = "members"
+}

@@ -95,6 +95,43 @@ describe("deployment files name only flags the CLI has", () => {
     assert.equal((text.match(/BALLOT_BOOTSTRAP_EXPECT: "3"/g) ?? []).length, 3);
     for (const id of services) assert.match(text, new RegExp(`BALLOT_ADVERTISE: http://${id}:2379`));
   });
+
+  it("Terraform example: with discovery_zone, a private DNS zone with one A record per VM, and ballot start finds them", () => {
+    const main = read("deploy/terraform/main.tf");
+    const init = read("deploy/terraform/cloud-init-discovery.yaml.tftpl");
+    assert.ok(checkEnv("cloud-init-discovery.yaml.tftpl", init) >= 6);
+    // The zone answers inside every region's network, and its one name lists every VM's address.
+    assert.match(
+      main,
+      /resource "azurerm_private_dns_zone" "members" \{\s+count += local\.discovery \? 1 : 0/,
+    );
+    assert.match(
+      main,
+      /"azurerm_private_dns_zone_virtual_network_link" "members" \{[\s\S]*?count += local\.discovery \? length\(var\.regions\) : 0[\s\S]*?azurerm_virtual_network\.node\[count\.index\]\.id/,
+    );
+    assert.match(
+      main,
+      /"azurerm_private_dns_a_record" "members" \{[\s\S]*?name += var\.discovery_record[\s\S]*?records += \[for ip in azurerm_public_ip\.node : ip\.ip_address\]/,
+    );
+    // What the template is given is what it uses, and the node advertises the address DNS lists.
+    const given =
+      /templatefile\("\$\{path\.module\}\/cloud-init-discovery\.yaml\.tftpl", \{([\s\S]*?)\}\)/.exec(main);
+    assert.ok(given, "the discovery template is rendered");
+    const vars = new Set([...given[1]!.matchAll(/^\s*(\w+)\s*=/gm)].map((m) => m[1]));
+    const used = new Set([...init.matchAll(/\$\{(?:indent\(\d+, )?(\w+)/g)].map((m) => m[1]));
+    assert.deepEqual([...used].sort(), [...vars].sort());
+    assert.match(
+      given[1]!,
+      /advertise += "http:\/\/\$\{azurerm_public_ip\.node\[count\.index\]\.ip_address\}:\$\{var\.port\}"/,
+    );
+    assert.match(given[1]!, /discovery += "dns:\$\{local\.discovery_name\}"/);
+    assert.match(given[1]!, /expect += length\(var\.regions\)/);
+    assert.match(init, /^ {6}BALLOT_DISCOVERY=\$\{discovery\}$/m);
+    assert.match(init, /^ {6}BALLOT_BOOTSTRAP_EXPECT=\$\{expect\}$/m);
+    assert.doesNotMatch(init, /BALLOT_MEMBERS/);
+    // The unit runs `ballot` from PATH: the package is installed globally.
+    assert.match(init, /npm install --global --omit=dev ballot@/);
+  });
 });
 
 describe("every flag of ballot start is documented and settable", () => {
