@@ -16,6 +16,14 @@
  *   node dist/examples/leader-only-job/job.js --mode embedded --id n1 --data-dir ./data/n1 \
  *        --members n1=http://127.0.0.1:7001,n2=http://127.0.0.1:7002,n3=http://127.0.0.1:7003
  *
+ * Partitioned (--partitions P, with --mode client or etcd): the work is split by user id into P
+ * partitions, one leader each, spread over the running instances (each leads at most
+ * ceil(P / live)); an instance's job for partition i handles the users that hash to i and records
+ * under job/last/p<i>, fenced by that partition's own token. A dead instance's partitions move to
+ * the others once its leases expire; a new instance takes its share.
+ *
+ *   node dist/examples/leader-only-job/job.js --mode client --id j1 --endpoints http://127.0.0.1:2379 --partitions 6
+ *
  * Each instance prints one JSON line per event (elected, tick, stopped) on stdout.
  * (An application outside this repository imports from "ballot", "ballot/client", "ballot/etcd".)
  */
@@ -23,7 +31,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { parseMembers } from "../../src/cli/flags.js";
 import type { Election, ElectionJobContext } from "../../src/client/election.js";
-import { BallotClient } from "../../src/client/index.js";
+import { BallotClient, PartitionedElection } from "../../src/client/index.js";
 import { encodeCommand, type KvResult, startServer } from "../../src/index.js";
 
 const { values } = parseArgs({
@@ -38,6 +46,7 @@ const { values } = parseArgs({
     "interval-ms": { type: "string", default: "200" },
     ttl: { type: "string", default: "2" },
     "election-timeout": { type: "string", default: "500" },
+    partitions: { type: "string" },
   },
 });
 const fail = (msg: string): never => {
@@ -47,18 +56,42 @@ const fail = (msg: string): never => {
 const instance = values.id ?? fail("--id is required");
 const intervalMs = Number(values["interval-ms"]);
 const ttlSeconds = Number(values.ttl);
+const partitions = values.partitions === undefined ? undefined : Number(values.partitions);
+if (partitions !== undefined && !(Number.isInteger(partitions) && partitions >= 1 && partitions <= 1024))
+  fail("--partitions must be a whole number from 1 to 1024");
+if (partitions !== undefined && values.mode === "embedded")
+  fail("--partitions needs --mode client or etcd (one Raft group per node has one leader)");
+/** The users the work is about; a user belongs to the partition its id hashes to (FNV-1a). */
+const USERS = Array.from({ length: 24 }, (_, i) => `user${i + 1}`);
+const partitionOf = (user: string, p: number): number => {
+  let h = 2166136261;
+  for (let i = 0; i < user.length; i++) h = Math.imul(h ^ user.charCodeAt(i), 16777619);
+  return (h >>> 0) % p;
+};
 const print = (o: Record<string, unknown>): void => {
   process.stdout.write(`${JSON.stringify({ instance, at: Date.now(), ...o })}\n`);
 };
 
 /** Where records go. `write` resolves true when accepted, false when refused as stale. */
 interface FencedStore {
-  write(record: Record<string, unknown>, fencingToken: number): Promise<boolean>;
+  /** `key` is job/last, or job/last/p<i> for partition i: each has its own fence. */
+  write(key: string, record: Record<string, unknown>, fencingToken: number): Promise<boolean>;
 }
 
-/** The job: the same code whichever way leadership is held. */
-async function job(store: FencedStore, signal: AbortSignal, ctx: ElectionJobContext): Promise<void> {
-  print({ event: "elected", fencingToken: ctx.fencingToken });
+/** The job: the same code whichever way leadership is held, for the whole work or one partition. */
+async function job(
+  store: FencedStore,
+  signal: AbortSignal,
+  ctx: ElectionJobContext,
+  partition?: number,
+): Promise<void> {
+  const key = partition === undefined ? "job/last" : `job/last/p${partition}`;
+  const part =
+    partition === undefined
+      ? {}
+      : { partition, users: USERS.filter((u) => partitionOf(u, partitions!) === partition) };
+  print({ event: "elected", fencingToken: ctx.fencingToken, ...part });
+  const partOnly = partition === undefined ? {} : { partition };
   const aborted = new Promise<"aborted">((resolve) => {
     if (signal.aborted) resolve("aborted");
     signal.addEventListener("abort", () => resolve("aborted"), { once: true });
@@ -72,19 +105,29 @@ async function job(store: FencedStore, signal: AbortSignal, ctx: ElectionJobCont
     }
     // An operation in flight when leadership goes is abandoned at once, not awaited: the store
     // refuses it anyway if it lands late, and the job must be seen to stop now.
-    const write = store.write({ instance, fencingToken: ctx.fencingToken, tick }, ctx.fencingToken);
+    const write = store.write(
+      key,
+      { instance, fencingToken: ctx.fencingToken, tick, ...partOnly },
+      ctx.fencingToken,
+    );
     const accepted = await Promise.race([write, aborted]).catch((e: Error) => {
-      print({ event: "write-failed", fencingToken: ctx.fencingToken, tick, error: e.message });
+      print({ event: "write-failed", fencingToken: ctx.fencingToken, tick, error: e.message, ...partOnly });
       return null;
     });
     if (accepted === "aborted") {
       write.catch(() => {});
       break;
     }
-    if (accepted !== null) print({ event: "tick", fencingToken: ctx.fencingToken, tick, accepted });
+    if (accepted !== null)
+      print({ event: "tick", fencingToken: ctx.fencingToken, tick, accepted, ...partOnly });
     await sleep(intervalMs, undefined, { signal }).catch(() => {});
   }
-  print({ event: "stopped", fencingToken: ctx.fencingToken, reason: String(signal.reason ?? "returned") });
+  print({
+    event: "stopped",
+    fencingToken: ctx.fencingToken,
+    reason: String(signal.reason ?? "returned"),
+    ...partOnly,
+  });
 }
 
 const shutdown: (() => Promise<void>)[] = [];
@@ -105,10 +148,10 @@ if (values.mode === "embedded") {
     logger: { info: () => {}, warn: () => {}, error: (m) => console.error(m) },
   });
   const store: FencedStore = {
-    async write(record, fencingToken) {
+    async write(key, record, fencingToken) {
       // The replicated store itself refuses a token lower than one it has accepted for the key.
       const r: KvResult = await running.node.propose(
-        encodeCommand({ op: "put", key: "job/last", value: JSON.stringify(record), fence: fencingToken }),
+        encodeCommand({ op: "put", key, value: JSON.stringify(record), fence: fencingToken }),
       );
       return r.ok;
     },
@@ -120,16 +163,19 @@ if (values.mode === "embedded") {
   });
   print({ event: "started", mode: "embedded", url: running.url });
 } else {
-  let election: Election;
+  let election: Election | PartitionedElection;
   let store: FencedStore;
   if (values.mode === "client") {
     const endpoints = (values.endpoints ?? fail("--endpoints is required")).split(",");
     const client = new BallotClient({ endpoints });
-    election = client.election("leader-only-job", { ttlSeconds });
+    election =
+      partitions === undefined
+        ? client.election("leader-only-job", { ttlSeconds })
+        : client.election("leader-only-job", { ttlSeconds, partitions });
     store = {
-      async write(record, fencingToken) {
+      async write(key, record, fencingToken) {
         try {
-          await client.put("job/last", record, { fencingToken });
+          await client.put(key, record, { fencingToken });
           return true;
         } catch (e) {
           if ((e as { code?: string }).code === "stale_token") return false;
@@ -142,22 +188,23 @@ if (values.mode === "embedded") {
     const { Etcd3 } = await import("etcd3");
     const { etcdElection } = await import("../../src/etcd/index.js");
     const etcd = new Etcd3({ hosts: (values.etcd ?? fail("--etcd is required")).split(",") });
-    election = etcdElection(etcd, "leader-only-job", { ttlSeconds });
+    election =
+      partitions === undefined
+        ? etcdElection(etcd, "leader-only-job", { ttlSeconds })
+        : etcdElection(etcd, "leader-only-job", { ttlSeconds, partitions });
     // etcd has no fencing of its own: a transaction accepts the write only if no higher token
     // was stored before. Tokens are zero-padded so etcd's byte comparison is numeric.
     const pad = (n: number): string => String(n).padStart(20, "0");
     store = {
-      async write(record, fencingToken) {
+      async write(key, record, fencingToken) {
+        const fence = key.replace(/^job\/last/, "job/fence");
         await etcd
-          .if("job/fence", "Create", "==", 0)
-          .then(etcd.put("job/fence").value(pad(0)))
+          .if(fence, "Create", "==", 0)
+          .then(etcd.put(fence).value(pad(0)))
           .commit();
         const r = await etcd
-          .if("job/fence", "Value", "<", pad(fencingToken + 1))
-          .then(
-            etcd.put("job/fence").value(pad(fencingToken)),
-            etcd.put("job/last").value(JSON.stringify(record)),
-          )
+          .if(fence, "Value", "<", pad(fencingToken + 1))
+          .then(etcd.put(fence).value(pad(fencingToken)), etcd.put(key).value(JSON.stringify(record)))
           .commit();
         return r.succeeded;
       },
@@ -165,10 +212,16 @@ if (values.mode === "embedded") {
   } else {
     fail("--mode must be embedded, client or etcd");
   }
-  const handle = election!.runWhileLeader((signal, ctx) => job(store!, signal, ctx), {
-    value: { instance },
-    onError: (e) => print({ event: "error", error: (e as Error).message }),
-  });
+  const onError = (e: unknown): void => print({ event: "error", error: (e as Error).message });
+  const e = election!;
+  const handle =
+    e instanceof PartitionedElection
+      ? e.runForEach((signal, ctx) => job(store!, signal, ctx, ctx.partition), {
+          value: { instance },
+          onError,
+          onChange: (held) => print({ event: "holding", partitions: held }),
+        })
+      : e.runWhileLeader((signal, ctx) => job(store!, signal, ctx), { value: { instance }, onError });
   shutdown.push(() => handle.stop());
-  print({ event: "started", mode: values.mode });
+  print({ event: "started", mode: values.mode, ...(partitions === undefined ? {} : { partitions }) });
 }

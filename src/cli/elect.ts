@@ -1,7 +1,9 @@
 /**
  * `ballot elect NAME --endpoints URL,... [--ttl S] [--grace S] -- CMD ARGS...`: runs CMD only while
  * this process holds leadership of election NAME, with BALLOT_FENCING_TOKEN and BALLOT_ELECTION in
- * its environment; stops it when leadership is lost or in doubt, and campaigns again.
+ * its environment; stops it when leadership is lost or in doubt, and campaigns again. With
+ * `--partitions P`, runs one CMD per partition this process holds (BALLOT_PARTITION added), the P
+ * partitions shared fairly by every `ballot elect NAME --partitions P` (partitioned-election.ts).
  *
  * Owns the campaign → run → stop → resign loop and the elect side of the guard protocol
  * (see guard.ts). Must never start CMD itself — only through a guard that was handed a deadline
@@ -14,14 +16,19 @@ import { hostname } from "node:os";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { Election, HeldLeadership } from "../client/election.js";
+import {
+  MAX_PARTITIONS,
+  PartitionedElection,
+  PartitionGivenBackError,
+} from "../client/partitioned-election.js";
 import { loadCa } from "../transport/tls.js";
 import { endpointsOf } from "./client.js";
 import { intFlag, type Parsed, UsageError } from "./flags.js";
 import type { GuardExitReport, GuardReason, GuardReport } from "./guard.js";
 
 export const ELECT_USAGE =
-  "ballot elect NAME (--endpoints URL,... | --etcd URL,...) [--ttl S] [--grace S] -- CMD ARGS...";
-export const ELECT_FLAGS = { values: ["endpoints", "etcd", "ttl", "grace", "token", "ca"] };
+  "ballot elect NAME (--endpoints URL,... | --etcd URL,...) [--ttl S] [--grace S] [--partitions P] -- CMD ARGS...";
+export const ELECT_FLAGS = { values: ["endpoints", "etcd", "ttl", "grace", "token", "ca", "partitions"] };
 
 /** The client library's default, so that `ballot elect` and election() behave alike. */
 const DEFAULT_TTL_S = 5;
@@ -34,6 +41,8 @@ export interface ElectConfig {
   readonly etcd?: string[];
   readonly ttlSeconds: number;
   readonly graceMs: number;
+  /** One CMD per held partition of this many (--partitions); undefined: one election, one CMD. */
+  readonly partitions?: number;
   readonly command: string;
   readonly args: string[];
 }
@@ -47,7 +56,12 @@ export type ElectionFactory = (o: {
   token?: string;
   /** PEM CA certificate(s) to trust for https:// endpoints (--ca). */
   ca?: Buffer;
-}) => Promise<{ election: Election; close?: () => void }>;
+}) => Promise<{
+  election: Election;
+  /** Another election on the same backend and client (for --partitions). */
+  open?: (name: string) => Election;
+  close?: () => void;
+}>;
 
 export function parseElect(p: Parsed): ElectConfig {
   const [name, ...extra] = p.positional;
@@ -83,7 +97,8 @@ export function parseElect(p: Parsed): ElectConfig {
       }
     }
   }
-  return { name, endpoints: endpointsOf(p), etcd, ttlSeconds, graceMs, command, args };
+  const partitions = p.flags.has("partitions") ? intFlag(p, "partitions", 1, 1, MAX_PARTITIONS) : undefined;
+  return { name, endpoints: endpointsOf(p), etcd, ttlSeconds, graceMs, partitions, command, args };
 }
 
 export interface RunElectOptions {
@@ -174,8 +189,15 @@ function describeEnd(end: TermEnd): string {
   }
 }
 
+/** What superviseTerm needs of a leadership: a whole election's, or one partition's. */
+type Supervised = Pick<HeldLeadership, "name" | "fencingToken" | "signal" | "validUntil">;
+
 /** Runs CMD under a guard for one period of leadership, until CMD and the guard are gone. */
-async function superviseTerm(held: HeldLeadership, o: RunElectOptions): Promise<TermEnd> {
+async function superviseTerm(
+  held: Supervised,
+  o: Omit<RunElectOptions, "election">,
+  extraEnv: NodeJS.ProcessEnv = {},
+): Promise<TermEnd> {
   // The guard's deadline is when SIGTERM goes out: a grace before leadership could lapse, so
   // that even a CMD that ignores SIGTERM is SIGKILLed before another instance can be elected.
   const limit = (): number => held.validUntil() - o.graceMs;
@@ -195,6 +217,7 @@ async function superviseTerm(held: HeldLeadership, o: RunElectOptions): Promise<
         ...(o.env ?? process.env),
         BALLOT_FENCING_TOKEN: String(held.fencingToken),
         BALLOT_ELECTION: held.name,
+        ...extraEnv,
       },
     },
   );
@@ -230,7 +253,12 @@ async function superviseTerm(held: HeldLeadership, o: RunElectOptions): Promise<
       send({ validUntilNs: String(ns) });
     }
   }, o.pollMs ?? 100);
-  const onLost = (): void => stop(`leadership of '${held.name}' was lost or is in doubt`);
+  const onLost = (): void =>
+    stop(
+      held.signal.reason instanceof PartitionGivenBackError
+        ? held.signal.reason.message
+        : `leadership of '${held.name}' was lost or is in doubt`,
+    );
   const onShutdown = (): void => stop("ballot elect is shutting down");
   held.signal.addEventListener("abort", onLost);
   o.signal.addEventListener("abort", onShutdown);
@@ -334,6 +362,60 @@ export async function runElect(o: RunElectOptions): Promise<void> {
   }
 }
 
+export interface RunPartitionedOptions extends Omit<RunElectOptions, "election"> {
+  readonly partitioned: PartitionedElection;
+  /** The election name CMD sees in BALLOT_ELECTION (the partition's number is BALLOT_PARTITION). */
+  readonly name: string;
+  /** How often the share is looked at. Default 500 ms. */
+  readonly intervalMs?: number;
+}
+
+/**
+ * One CMD under a guard per partition this process holds, until `signal` aborts. A CMD that ends
+ * by itself gives its partition up (resigned, left to the others for restartDelayMs). Rejects
+ * only when CMD cannot be started at all.
+ */
+export async function runPartitionedElect(o: RunPartitionedOptions): Promise<void> {
+  const { log } = o;
+  let fatal: Error | null = null;
+  const failed = new AbortController();
+  log(`campaigning for a share of the ${o.partitioned.partitions} partitions of '${o.name}'`);
+  const run = o.partitioned.runForEach(
+    async (signal, ctx) => {
+      log(`leading partition ${ctx.partition} of '${o.name}' with fencing token ${ctx.fencingToken}`);
+      const end = await superviseTerm(
+        { name: ctx.name, fencingToken: ctx.fencingToken, signal, validUntil: ctx.validUntil },
+        o,
+        { BALLOT_ELECTION: o.name, BALLOT_PARTITION: String(ctx.partition) },
+      );
+      log(`partition ${ctx.partition}: ${describeEnd(end)}`);
+      if (end.reason === "spawn-failed") {
+        fatal ??= new Error(`cannot run '${o.command}': ${end.report?.error ?? "spawn failed"}`);
+        failed.abort();
+        return;
+      }
+      // Ended by itself: give the partition up, so that it runs somewhere (maybe here again later).
+      if (!signal.aborted && !o.signal.aborted)
+        throw new Error(`partition ${ctx.partition}: ${describeEnd(end)}`);
+    },
+    {
+      value: o.value,
+      intervalMs: o.intervalMs,
+      retryDelayMs: o.restartDelayMs ?? 1000,
+      onError: (e) => log(message(e)),
+      onChange: (held) => log(`holding partitions [${held.join(",")}] of '${o.name}'`),
+    },
+  );
+  await new Promise<void>((resolve) => {
+    if (o.signal.aborted || failed.signal.aborted) return resolve();
+    o.signal.addEventListener("abort", () => resolve(), { once: true });
+    failed.signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+  await run.stop();
+  log(`resigned every partition of '${o.name}'`);
+  if (fatal) throw fatal;
+}
+
 /** The --ca file's certificates, checked (a usage error names the file, never its contents). */
 function caOf(p: Parsed): Buffer | undefined {
   const file = p.flags.get("ca");
@@ -350,7 +432,11 @@ const clientElection: ElectionFactory = async ({ endpoints, name, ttlSeconds, to
   // Loaded on use: the other commands, and usage errors, need not load the HTTP client.
   const { BallotClient } = await import("../client/index.js");
   const client = new BallotClient({ endpoints, token, ca });
-  return { election: client.election(name, { ttlSeconds }), close: () => client.close() };
+  return {
+    election: client.election(name, { ttlSeconds }),
+    open: (n) => client.election(n, { ttlSeconds }),
+    close: () => client.close(),
+  };
 };
 
 /** The etcd backend: an existing etcd cluster through the optional etcd3 package. */
@@ -365,14 +451,18 @@ const etcdElectionFactory =
     }
     const { etcdElection } = await import("../etcd/index.js");
     const client = new etcd3.Etcd3({ hosts });
-    return { election: etcdElection(client, name, { ttlSeconds }), close: () => client.close() };
+    return {
+      election: etcdElection(client, name, { ttlSeconds }),
+      open: (n) => etcdElection(client, n, { ttlSeconds }),
+      close: () => client.close(),
+    };
   };
 
 /** `ballot elect`: exit 0 after SIGINT/SIGTERM stopped CMD and resigned. */
 export async function runElectCommand(p: Parsed, factory?: ElectionFactory): Promise<number> {
   const cfg = parseElect(p);
   const make = factory ?? (cfg.etcd ? etcdElectionFactory(cfg.etcd) : clientElection);
-  const { election, close } = await make({
+  const { election, open, close } = await make({
     endpoints: cfg.endpoints,
     name: cfg.name,
     ttlSeconds: cfg.ttlSeconds,
@@ -396,14 +486,13 @@ export async function runElectCommand(p: Parsed, factory?: ElectionFactory): Pro
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    await runElect({
-      election,
-      command: cfg.command,
-      args: cfg.args,
-      graceMs: cfg.graceMs,
-      log,
-      signal: ac.signal,
-    });
+    const common = { command: cfg.command, args: cfg.args, graceMs: cfg.graceMs, log, signal: ac.signal };
+    if (cfg.partitions === undefined) await runElect({ election, ...common });
+    else {
+      if (!open) throw new UsageError("--partitions is not supported by this backend");
+      const partitioned = new PartitionedElection(cfg.name, cfg.partitions, open);
+      await runPartitionedElect({ partitioned, name: cfg.name, ...common });
+    }
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

@@ -38,6 +38,7 @@ const USAGE = `usage: ballot <command> [flags]
                            (every client command: [--ca FILE] to trust a cluster's own CA)
   elect NAME -- CMD ARGS...  run CMD only while leading election NAME
                            [--endpoints URL,... | --etcd URL,...] [--ttl S] [--grace S] [--ca FILE]
+                           [--partitions P]: one CMD per partition held (BALLOT_PARTITION), P shared fairly
   snapshot save FILE       a consistent backup of a running cluster   [--endpoints URL,...] [--ca FILE]
   snapshot restore FILE    seed a new member's data dir from a backup
                            --data-dir DIR --id ID --members ID=URL,... [--cluster-token T]

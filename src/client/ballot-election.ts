@@ -264,6 +264,14 @@ export class BallotElection implements Election {
     return { value: o.leader.value, fencingToken: o.leader.fencingToken };
   }
 
+  async candidates(): Promise<number> {
+    const r = await this.client.transport.call({ method: "GET", path: this.path(), write: false });
+    const n = (r.body as { candidates?: unknown } | null)?.candidates;
+    if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0)
+      throw new BallotClientError(0, "invalid_response", "the election has no candidate count");
+    return n;
+  }
+
   observe(opts: { signal?: AbortSignal } = {}): AsyncIterable<ElectionLeader | null> {
     return { [Symbol.asyncIterator]: () => this.observeChanges(opts.signal) };
   }

@@ -12,6 +12,7 @@ import type { Election } from "./election.js";
 import { BallotClientError } from "./errors.js";
 import { httpsFetch } from "./https-fetch.js";
 import { Lease } from "./lease.js";
+import { MAX_PARTITIONS, PartitionedElection } from "./partitioned-election.js";
 import { readSse } from "./sse.js";
 import { type FetchFn, linkedController, sleep, Transport } from "./transport.js";
 import { undiciRequest } from "./undici-request.js";
@@ -134,6 +135,12 @@ export type WatchEvent =
 export interface ElectionOptions {
   /** TTL of the lease backing each candidacy, in seconds. Default 5. */
   readonly ttlSeconds?: number;
+}
+
+/** A partitioned election: `partitions` elections and a roster, each instance leading a fair share. */
+export interface PartitionedElectionOptions extends ElectionOptions {
+  /** 1 … 1024; every instance must give the same count. */
+  readonly partitions: number;
 }
 
 /**
@@ -535,8 +542,17 @@ export class BallotClient {
     }
   }
 
-  /** A named election on this cluster; each campaign is backed by a lease this client keeps alive. */
-  election(name: string, opts: ElectionOptions = {}): Election {
+  /**
+   * A named election on this cluster; each campaign is backed by a lease this client keeps alive.
+   * With `partitions: P`, a {@link PartitionedElection}: `runForEach(job)` runs one job per
+   * partition this instance leads, the P partitions spread over every instance that runs it.
+   */
+  election(name: string, opts: PartitionedElectionOptions): PartitionedElection;
+  election(name: string, opts?: ElectionOptions): Election;
+  election(
+    name: string,
+    opts: ElectionOptions & { partitions?: number } = {},
+  ): Election | PartitionedElection {
     if (typeof name !== "string" || name.length === 0) {
       throw new BallotClientError(0, "invalid_argument", "the election name must be a non-empty string");
     }
@@ -544,7 +560,15 @@ export class BallotClient {
     if (!(Number.isFinite(ttl) && ttl > 0)) {
       throw new BallotClientError(0, "invalid_argument", "ttlSeconds must be a positive number");
     }
-    return new BallotElection(this, name, ttl);
+    if (opts.partitions === undefined) return new BallotElection(this, name, ttl);
+    const p = opts.partitions;
+    if (!Number.isInteger(p) || p < 1 || p > MAX_PARTITIONS)
+      throw new BallotClientError(
+        0,
+        "invalid_argument",
+        `partitions must be a whole number from 1 to ${MAX_PARTITIONS}`,
+      );
+    return new PartitionedElection(name, p, (n) => new BallotElection(this, n, ttl));
   }
 
   /**

@@ -68,6 +68,8 @@ export interface Election {
   campaign(value: unknown, opts?: CampaignOptions): Promise<HeldLeadership>;
   /** The current leader, or null. */
   leader(): Promise<ElectionLeader | null>;
+  /** How many candidates there are now, the leader included (each live candidacy counts once). */
+  candidates(): Promise<number>;
   /** The leader now and after every change (null while there is none), until `signal` aborts. */
   observe(opts?: { signal?: AbortSignal }): AsyncIterable<ElectionLeader | null>;
   /**

@@ -18,6 +18,7 @@ export {
   type KeyValue,
   type ListOptions,
   type ListResult,
+  type PartitionedElectionOptions,
   type PutOptions,
   type PutResult,
   type TxnCompare,
@@ -43,6 +44,18 @@ export { BallotClientError, type ClientErrorCode } from "./errors.js";
 export { type HttpsFetchOptions, httpsFetch } from "./https-fetch.js";
 export { Lease } from "./lease.js";
 export { CLOCK_DRIFT, LeaseClock } from "./lease-clock.js";
+export {
+  fairShare,
+  MAX_PARTITIONS,
+  PartitionedElection,
+  PartitionGivenBackError,
+  type PartitionJob,
+  type PartitionJobContext,
+  type PartitionRunHandle,
+  partitionElectionName,
+  type RunForEachOptions,
+  rosterElectionName,
+} from "./partitioned-election.js";
 export {
   readSse,
   type SseComment,

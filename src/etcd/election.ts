@@ -38,6 +38,12 @@ import type {
   RunWhileLeaderOptions,
 } from "../client/election.js";
 import { LeaseClock } from "../client/lease-clock.js";
+import {
+  MAX_PARTITIONS,
+  PartitionedElection,
+  partitionElectionName,
+  rosterElectionName,
+} from "../client/partitioned-election.js";
 
 /** Options of {@link etcdElection}. */
 export interface EtcdElectionOptions {
@@ -99,7 +105,17 @@ const OWN_VALUES_MAX = 16;
  * @param name the election's name, 1–256 bytes (UTF-8).
  * @throws TypeError / RangeError on bad input, before anything is sent.
  */
-export function etcdElection(client: Etcd3, name: string, opts: EtcdElectionOptions = {}): Election {
+export function etcdElection(
+  client: Etcd3,
+  name: string,
+  opts: EtcdElectionOptions & { readonly partitions: number },
+): PartitionedElection;
+export function etcdElection(client: Etcd3, name: string, opts?: EtcdElectionOptions): Election;
+export function etcdElection(
+  client: Etcd3,
+  name: string,
+  opts: EtcdElectionOptions & { readonly partitions?: number } = {},
+): Election | PartitionedElection {
   if (client === null || typeof client !== "object")
     throw new TypeError("etcdElection: client must be an Etcd3 client");
   if (typeof name !== "string" || name.length === 0)
@@ -113,7 +129,20 @@ export function etcdElection(client: Etcd3, name: string, opts: EtcdElectionOpti
     );
   const prefix = opts.prefix ?? DEFAULT_PREFIX;
   if (typeof prefix !== "string") throw new TypeError("etcdElection: prefix must be a string");
-  return new EtcdElection(client, name, `${prefix}${name}/`, ttlSeconds);
+  if (opts.partitions === undefined) return new EtcdElection(client, name, `${prefix}${name}/`, ttlSeconds);
+  // The partitions' names ("NAME:p3") must fit too: checked here, before anything is sent.
+  if (
+    Buffer.byteLength(rosterElectionName(name)) > NAME_MAX_BYTES ||
+    Buffer.byteLength(partitionElectionName(name, MAX_PARTITIONS)) > NAME_MAX_BYTES
+  )
+    throw new RangeError(
+      `etcdElection: name must leave room for the partition suffix (at most ${NAME_MAX_BYTES} bytes in all)`,
+    );
+  return new PartitionedElection(
+    name,
+    opts.partitions,
+    (n) => new EtcdElection(client, n, `${prefix}${n}/`, ttlSeconds),
+  );
 }
 
 class EtcdElection implements Election {
@@ -184,6 +213,11 @@ class EtcdElection implements Election {
       .exec();
     const kv = res.kvs.find((x) => this.isCandidateKey(x.key));
     return kv ? leaderOf(kv) : null;
+  }
+
+  async candidates(): Promise<number> {
+    const keys = await this.client.getAll().prefix(this.keyPrefix).options(this.callOptions()).keys();
+    return keys.filter((k) => this.isCandidateKey(k)).length;
   }
 
   observe(opts: { signal?: AbortSignal } = {}): AsyncIterable<ElectionLeader | null> {

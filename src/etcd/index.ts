@@ -13,6 +13,18 @@ export type {
   RunWhileLeaderOptions,
 } from "../client/election.js";
 export {
+  fairShare,
+  MAX_PARTITIONS,
+  PartitionedElection,
+  PartitionGivenBackError,
+  type PartitionJob,
+  type PartitionJobContext,
+  type PartitionRunHandle,
+  partitionElectionName,
+  type RunForEachOptions,
+  rosterElectionName,
+} from "../client/partitioned-election.js";
+export {
   CandidacyLostError,
   type EtcdElectionOptions,
   etcdElection,

@@ -100,7 +100,7 @@ function starts(file: string): Start[] {
   return out;
 }
 
-const sigterms = (file: string) => lines(file).filter((l) => l.text === "sigterm");
+const sigterms = (file: string) => lines(file).filter((l) => l.text.startsWith("sigterm "));
 
 /** Registers the guard pids a log line names. */
 function trackLog(line: string): void {
@@ -338,6 +338,94 @@ describe("ballot elect", () => {
     const etcd = await startEtcd();
     cleanups.push(() => etcd.stop());
     await twoElects(["--etcd", etcd.endpoint], () => "");
+  });
+
+  it("--partitions on a real node: two ballot elect run two CMDs each; SIGKILL one and the other runs all four; a partition's CMDs never overlap", async () => {
+    const cluster = await ProcCluster.start({ nodes: 1 });
+    cleanups.push(() => cluster.stop());
+    for (const p of cluster.procs.values()) pids.add(p.pid!);
+    const files = [newFile(), newFile()];
+    const elect = (i: number) =>
+      runnerProcess(
+        ["elect", "jobs", "--endpoints", cluster.url("n1"), "--ttl", "2", "--partitions", "4", "--"].concat([
+          process.execPath,
+          worker,
+          files[i]!,
+          "graceful",
+        ]),
+        mainJs,
+      );
+    /** Per file: the partitions whose CMD runs now (started, no sigterm line from that pid yet). */
+    const running = (file: string): Map<number, number> => {
+      const now = new Map<number, number>();
+      const byPid = new Map<number, number>();
+      for (const l of lines(file)) {
+        const m = /^start pid=(\d+) .*election=jobs partition=(\d+)$/.exec(l.text);
+        if (m) {
+          pids.add(Number(m[1]));
+          byPid.set(Number(m[1]), Number(m[2]));
+        }
+      }
+      for (const [pid, part] of byPid) if (alive(pid)) now.set(part, pid);
+      return now;
+    };
+    const a = elect(0);
+    await waitFor("A runs all four", () => running(files[0]!).size === 4, 15_000).catch((e: Error) => {
+      throw new Error(`${e.message}\n${a.stderr()}\n${cluster.tail()}`);
+    });
+    const b = elect(1);
+    await waitFor(
+      "two each",
+      () => running(files[0]!).size === 2 && running(files[1]!).size === 2,
+      20_000,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}\nA: ${a.stderr()}\nB: ${b.stderr()}`);
+    });
+    const parts = [...running(files[0]!).keys(), ...running(files[1]!).keys()].sort();
+    assert.deepEqual(parts, [0, 1, 2, 3], "each partition runs once");
+    assert.match(b.stderr(), /holding partitions \[\d,\d\] of 'jobs'/);
+    assert.match(a.stderr(), /partition \d+ was given back to balance the load/);
+
+    // SIGKILL A: its guards stop its CMDs; B takes every partition over.
+    process.kill(a.pid, "SIGKILL");
+    await waitFor(
+      "B runs all four",
+      () => running(files[1]!).size === 4 && running(files[0]!).size === 0,
+      20_000,
+    );
+
+    // Per partition, across both files: each CMD stopped (sigterm) before the next one started.
+    for (let part = 0; part < 4; part++) {
+      const spans: { start: number; end: number; token: number }[] = [];
+      for (const file of files) {
+        const log = lines(file);
+        for (const s of starts(file)) {
+          if (
+            !log.some((l) => l.text.startsWith(`start pid=${s.pid} `) && l.text.endsWith(`partition=${part}`))
+          )
+            continue;
+          // A CMD that has not stopped yet runs until now.
+          const end = alive(s.pid)
+            ? Number.POSITIVE_INFINITY
+            : (log.find((l) => l.text === `sigterm pid=${s.pid}`)?.at ?? Number.POSITIVE_INFINITY);
+          spans.push({ start: s.at, end, token: Number(s.token) });
+        }
+      }
+      spans.sort((x, y) => x.start - y.start);
+      for (let i = 1; i < spans.length; i++) {
+        assert.ok(
+          spans[i - 1]!.end <= spans[i]!.start,
+          `partition ${part}: CMDs overlap ${JSON.stringify(spans)}`,
+        );
+        assert.ok(
+          spans[i]!.token > spans[i - 1]!.token,
+          `partition ${part}: tokens ${JSON.stringify(spans)}`,
+        );
+      }
+    }
+    process.kill(b.pid, "SIGTERM");
+    assert.equal(await b.exited, 0, b.stderr());
+    assert.equal(running(files[1]!).size, 0, "SIGTERM stops every CMD");
   });
 
   it("the guard never starts CMD on a deadline already passed, but applies renewals queued while it booted", async () => {

@@ -359,4 +359,45 @@ describe("ballot/etcd election on a real etcd", () => {
     await assert.rejects(waiting, CandidacyLostError);
     await held.resign();
   });
+
+  it("partitions: two instances lead two of four each; when one stops the other leads all four; candidates() counts", async () => {
+    const name = uniqueName("parts");
+    assert.throws(() => etcdElection(client(), name, { partitions: 0 }), RangeError);
+    assert.throws(
+      () => etcdElection(client(), "x".repeat(250), { partitions: 2 }),
+      /room for the partition suffix/,
+    );
+    const holding = new Map<string, Set<number>>([
+      ["A", new Set()],
+      ["B", new Set()],
+    ]);
+    const last = new Map<number, number>();
+    const runs = ["A", "B"].map((who) =>
+      etcdElection(client(), name, { partitions: 4, ttlSeconds: 2 }).runForEach(
+        async (signal, ctx) => {
+          // One election per partition: its tokens grow, whoever holds it.
+          assert.ok(ctx.fencingToken > (last.get(ctx.partition) ?? 0));
+          last.set(ctx.partition, ctx.fencingToken);
+          for (const [w, s] of holding)
+            assert.ok(w === who || !s.has(ctx.partition), "one job per partition");
+          holding.get(who)!.add(ctx.partition);
+          await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
+          holding.get(who)!.delete(ctx.partition);
+        },
+        { intervalMs: 200 },
+      ),
+    );
+    const split = () => holding.get("A")!.size === 2 && holding.get("B")!.size === 2;
+    await waitFor("2 and 2", split, 15_000);
+    assert.equal(await etcdElection(admin(), `${name}:roster`).candidates(), 2);
+    await runs[1]!.stop();
+    await waitFor(
+      "A leads all four",
+      () => holding.get("A")!.size === 4 && holding.get("B")!.size === 0,
+      15_000,
+    );
+    assert.equal(await etcdElection(admin(), `${name}:roster`).candidates(), 1);
+    await runs[0]!.stop();
+    assert.equal((await candidates(`${name}:p0`)).length, 0, "stop resigns");
+  });
 });

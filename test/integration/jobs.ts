@@ -21,11 +21,22 @@ export interface JobLine {
   readonly fencingToken?: number;
   readonly tick?: number;
   readonly accepted?: boolean;
+  /** Partitioned mode: the partition of an elected/tick/stopped line. */
+  readonly partition?: number;
+  /** Partitioned mode: the users an elected partition handles. */
+  readonly users?: string[];
+  /** Partitioned mode: what a holding line says this instance holds. */
+  readonly partitions?: number[];
 }
 
 export type JobMode =
   | { readonly mode: "embedded"; readonly electionTimeoutMs: number }
-  | { readonly mode: "client"; readonly endpoints: string[]; readonly ttl: number }
+  | {
+      readonly mode: "client";
+      readonly endpoints: string[];
+      readonly ttl: number;
+      readonly partitions?: number;
+    }
   | { readonly mode: "etcd"; readonly endpoint: string; readonly ttl: number };
 
 export class JobInstances {
@@ -112,6 +123,7 @@ export class JobInstances {
         urls,
         "--ttl",
         String(m.ttl),
+        ...(m.mode === "client" && m.partitions !== undefined ? ["--partitions", String(m.partitions)] : []),
       ]);
     }
   }

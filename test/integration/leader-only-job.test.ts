@@ -158,3 +158,91 @@ scenarios("leader-only job, etcd via ballot/etcd", {
     await etcd?.stop();
   },
 });
+
+describe("leader-only job, partitioned by user id via ballot/client", { timeout: 120_000 }, () => {
+  const P = 6;
+  let cluster: ProcCluster;
+  let j: JobInstances;
+  before(async () => {
+    cluster = await ProcCluster.start({ electionTimeoutMs: ET });
+    j = await JobInstances.start({
+      mode: "client",
+      endpoints: cluster.ids.map((id) => cluster.url(id)),
+      ttl: TTL,
+      partitions: P,
+    });
+  });
+  after(async () => {
+    await j?.stop();
+    await cluster?.stop();
+  });
+
+  /** Partition → the instance whose job for it runs now (elected, not yet stopped, not killed). */
+  const runningNow = (dead: Set<string>): Map<number, string> => {
+    const now = new Map<number, string>();
+    for (const l of j.lines) {
+      if (l.partition === undefined || dead.has(l.instance)) continue;
+      if (l.event === "elected") now.set(l.partition, l.instance);
+      if (l.event === "stopped" && now.get(l.partition) === l.instance) now.delete(l.partition);
+    }
+    for (const [p, who] of now) if (dead.has(who)) now.delete(p);
+    return now;
+  };
+  const share = (now: Map<number, string>, live: string[]) => {
+    const counts = live.map((id) => [...now.values()].filter((w) => w === id).length);
+    return now.size === P && counts.every((n) => n >= 1 && n <= Math.ceil(P / live.length));
+  };
+  const waitFor = async (what: string, cond: () => boolean, ms: number) => {
+    const end = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > end)
+        throw new Error(`timed out: ${what}; running ${JSON.stringify([...runningNow(new Set())])}`);
+      await sleep(50);
+    }
+  };
+
+  it("each instance leads two of six partitions; a kill -9 moves its two to the others; every user handled once per partition", async () => {
+    await waitFor("two partitions each", () => share(runningNow(new Set()), j.ids), 30_000);
+    // The users are split by partition: every user in exactly one partition.
+    const users = new Map<number, string[]>();
+    for (const l of j.lines) if (l.event === "elected" && l.users) users.set(l.partition!, l.users);
+    const all = [...users.values()].flat();
+    assert.equal(all.length, 24);
+    assert.equal(new Set(all).size, 24);
+
+    const victim = "j1";
+    const lost = [...runningNow(new Set())].filter(([, w]) => w === victim).map(([p]) => p);
+    const t0 = Date.now();
+    await j.signal(victim, "SIGKILL");
+    await waitFor(
+      "the others lead all six",
+      () => share(runningNow(new Set([victim])), ["j2", "j3"]),
+      20_000,
+    );
+    const movedIn = Date.now() - t0;
+    console.log(
+      `# partitioned job: kill -9 of ${victim} → its partitions ${lost} led elsewhere after ${movedIn} ms`,
+    );
+    assert.ok(movedIn <= TTL * 1000 + 5000, `took ${movedIn} ms`);
+    // It comes back and gets its share again.
+    j.spawn(victim);
+    await waitFor("two each again", () => share(runningNow(new Set()), j.ids), 30_000);
+
+    // The store: per partition, accepted records never go back in token, and a token is one instance's.
+    const r = await readEvents(
+      `${cluster.url("n1")}/v1/watch?prefix=job/last/p&fromRevision=1`,
+      () => false,
+      {
+        timeoutMs: 1500,
+      },
+    );
+    const byPartition = new Map<number, Record_[]>();
+    for (const e of r.events.filter((x) => x.event === "put")) {
+      const v = e.data.value as Record_ & { partition: number };
+      assert.equal(e.data.key, `job/last/p${v.partition}`);
+      byPartition.set(v.partition, [...(byPartition.get(v.partition) ?? []), v]);
+    }
+    assert.equal(byPartition.size, P);
+    for (const records of byPartition.values()) checkHistory(records);
+  });
+});
