@@ -16,6 +16,7 @@ import { MAX_PARTITIONS, PartitionedElection } from "./partitioned-election.js";
 import { readSse } from "./sse.js";
 import { type FetchFn, linkedController, sleep, Transport } from "./transport.js";
 import { undiciRequest } from "./undici-request.js";
+import { WriteCoalescer } from "./write-coalescer.js";
 
 export interface BallotClientOptions {
   /** Node URLs (any members; the client finds the leader). */
@@ -35,6 +36,12 @@ export interface BallotClientOptions {
   /** PEM client certificate and key, presented to https:// endpoints that ask for one. */
   readonly cert?: string | Buffer;
   readonly key?: string | Buffer;
+  /**
+   * Merge concurrent plain puts (no ifRevision, createOnly, fencingToken or signal) into one
+   * transaction per request once `maxInFlight` writes are already in flight; each put keeps its
+   * own result, revision and error. Default `{ maxInFlight: 8 }`; `false` sends every put alone.
+   */
+  readonly coalesceWrites?: false | { readonly maxInFlight?: number };
 }
 
 /** How fresh a read must be: `linearizable` (default), `lease` (the leader's lease), `local` (this node's state). */
@@ -212,6 +219,8 @@ export class BallotClient {
   /** @internal */
   readonly transport: Transport;
   private readonly idleMs: number;
+  /** Merges concurrent plain puts under load (see BallotClientOptions.coalesceWrites). */
+  private readonly coalescer: WriteCoalescer | null = null;
   private readonly leases = new Set<Lease>();
   private readonly closer = new AbortController();
 
@@ -241,6 +250,29 @@ export class BallotClient {
       ...(opts.fetch ? {} : { request: this.engine().request }),
     });
     this.idleMs = opts.streamIdleTimeoutMs ?? 45_000;
+    const co = opts.coalesceWrites ?? {};
+    if (co !== false) {
+      const maxInFlight = co.maxInFlight ?? 8;
+      if (!Number.isInteger(maxInFlight) || maxInFlight < 1)
+        throw new BallotClientError(
+          0,
+          "invalid_argument",
+          "coalesceWrites.maxInFlight must be a whole number ≥ 1",
+        );
+      this.coalescer = new WriteCoalescer(
+        (key, value, lease) => this.sendPut(key, value, lease, {}, undefined),
+        async (puts) =>
+          (
+            await this.transport.call({
+              method: "POST",
+              path: "/v1/txn",
+              body: { compare: [], success: puts.map((put) => ({ put })), failure: [] },
+              write: true,
+            })
+          ).body,
+        { maxInFlight, maxOps: 64 },
+      );
+    }
   }
 
   /** The endpoint the client tries first: the leader's URL once it has learned it. */
@@ -283,15 +315,28 @@ export class BallotClient {
     if (opts.createOnly) headers["If-None-Match"] = "*";
     if (opts.fencingToken !== undefined) headers["X-Ballot-Fencing-Token"] = String(opts.fencingToken);
     const lease = opts.lease instanceof Lease ? opts.lease.id : opts.lease;
+    const plain =
+      opts.ifRevision === undefined && !opts.createOnly && opts.fencingToken === undefined && !opts.signal;
+    if (plain && this.coalescer) return asKeyValue(await this.coalescer.put(key, value, lease));
+    return asKeyValue(await this.sendPut(key, value, lease, headers, opts.signal));
+  }
+
+  private async sendPut(
+    key: string,
+    value: unknown,
+    lease: number | undefined,
+    headers: Record<string, string>,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
     const r = await this.transport.call({
       method: "PUT",
       path: `/v1/kv/${KEY_SAFE(key)}`,
       body: lease === undefined ? { value } : { value, lease },
       headers,
       write: true,
-      signal: opts.signal,
+      signal,
     });
-    return asKeyValue(r.body);
+    return r.body;
   }
 
   /** Deletes a key (same guarantees as put). `deleted` is false when it did not exist. */
