@@ -16,6 +16,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Election, ElectionJobContext, HeldLeadership } from "./election.js";
+import { sleep } from "./transport.js";
 
 /** The most partitions one partitioned election may have (each is an election and a lease). */
 export const MAX_PARTITIONS = 1024;
@@ -135,17 +136,6 @@ const waitForAbort = (signal: AbortSignal): Promise<void> =>
     else signal.addEventListener("abort", () => resolve(), { once: true });
   });
 
-const sleepUnless = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-
 /** A cheap stable hash, so instances prefer different free partitions and collide less. */
 function preference(instance: string, partition: number): number {
   let h = 2166136261;
@@ -236,7 +226,7 @@ class PartitionRunner {
       } catch (e) {
         if (stop.aborted) break;
         this.onError(e);
-        await sleepUnless(this.retryDelayMs, stop);
+        await sleep(this.retryDelayMs, stop);
       }
     }
   }

@@ -16,6 +16,9 @@
  */
 import { BallotClientError } from "./errors.js";
 
+/** Worst-case UTF-8 bytes of string values in one batch: half the server's 1 MiB per transaction. */
+const MAX_BATCH_STRING_BYTES = 512 * 1024;
+
 /** One put waiting for a slot. */
 interface Waiting {
   readonly key: string;
@@ -67,10 +70,18 @@ export class WriteCoalescer {
   private flush(): void {
     while (this.inFlight < this.opts.maxInFlight && this.queue.length > 0) {
       // A transaction may write a key only once: a second put of a key waits for the next group.
+      // String values are measured (cheaply) so that large ones do not make a batch the server
+      // refuses for its size; other values count as small and, if they are not, the refusal
+      // sends them one by one.
       const keys = new Set<string>();
       let n = 0;
-      while (n < this.queue.length && n < this.opts.maxOps && !keys.has(this.queue[n]!.key)) {
-        keys.add(this.queue[n]!.key);
+      let bytes = 0;
+      while (n < this.queue.length && n < this.opts.maxOps) {
+        const w = this.queue[n]!;
+        const size = typeof w.value === "string" ? w.value.length * 3 + 2 : 0;
+        if (keys.has(w.key) || (n > 0 && bytes + size > MAX_BATCH_STRING_BYTES)) break;
+        keys.add(w.key);
+        bytes += size;
         n++;
       }
       const group = this.queue.splice(0, n);

@@ -88,6 +88,19 @@ describe("WriteCoalescer", () => {
     );
   });
 
+  it("large string values end a batch before the server's size limit would refuse it", async () => {
+    const { s, co } = staged();
+    const big = "x".repeat(100 * 1024); // counted as 300 KiB (3 bytes a char at worst)
+    const all = [co.put("a", 1), co.put("b", 1), co.put("c", big), co.put("d", "small"), co.put("e", big)];
+    await tick();
+    s.release();
+    await tick();
+    assert.deepEqual(s.batches, [["c", "d"]], "e would take the batch over 512 KiB");
+    assert.deepEqual(s.singles, ["a", "b", "e"]);
+    s.release();
+    await Promise.all(all);
+  });
+
   it("a batch refused whole (4xx) is re-sent put by put: the bad one fails alone", async () => {
     const { s, co } = staged(() => {
       throw new BallotClientError(400, "invalid_request", "one op is bad");
