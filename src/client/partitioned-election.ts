@@ -175,11 +175,16 @@ class PartitionRunner {
   start(): PartitionRunHandle {
     const rostered = this.keepOnRoster();
     this.loop = (async () => {
+      // A backend that stays unreachable fails every round the same way: said once, until a round works.
+      let lastFailure: string | null = null;
       while (!this.stopper.signal.aborted) {
         try {
           await this.round();
+          lastFailure = null;
         } catch (e) {
-          if (!this.stopper.signal.aborted) this.onError(e);
+          const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+          if (!this.stopper.signal.aborted && what !== lastFailure) this.onError(e);
+          lastFailure = what;
         }
         // Jittered, so instances started together do not look at the same moment every time.
         await this.pause(this.intervalMs * (0.8 + 0.4 * Math.random()));

@@ -201,7 +201,7 @@ describe("leader-only job, partitioned by user id via ballot/client", { timeout:
     }
   };
 
-  it("each instance leads two of six partitions; a kill -9 moves its two to the others; every user handled once per partition", async () => {
+  it("each instance leads two of six partitions; a kill -9 or a SIGSTOP moves its two to the others; every user handled once per partition", async () => {
     await waitFor("two partitions each", () => share(runningNow(new Set()), j.ids), 30_000);
     // The users are split by partition: every user in exactly one partition.
     const users = new Map<number, string[]>();
@@ -227,6 +227,30 @@ describe("leader-only job, partitioned by user id via ballot/client", { timeout:
     // It comes back and gets its share again.
     j.spawn(victim);
     await waitFor("two each again", () => share(runningNow(new Set()), j.ids), 30_000);
+
+    // SIGSTOP beyond the lease: the others take its two partitions; on SIGCONT its jobs find their
+    // signals aborted (they stop, their late writes are refused by the fence), and it takes a share again.
+    const paused = "j2";
+    const pausedHeld = [...runningNow(new Set())].filter(([, w]) => w === paused).map(([p]) => p);
+    const linesBefore = j.lines.length;
+    await j.signal(paused, "SIGSTOP");
+    await waitFor(
+      "the others lead all six while it is stopped",
+      () => share(runningNow(new Set([paused])), ["j1", "j3"]),
+      20_000,
+    );
+    await j.signal(paused, "SIGCONT");
+    await waitFor(
+      "its old jobs report stopped",
+      () =>
+        pausedHeld.every((p) =>
+          j.lines
+            .slice(linesBefore)
+            .some((l) => l.instance === paused && l.event === "stopped" && l.partition === p),
+        ),
+      10_000,
+    );
+    await waitFor("two each after the pause", () => share(runningNow(new Set()), j.ids), 30_000);
 
     // The store: per partition, accepted records never go back in token, and a token is one instance's.
     const r = await readEvents(
