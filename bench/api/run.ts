@@ -1,21 +1,22 @@
 /**
- * bench/api: what the HTTP layer costs on the path users call, same run, same driver. Three front
+ * bench/api: what the HTTP layer costs on the path users call, same run, same driver. Two front
  * doors on 3-node clusters of this machine, measured in turn, two rounds, interleaved:
- *  - `gate`: today's server (node:http, every route checked against src/api/schemas.ts);
- *  - `fastify`: a Fastify app with the same checks (literal target, schemas, unknown fields
- *    refused) over the same RaftNode in the same process (bench/api/fastify-node.ts);
- *  - `before` (with `--before DIR`, a built checkout of an earlier commit): the server before the gate.
+ *  - `fastify`: this checkout's server (`ballot start`: Fastify's router, hooks and
+ *    fast-json-stringify, with the gate's literal-target and strict-JSON checks as its hooks);
+ *  - `node:http` (`--before DIR`, a built checkout of ef04ba6 or another earlier commit): the same
+ *    checks on a hand-written node:http router, the server before the Fastify port.
  * One driver (this process, undici Pool) keeps K requests in flight: PUT of 100-byte values over
  * 1,000 keys at K=64 and 256 on the leader, linearizable GET at K=64. Reports writes/s, p50/p99,
- * non-2xx, the leader's term before/after, and the ratios fastify/gate and gate/before: issue 8
- * keeps node:http if Fastify costs more than 10 %, and the gate may cost at most 10 %.
+ * non-2xx, the leader's term before/after, and the ratio fastify/node:http: issue 8 moves the server
+ * to Fastify unless that costs more than 10 % of write or read throughput.
  *
- * Usage: npm run bench:api [-- --seconds S] [--before DIR]   (writes bench/results/api.json)
+ * Usage: npm run bench:api -- --before DIR [--seconds S]   (writes bench/results/api.json)
+ *   git worktree add /tmp/ballot-nodehttp ef04ba6 && (cd /tmp/ballot-nodehttp && npm ci && npm run build)
  */
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { Pool } from "undici";
-import { freePorts, ProcCluster } from "../../test/integration/procs.js";
+import { ProcCluster } from "../../test/integration/procs.js";
 import { describeMachine } from "../machine.js";
 
 function arg(name: string): string | undefined {
@@ -70,21 +71,14 @@ async function leaderOf(c: ProcCluster): Promise<{ id: string; term: number }> {
   return { id, term: s.term };
 }
 
-// One cluster carries both `gate` and `fastify`: the same nodes, two front doors.
-const fastifyPorts = await freePorts(3);
-for (const [i, p] of fastifyPorts.entries()) process.env[`BENCH_FASTIFY_PORT_n${i + 1}`] = String(p);
-const both = await ProcCluster.start({ cli: new URL("./fastify-node.js", import.meta.url).pathname });
-const before = beforeDir ? await ProcCluster.start({ cli: `${beforeDir}/dist/src/cli/main.js` }) : null;
+if (!beforeDir) throw new Error("--before DIR (a built checkout of the node:http server) is required");
+const fastify = await ProcCluster.start();
+const nodeHttp = await ProcCluster.start({ cli: `${beforeDir}/dist/src/cli/main.js` });
 
-const doors: { name: string; cluster: ProcCluster; origin: (leader: string) => string }[] = [
-  { name: "gate", cluster: both, origin: (l) => both.url(l) },
-  {
-    name: "fastify",
-    cluster: both,
-    origin: (l) => `http://127.0.0.1:${fastifyPorts[Number(l.slice(1)) - 1]}`,
-  },
+const doors: { name: string; cluster: ProcCluster }[] = [
+  { name: "fastify", cluster: fastify },
+  { name: "node:http", cluster: nodeHttp },
 ];
-if (before) doors.push({ name: "before", cluster: before, origin: (l) => before.url(l) });
 
 const workloads = [
   { name: "put", k: 64, method: "PUT" as const },
@@ -97,13 +91,13 @@ try {
   // Keys exist before the reads, on every cluster.
   for (const d of doors) {
     const l = await leaderOf(d.cluster);
-    await drive(d.origin(l.id), 16, "PUT");
+    await drive(d.cluster.url(l.id), 16, "PUT");
   }
   for (let round = 1; round <= 2; round++) {
     for (const w of workloads) {
       for (const d of doors) {
         const l0 = await leaderOf(d.cluster);
-        const cell = await drive(d.origin(l0.id), w.k, w.method);
+        const cell = await drive(d.cluster.url(l0.id), w.k, w.method);
         const l1 = await leaderOf(d.cluster);
         rows.push({
           round,
@@ -121,8 +115,8 @@ try {
     }
   }
 } finally {
-  await both.stop();
-  await before?.stop();
+  await fastify.stop();
+  await nodeHttp.stop();
 }
 
 // Ratios from the sums over both rounds (each door saw the same noise, interleaved).
@@ -133,10 +127,8 @@ const sum = (door: string, w: string, k: number) =>
 const ratios = workloads.map((w) => ({
   workload: w.name,
   k: w.k,
-  fastifyOverGate: Math.round((sum("fastify", w.name, w.k) / sum("gate", w.name, w.k)) * 100) / 100,
-  ...(before
-    ? { gateOverBefore: Math.round((sum("gate", w.name, w.k) / sum("before", w.name, w.k)) * 100) / 100 }
-    : {}),
+  fastifyOverNodeHttp:
+    Math.round((sum("fastify", w.name, w.k) / sum("node:http", w.name, w.k)) * 100) / 100,
 }));
 console.table(ratios);
 const out = {
@@ -144,9 +136,8 @@ const out = {
   description: `3-node clusters on one machine; ${seconds} s per cell; 100-byte values over ${KEYS} keys; undici Pool with K connections`,
   date: new Date().toISOString(),
   machine: describeMachine(),
-  before: beforeDir
-    ? execFileSync("git", ["-C", beforeDir, "log", "-1", "--format=%h %s"], { encoding: "utf8" }).trim()
-    : null,
+  fastify: execFileSync("git", ["log", "-1", "--format=%h %s"], { encoding: "utf8" }).trim(),
+  nodeHttp: execFileSync("git", ["-C", beforeDir, "log", "-1", "--format=%h %s"], { encoding: "utf8" }).trim(),
   results: rows,
   ratios,
 };

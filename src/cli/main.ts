@@ -5,13 +5,12 @@
  */
 import { readFileSync, realpathSync } from "node:fs";
 import { pathToFileURL } from "node:url";
-import { ConfigError } from "../server/server.js";
+import { ConfigError } from "../server/config-error.js";
 import { runClient } from "./client.js";
 import { runDev } from "./dev.js";
 import { ELECT_FLAGS, runElectCommand } from "./elect.js";
 import { parseFlags, UsageError } from "./flags.js";
 import { runSnapshot, SNAPSHOT_FLAGS } from "./snapshot.js";
-import { runStart } from "./start.js";
 
 const USAGE = `usage: ballot <command> [flags]
 
@@ -105,7 +104,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         console.log(version());
         return 0;
       case "start":
-        return await runStart(parseFlags(rest, START_FLAGS));
+        // Loaded only to start a server: client commands never pay for the server's modules.
+        return await (await import("./start.js")).runStart(parseFlags(rest, START_FLAGS));
       case "dev":
         return await runDev(parseFlags(rest, DEV_FLAGS));
       case "get":

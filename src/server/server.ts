@@ -17,6 +17,7 @@ import type { FileSystem } from "../storage/fs.js";
 import { serverTlsOptions, type TlsMaterial, tlsWarnings } from "../transport/tls.js";
 import { createApi } from "./api.js";
 import type { Authenticator } from "./auth.js";
+import { ConfigError } from "./config-error.js";
 import { createMetrics } from "./metrics.js";
 import { CONNECTIONS_CHECKING_INTERVAL_MS, hardenWire, type WireDeadlines } from "./wire.js";
 
@@ -65,10 +66,7 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-/** Thrown for configuration problems the operator must fix; the CLI prints the message and exits 2. */
-export class ConfigError extends Error {
-  readonly code = "BALLOT_ERR_CONFIG";
-}
+export { ConfigError };
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let listen: URL;
@@ -136,7 +134,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const metrics = createMetrics(node as RaftNode<unknown>);
   server.on(
     "request",
-    createApi({
+    await createApi({
       node,
       kv,
       hub,

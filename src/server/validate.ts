@@ -25,13 +25,18 @@ interface Compiled {
   readonly route: RouteSpec;
   /** Fixed segments as text; parameters as `{name}`. */
   readonly segments: readonly string[];
+  readonly headerNames: readonly string[];
+  /** Query parameters and path parameters whose schema is an integer: their text becomes a number. */
+  readonly integerNames: ReadonlySet<string>;
+  /** The route's validators, compiled on its first request (compiling them all costs a process start ~0.2 s). */
+  validators(): Validators;
+}
+
+interface Validators {
   readonly params?: ValidateFunction;
   readonly query: ValidateFunction;
   readonly headers?: ValidateFunction;
-  readonly headerNames: readonly string[];
   readonly body?: ValidateFunction;
-  /** Query parameters and path parameters whose schema is an integer: their text becomes a number. */
-  readonly integerNames: ReadonlySet<string>;
 }
 
 /** Replaces `#/components/schemas/X` references with the schema itself (the API has no recursive shapes). */
@@ -106,21 +111,25 @@ export class ApiValidator {
       const integerNames = new Set<string>();
       for (const [n, p] of [...Object.entries(route.query ?? {}), ...Object.entries(route.params ?? {})])
         if (isIntegerSchema(p.schema)) integerNames.add(n);
+      let validators: Validators | undefined;
       return {
         route,
         segments: route.path === "/" ? [] : route.path.slice(1).split("/"),
-        params: route.params ? compile(objectOf(route.params)) : undefined,
-        query: compile(
-          route.anyQuery
-            ? { ...objectOf(route.query ?? {}), additionalProperties: true }
-            : objectOf(route.query ?? {}),
-        ),
-        headers: route.headers
-          ? compile({ ...objectOf(headerSpecs), additionalProperties: true })
-          : undefined,
         headerNames,
-        body: route.body ? compile(route.body) : undefined,
         integerNames,
+        validators: () =>
+          (validators ??= {
+            params: route.params ? compile(objectOf(route.params)) : undefined,
+            query: compile(
+              route.anyQuery
+                ? { ...objectOf(route.query ?? {}), additionalProperties: true }
+                : objectOf(route.query ?? {}),
+            ),
+            headers: route.headers
+              ? compile({ ...objectOf(headerSpecs), additionalProperties: true })
+              : undefined,
+            body: route.body ? compile(route.body) : undefined,
+          }),
       };
     });
     for (const c of this.compiled) {
@@ -134,6 +143,11 @@ export class ApiValidator {
     }
   }
 
+  /** Compiles every route's validators now (a test does, so a schema Ajv refuses fails the build, not a request). */
+  compileAll(): void {
+    for (const c of this.compiled) c.validators();
+  }
+
   /** The route and parameters for a request; 404 for no route, 405 (with Allow) for another method. */
   match(method: string, target: RequestTarget): Match {
     const allowed: Method[] = [];
@@ -145,12 +159,13 @@ export class ApiValidator {
         allowed.push(c.route.method);
         continue;
       }
-      if (c.params) {
+      const check = c.validators().params;
+      if (check) {
         for (const n of c.integerNames)
           if (typeof params[n] === "string" && INTEGER_TEXT.test(params[n] as string))
             params[n] = Number(params[n]);
-        if (!c.params(params)) {
-          const e = c.params.errors?.[0];
+        if (!check(params)) {
+          const e = check.errors?.[0];
           const name = e?.instancePath.replace(/^\//, "") ?? "";
           throw new HttpError(
             400,
@@ -175,21 +190,22 @@ export class ApiValidator {
     headers: Readonly<Record<string, string | string[] | undefined>>,
   ): Record<string, string | number> {
     const c = this.compiledOf(m.route);
+    const v = c.validators();
     const query: Record<string, string | number> = {};
     for (const [k, v] of target.query) {
       if (k === "access_token") throw tokenInUrl();
       query[k] = c.integerNames.has(k) && INTEGER_TEXT.test(v) ? Number(v) : v;
     }
-    if (!c.query(query))
-      throw new HttpError(400, "invalid_request", describe("the query", c.query.errors?.[0]));
-    if (c.headers) {
+    if (!v.query(query))
+      throw new HttpError(400, "invalid_request", describe("the query", v.query.errors?.[0]));
+    if (v.headers) {
       const h: Record<string, string> = {};
       for (const n of c.headerNames) {
         const v = headers[n];
         if (v !== undefined) h[n] = Array.isArray(v) ? v.join(", ") : v;
       }
-      if (!c.headers(h)) {
-        const e = c.headers.errors?.[0];
+      if (!v.headers(h)) {
+        const e = v.headers.errors?.[0];
         const name = e?.instancePath.replace(/^\//, "") ?? "a header";
         throw new HttpError(400, "invalid_header", `the ${name} header ${e?.message ?? "is invalid"}`);
       }
@@ -199,7 +215,7 @@ export class ApiValidator {
 
   /** Checks a parsed JSON body against the route's schema. */
   checkBody(route: RouteSpec, body: unknown): void {
-    const v = this.compiledOf(route).body;
+    const v = this.compiledOf(route).validators().body;
     if (!v) return;
     if (!v(body)) throw new HttpError(400, "invalid_request", describe("the body", v.errors?.[0]));
   }
