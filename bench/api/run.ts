@@ -1,17 +1,21 @@
 /**
- * bench/api: what the HTTP layer costs on the path users call, same run, same driver. Two front
+ * bench/api: what the HTTP layer costs on the path users call, same run, same driver. Three front
  * doors on 3-node clusters of this machine, measured in turn, two rounds, interleaved:
- *  - `fastify`: this checkout's server (`ballot start`: Fastify's router, hooks and
- *    fast-json-stringify, with the gate's literal-target and strict-JSON checks as its hooks);
- *  - `node:http` (`--before DIR`, a built checkout of ef04ba6 or another earlier commit): the same
- *    checks on a hand-written node:http router, the server before the Fastify port.
+ *  - `node:http`: this checkout's server (`ballot start`: a hand-written router over node:http,
+ *    every route checked against src/api/schemas.ts);
+ *  - `fastify` (`--fastify DIR`, a built checkout of 5f6084e): the same server ported to Fastify
+ *    (its router, hooks, content-type hook and fast-json-stringify replies), with the same checks
+ *    as its hooks, since Fastify's defaults do not give them;
+ *  - `before` (`--before DIR`, a built checkout of 035dc62): the server before the schema gate.
  * One driver (this process, undici Pool) keeps K requests in flight: PUT of 100-byte values over
  * 1,000 keys at K=64 and 256 on the leader, linearizable GET at K=64. Reports writes/s, p50/p99,
- * non-2xx, the leader's term before/after, and the ratio fastify/node:http: issue 8 moves the server
- * to Fastify unless that costs more than 10 % of write or read throughput.
+ * non-2xx, the leader's term before/after, and the ratios fastify/node:http (issue 8 moves the
+ * server to Fastify unless that costs more than 10 %) and node:http/before (the gate may cost at
+ * most 10 %).
  *
- * Usage: npm run bench:api -- --before DIR [--seconds S]   (writes bench/results/api.json)
- *   git worktree add /tmp/ballot-nodehttp ef04ba6 && (cd /tmp/ballot-nodehttp && npm ci && npm run build)
+ * Usage: npm run bench:api -- --fastify DIR --before DIR [--seconds S]   (writes bench/results/api.json)
+ *   git worktree add /tmp/ballot-fastify 5f6084e && (cd /tmp/ballot-fastify && npm ci && npm run build)
+ *   git worktree add /tmp/ballot-before 035dc62 && (cd /tmp/ballot-before && npm ci && npm run build)
  */
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -25,6 +29,7 @@ function arg(name: string): string | undefined {
 }
 const seconds = Number(arg("seconds") ?? 5);
 const beforeDir = arg("before");
+const fastifyDir = arg("fastify");
 const body = JSON.stringify({ value: "v".repeat(100) });
 const KEYS = 1000;
 
@@ -71,14 +76,14 @@ async function leaderOf(c: ProcCluster): Promise<{ id: string; term: number }> {
   return { id, term: s.term };
 }
 
-if (!beforeDir) throw new Error("--before DIR (a built checkout of the node:http server) is required");
-const fastify = await ProcCluster.start();
-const nodeHttp = await ProcCluster.start({ cli: `${beforeDir}/dist/src/cli/main.js` });
-
-const doors: { name: string; cluster: ProcCluster }[] = [
-  { name: "fastify", cluster: fastify },
-  { name: "node:http", cluster: nodeHttp },
-];
+if (!beforeDir || !fastifyDir)
+  throw new Error("--fastify DIR and --before DIR (built checkouts) are required");
+const clusters = {
+  "node:http": await ProcCluster.start(),
+  fastify: await ProcCluster.start({ cli: `${fastifyDir}/dist/src/cli/main.js` }),
+  before: await ProcCluster.start({ cli: `${beforeDir}/dist/src/cli/main.js` }),
+};
+const doors = Object.entries(clusters).map(([name, cluster]) => ({ name, cluster }));
 
 const workloads = [
   { name: "put", k: 64, method: "PUT" as const },
@@ -115,8 +120,7 @@ try {
     }
   }
 } finally {
-  await fastify.stop();
-  await nodeHttp.stop();
+  for (const c of Object.values(clusters)) await c.stop();
 }
 
 // Ratios from the sums over both rounds (each door saw the same noise, interleaved).
@@ -124,11 +128,13 @@ const sum = (door: string, w: string, k: number) =>
   rows
     .filter((r) => r.door === door && r.workload === w && r.k === k)
     .reduce((a, r) => a + (r.perSec as number), 0);
+const ratio = (a: string, b: string, w: { name: string; k: number }) =>
+  Math.round((sum(a, w.name, w.k) / sum(b, w.name, w.k)) * 100) / 100;
 const ratios = workloads.map((w) => ({
   workload: w.name,
   k: w.k,
-  fastifyOverNodeHttp:
-    Math.round((sum("fastify", w.name, w.k) / sum("node:http", w.name, w.k)) * 100) / 100,
+  fastifyOverNodeHttp: ratio("fastify", "node:http", w),
+  nodeHttpOverBefore: ratio("node:http", "before", w),
 }));
 console.table(ratios);
 const out = {
@@ -136,8 +142,17 @@ const out = {
   description: `3-node clusters on one machine; ${seconds} s per cell; 100-byte values over ${KEYS} keys; undici Pool with K connections`,
   date: new Date().toISOString(),
   machine: describeMachine(),
-  fastify: execFileSync("git", ["log", "-1", "--format=%h %s"], { encoding: "utf8" }).trim(),
-  nodeHttp: execFileSync("git", ["-C", beforeDir, "log", "-1", "--format=%h %s"], { encoding: "utf8" }).trim(),
+  commits: {
+    "node:http": execFileSync("git", ["log", "-1", "--format=%h %s"], { encoding: "utf8" })
+      .trim()
+      .slice(0, 120),
+    fastify: execFileSync("git", ["-C", fastifyDir, "log", "-1", "--format=%h %s"], { encoding: "utf8" })
+      .trim()
+      .slice(0, 120),
+    before: execFileSync("git", ["-C", beforeDir, "log", "-1", "--format=%h %s"], { encoding: "utf8" })
+      .trim()
+      .slice(0, 120),
+  },
   results: rows,
   ratios,
 };

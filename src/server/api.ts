@@ -12,10 +12,7 @@
  */
 import * as http from "node:http";
 import * as https from "node:https";
-import fastJson from "fast-json-stringify";
-import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import { buildOpenApi } from "../api/openapi.js";
-import { ROUTES, type RouteSpec } from "../api/schemas.js";
 import { httpsFetch } from "../client/https-fetch.js";
 import {
   checkKey,
@@ -46,10 +43,10 @@ import { handleElections } from "./elections-api.js";
 import { discardBody, HttpError, parseJsonObject, readBody } from "./http-util.js";
 import { handleLeases } from "./leases-api.js";
 import type { ServerMetrics } from "./metrics.js";
-import { parseRequestTarget, type RequestTarget } from "./request-target.js";
+import { parseRequestTarget } from "./request-target.js";
 import { handleSnapshot } from "./snapshot-api.js";
 import { handleTxn } from "./txn-api.js";
-import { ApiValidator, inlineRefs, type Match } from "./validate.js";
+import { ApiValidator, type Match } from "./validate.js";
 import { handleWatch } from "./watch-api.js";
 
 export interface ApiOptions {
@@ -111,7 +108,6 @@ const FORWARDED = "x-ballot-forwarded";
 /** What the gate in front of the handlers learnt of a request. */
 interface Checked {
   readonly match: Match;
-  readonly url: URL;
   readonly raw: Buffer;
   readonly json: Record<string, unknown> | undefined;
 }
@@ -119,25 +115,16 @@ interface Checked {
 const EMPTY: Buffer = Buffer.alloc(0);
 /** A refused chunked body is read to its end, but not waited for once it stops arriving this long. */
 const CHUNKED_IDLE_MS = 300;
-/** Response serializers by schema text, shared by every API in the process. */
-const serializers = new Map<string, (data: unknown) => string>();
 /** One validator (compiled schemas) per process: compiling is the expensive part. */
 let sharedValidator: ApiValidator | null = null;
 
-/**
- * Builds the request handler (a Fastify app behind a node:http listener); mount it on a node:http
- * server that also carries the peer protocol.
- */
-export async function createApi(opts: ApiOptions): Promise<http.RequestListener> {
+/** Builds the request handler; mount it on a node:http server that also carries the peer protocol. */
+export function createApi(opts: ApiOptions): http.RequestListener {
   const { node, kv } = opts;
   const maxBody = opts.maxBodyBytes ?? LIMITS.valueBytes + 64 * 1024;
   sharedValidator ??= new ApiValidator();
   const validator = sharedValidator;
   const checked = new WeakMap<http.IncomingMessage, Checked>();
-  /** The literal target, read by the listener before Fastify routes the request. */
-  const targets = new WeakMap<http.IncomingMessage, RequestTarget>();
-  /** Fastify's reply for a response, so route modules keep answering through `send(res, …)`. */
-  const replies = new WeakMap<http.ServerResponse, FastifyReply>();
   const checkedOf = (req: http.IncomingMessage): Checked => {
     const c = checked.get(req);
     if (!c) throw new Error("the request did not pass the API gate");
@@ -165,12 +152,6 @@ export async function createApi(opts: ApiOptions): Promise<http.RequestListener>
   ): void => {
     if (res.headersSent) return;
     headers(res);
-    const reply = replies.get(res);
-    if (reply && !reply.sent) {
-      // Serialized by the route's response schema for this status (fast-json-stringify).
-      void reply.code(status).headers(extra).type("application/json").send(body);
-      return;
-    }
     const text = `${JSON.stringify(body)}\n`;
     res.writeHead(status, {
       "Content-Type": "application/json",
@@ -229,7 +210,6 @@ export async function createApi(opts: ApiOptions): Promise<http.RequestListener>
     }
     const target = new URL(req.url ?? "/", e.leaderUrl);
     if (!opts.forwardWrites) {
-      takeRaw(res);
       headers(res);
       res.writeHead(307, { Location: target.toString(), "Content-Type": "application/json" });
       res.end(
@@ -242,7 +222,6 @@ export async function createApi(opts: ApiOptions): Promise<http.RequestListener>
         "Retry-After": "1",
       });
     }
-    takeRaw(res);
     await forward(req, res, target, body);
   };
 
@@ -462,27 +441,20 @@ export async function createApi(opts: ApiOptions): Promise<http.RequestListener>
   };
 
   /**
-   * The gate every request passes before a handler runs, in two halves around Fastify's body
-   * reading: the target taken literally (in the listener, before Fastify sees it), the route found
-   * by its literal segments, the caller's role checked, the query and headers checked against the
-   * route's schema (onRequest); then the body read, parsed strictly and checked (preValidation). A
-   * request that fails any of it is answered 4xx and reaches nothing.
+   * The gate every request passes before a handler runs: the target taken literally, the route
+   * found, the caller's role checked, then the query, the headers and the body checked against the
+   * route's schema. A request that fails any of it is answered 4xx here and reaches nothing.
    */
-  const gateHead = async (
-    req: http.IncomingMessage,
-    method: string,
-    routed: RouteSpec | undefined,
-  ): Promise<void> => {
-    const target = targets.get(req) ?? parseRequestTarget(req.url ?? "/");
-    // Fastify's router decodes a path before matching it (`/v1/%63luster` routes as
-    // `/v1/cluster`): the route is the one the literal segments name, and Fastify must agree.
+  const gate = async (req: http.IncomingMessage, method: string): Promise<{ url: URL; match: Match }> => {
+    const target = parseRequestTarget(req.url ?? "/");
     const match = validator.match(method, target);
-    if (routed !== undefined && routed !== match.route)
-      throw new HttpError(404, "not_found", `no route ${method} ${target.rawPath}`);
     // Built only now: the target has no dot segment, so URL's resolution cannot change it.
     const url = new URL(req.url ?? "/", "http://x");
     if (opts.auth && match.route.role) opts.auth.check(req, url, match.route.role);
     validator.checkQueryAndHeaders(match, target, req.headers);
+    const route = match.route;
+    let raw: Buffer = EMPTY;
+    let json: Record<string, unknown> | undefined;
     // A chunked body's size is known only as it arrives, and Node exposes no chunk size: a
     // declared ffffffffffffffff would hold the socket until the deadline. Every client we know
     // (fetch, undici, curl -d, ballot/client) sends Content-Length for a JSON body.
@@ -492,46 +464,31 @@ export async function createApi(opts: ApiOptions): Promise<http.RequestListener>
         Connection: "close",
       });
     }
-    if (method === "GET" || method === "HEAD") {
-      // A GET must not wait for a body; one that announces a body is refused outright.
-      const len = req.headers["content-length"];
-      if (len !== undefined && len !== "0")
-        throw new HttpError(400, "invalid_request", `${method} takes no body`);
-    }
-    checked.set(req, { match, url, raw: EMPTY, json: undefined });
-  };
-
-  /** The second half: `read` is what the body parser read, or undefined when Fastify ran none. */
-  const gateBody = async (req: http.IncomingMessage, method: string, read: unknown): Promise<void> => {
-    const c = checkedOf(req);
-    if (method === "GET" || method === "HEAD") return;
-    if (read instanceof Error) throw read;
-    // Fastify reads no body it has no media type for on DELETE: the gate still does, to refuse it.
-    const raw = Buffer.isBuffer(read) ? read : await readBody(req, maxBody);
-    const route = c.match.route;
-    let json: Record<string, unknown> | undefined;
     if (route.body) {
+      raw = await readBody(req, maxBody);
       if (raw.length === 0 && route.bodyOptional) json = {};
       else {
         json = parseJsonObject(req, raw);
         validator.checkBody(route, json);
       }
-    } else if (raw.length > 0)
-      throw new HttpError(400, "invalid_request", `${method} ${route.path} takes no body`);
-    checked.set(req, { ...c, raw, json });
-  };
-
-  /** Hands the raw response to a handler that writes it itself (streams, forwarding, pages). */
-  const takeRaw = (res: http.ServerResponse): void => {
-    const reply = replies.get(res);
-    if (reply && !reply.sent) reply.hijack();
+    } else if (method === "GET" || method === "HEAD") {
+      // A GET must not wait for a body; one that announces a body is refused outright.
+      const len = req.headers["content-length"];
+      if ((len !== undefined && len !== "0") || req.headers["transfer-encoding"] !== undefined)
+        throw new HttpError(400, "invalid_request", `${method} takes no body`);
+    } else {
+      raw = await readBody(req, maxBody);
+      if (raw.length > 0)
+        throw new HttpError(400, "invalid_request", `${method} ${route.path} takes no body`);
+    }
+    checked.set(req, { match, raw, json });
+    return { url, match };
   };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const method = req.method ?? "GET";
-    const { url, match } = checkedOf(req);
+    const { url, match } = await gate(req, method);
     const path = url.pathname;
-    if (RAW_OPERATIONS.has(match.route.operationId)) takeRaw(res);
     switch (match.route.operationId) {
       case "health":
         send(res, 200, { status: "ok", node: node.id, clusterId: node.clusterId });
@@ -620,95 +577,12 @@ export async function createApi(opts: ApiOptions): Promise<http.RequestListener>
     throw new Error(`route ${match.route.operationId} has no handler`);
   };
 
-  // Fastify is the front door: its router finds the route, its content-type hook reads the body,
-  // its reply serializes answers with fast-json-stringify from the routes' response schemas. The
-  // gate's halves run as its hooks, so the guarantees of the literal target and the strict JSON
-  // reader hold whatever Fastify's own defaults would let through.
-  const app = Fastify({
-    logger: false,
-    exposeHeadRoutes: false,
-    return503OnClosing: false,
-    routerOptions: {
-      // Keys are up to 4 KiB, percent-encoded up to three times that.
-      maxParamLength: 64 * 1024,
-      caseSensitive: true,
-      ignoreTrailingSlash: false,
-      // Handlers read the query from the literal target (strictly decoded); Fastify's is not used.
-      querystringParser: () => ({}),
-    },
-  });
-  app.setSerializerCompiler(({ schema }) => {
-    // Most routes share their error shapes: one compiled serializer per distinct schema keeps
-    // start-up short (~290 response schemas, 24 distinct).
-    const text = JSON.stringify(schema);
-    let stringify = serializers.get(text);
-    if (!stringify) {
-      const compiled = fastJson(schema as Parameters<typeof fastJson>[0]);
-      stringify = (data: unknown) => `${compiled(data)}\n`;
-      serializers.set(text, stringify);
-    }
-    return stringify;
-  });
-  app.setReplySerializer((payload) => `${JSON.stringify(payload)}\n`);
-  app.removeAllContentTypeParsers();
-  // Every media type reaches one reader that only reads (bounded); parsing and its refusals happen
-  // in preValidation, so a refused body does not cost the connection (Fastify closes it on a
-  // parser error), and pipelined requests behind it are still answered.
-  app.addContentTypeParser("*", (_request: FastifyRequest, payload, done) => {
-    readBody(payload as http.IncomingMessage, maxBody).then(
-      (raw) => done(null, raw),
-      (e: unknown) => done(null, e),
-    );
-  });
-  app.addHook("onRequest", async (request, reply) => {
-    replies.set(reply.raw, reply);
-    const routed = (request.routeOptions.config as { route?: RouteSpec }).route;
-    await gateHead(request.raw, request.raw.method ?? "GET", routed);
-  });
-  app.addHook("preValidation", async (request) => {
-    await gateBody(request.raw, request.raw.method ?? "GET", request.body);
-  });
-  const dispatch = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    try {
-      await handle(request.raw, reply.raw);
-    } catch (e) {
-      // Answered here, not by Fastify's error handler: Fastify drops errors of a reply a handler
-      // took raw (a watch refused 410 before its stream started), and the client would wait.
-      fail(reply.raw, e);
-      return;
-    }
-    // Every path answers through send() or takes the raw response; a handler that did neither
-    // would leave the client waiting.
-    if (!reply.sent && !reply.raw.headersSent) throw new Error("the handler sent no answer");
-  };
-  for (const route of ROUTES) {
-    app.route({
-      method: route.method,
-      url: fastifyPath(route),
-      config: { route },
-      schema: { response: responseSchemas(route) },
-      handler: dispatch,
-    });
-  }
-  // Reached only when the router and the literal match disagree about a path the gate accepted.
-  app.setNotFoundHandler(dispatch);
-  app.setErrorHandler((e: unknown, _request, reply) => fail(reply.raw, fastifyError(e)));
-  await app.ready();
-
   // Admission, in one place: past the node's bounds a request is answered 429 before its body is
   // read, so nothing of it reaches the log. Probes, metrics and streams are never refused (an
   // operator must see an overloaded node; a stream would hold its slot for its whole life).
   let queued = 0;
   const handler: http.RequestListener = (req, res) => {
     headers(res);
-    let target: RequestTarget;
-    try {
-      target = parseRequestTarget(req.url ?? "/");
-    } catch (e) {
-      fail(res, e);
-      return;
-    }
-    targets.set(req, target);
     if (!exemptFromAdmission(req.url ?? "/", req.method ?? "GET")) {
       const refused = node.admission("request", queued);
       if (refused) {
@@ -718,7 +592,7 @@ export async function createApi(opts: ApiOptions): Promise<http.RequestListener>
       queued++;
       res.once("close", () => queued--);
     }
-    app.routing(req, res);
+    handle(req, res).catch((e: unknown) => fail(res, e));
   };
   return opts.metrics ? opts.metrics.instrument(handler) : handler;
 }
@@ -752,40 +626,4 @@ export function kvJsonOf(k: {
     version: k.version,
     ...(k.lease !== undefined ? { lease: k.lease } : {}),
   };
-}
-
-/** Operations whose handlers write the raw response themselves (streams, pages, Prometheus text). */
-const RAW_OPERATIONS = new Set([
-  "metrics",
-  "watch",
-  "saveSnapshot",
-  "openapi",
-  "dashboard",
-  "dashboardEvents",
-  "observeElection",
-]);
-
-/** The route's path in Fastify's syntax: `{name}` is `:name`, the rest parameter is `*`. */
-function fastifyPath(route: RouteSpec): string {
-  return route.path.replace(/\{(\w+)\}/g, (_, name: string) => (name === route.restParam ? "*" : `:${name}`));
-}
-
-/** The JSON answers of a route by status, for fast-json-stringify (references inlined). */
-function responseSchemas(route: RouteSpec): Record<number, unknown> {
-  const out: Record<number, unknown> = {};
-  for (const [status, r] of Object.entries(route.responses))
-    if (r.schema && (r.contentType ?? "application/json") === "application/json" && !route.stream)
-      out[Number(status)] = inlineRefs(r.schema);
-  return out;
-}
-
-/** Fastify's own refusals (a malformed Content-Type, say) as the API's errors; the rest as they are. */
-function fastifyError(e: unknown): unknown {
-  if (e instanceof HttpError || !(e instanceof Error)) return e;
-  const f = e as Error & { statusCode?: number; code?: string };
-  if (typeof f.statusCode === "number" && f.statusCode >= 400 && f.statusCode < 500) {
-    const code = f.statusCode === 415 ? "unsupported_media_type" : "invalid_request";
-    return new HttpError(f.statusCode, code, f.message);
-  }
-  return e;
 }

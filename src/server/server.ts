@@ -134,7 +134,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const metrics = createMetrics(node as RaftNode<unknown>);
   server.on(
     "request",
-    await createApi({
+    createApi({
       node,
       kv,
       hub,
