@@ -190,22 +190,22 @@ export class ApiValidator {
     headers: Readonly<Record<string, string | string[] | undefined>>,
   ): Record<string, string | number> {
     const c = this.compiledOf(m.route);
-    const v = c.validators();
+    const checks = c.validators();
     const query: Record<string, string | number> = {};
     for (const [k, v] of target.query) {
       if (k === "access_token") throw tokenInUrl();
       query[k] = c.integerNames.has(k) && INTEGER_TEXT.test(v) ? Number(v) : v;
     }
-    if (!v.query(query))
-      throw new HttpError(400, "invalid_request", describe("the query", v.query.errors?.[0]));
-    if (v.headers) {
+    if (!checks.query(query))
+      throw new HttpError(400, "invalid_request", describe("the query", checks.query.errors?.[0]));
+    if (checks.headers) {
       const h: Record<string, string> = {};
       for (const n of c.headerNames) {
         const v = headers[n];
         if (v !== undefined) h[n] = Array.isArray(v) ? v.join(", ") : v;
       }
-      if (!v.headers(h)) {
-        const e = v.headers.errors?.[0];
+      if (!checks.headers(h)) {
+        const e = checks.headers.errors?.[0];
         const name = e?.instancePath.replace(/^\//, "") ?? "a header";
         throw new HttpError(400, "invalid_header", `the ${name} header ${e?.message ?? "is invalid"}`);
       }
