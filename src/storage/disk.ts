@@ -37,6 +37,8 @@ import {
   KIND_HARDSTATE,
   KIND_RESET,
   readFrame,
+  tagged,
+  untag,
   writeEntryFrame,
   writeFrame,
 } from "./record.js";
@@ -67,14 +69,29 @@ export interface DiskStorageOptions {
   readonly logger?: WalLogger;
 }
 
-interface Identity {
+/** @internal What ballot.json records (see SharedLog for `groups`). */
+export interface Identity {
   format: "ballot-data";
   version: 1;
   clusterId: string;
   nodeId: string;
   initialConfig: Configuration;
+  /** Raft groups sharing this directory's WAL (absent: 1). Fixed when the directory is created. */
+  groups?: number;
   /** Set when --force-new-cluster made this data directory a new cluster: where, and from which. */
   forced?: { index: number; term: number; from: string };
+}
+
+/**
+ * @internal How one group of a shared WAL reaches it (see shared-log.ts): the log itself, the
+ * group's tag, where its snapshots live, and the owner that deletes a segment only once no group
+ * needs it.
+ */
+export interface SharedGroup {
+  readonly wal: Wal;
+  readonly group: number;
+  readonly snapDir: string;
+  releaseSegments(): void;
 }
 
 const IDENTITY_FILE = "ballot.json";
@@ -89,6 +106,9 @@ export class DiskStorage implements Storage {
   private readonly initialConfig: Configuration;
   private readonly logger: WalLogger;
   private identity: Identity;
+  /** This storage's group in a shared WAL (0 when it has the WAL to itself). */
+  readonly group: number;
+  private readonly shared: SharedGroup | null;
 
   /** The cluster this data directory belongs to (as recorded in it). */
   get clusterId(): string {
@@ -114,7 +134,7 @@ export class DiskStorage implements Storage {
   private writtenHard: HardState = this.hard;
   private closed = false;
 
-  private constructor(opts: DiskStorageOptions, identity: Identity) {
+  private constructor(opts: DiskStorageOptions, identity: Identity, shared: SharedGroup | null = null) {
     this.fs = opts.fs ?? nodeFileSystem;
     this.dir = opts.dir;
     this.cacheLimit = opts.cacheBytes ?? 64 << 20;
@@ -122,11 +142,19 @@ export class DiskStorage implements Storage {
     this.initialConfig = identity.initialConfig;
     this.identity = identity;
     this.logger = opts.logger ?? { warn: (m) => console.warn(`ballot storage: ${m}`) };
-    this.wal = new Wal(this.fs, join(opts.dir, "wal"), {
-      segmentBytes: opts.segmentBytes,
-      logger: this.logger,
-    });
-    this.snapshots = new SnapshotStore(this.fs, join(opts.dir, "snap"), opts.snapshotFrameBytes);
+    this.shared = shared;
+    this.group = shared?.group ?? 0;
+    this.wal =
+      shared?.wal ??
+      new Wal(this.fs, join(opts.dir, "wal"), {
+        segmentBytes: opts.segmentBytes,
+        logger: this.logger,
+      });
+    this.snapshots = new SnapshotStore(
+      this.fs,
+      shared?.snapDir ?? join(opts.dir, "snap"),
+      opts.snapshotFrameBytes,
+    );
   }
 
   /**
@@ -137,8 +165,24 @@ export class DiskStorage implements Storage {
   static open(opts: DiskStorageOptions): DiskStorage {
     const fs = opts.fs ?? nodeFileSystem;
     const identity = DiskStorage.checkIdentity(fs, opts);
+    if ((identity.groups ?? 1) !== 1) {
+      throw new StorageError(
+        "BALLOT_ERR_DATA_DIR_IDENTITY",
+        `data directory ${opts.dir} holds ${identity.groups} partitions (Raft groups); start it with --partitions ${identity.groups}`,
+      );
+    }
     const s = new DiskStorage(opts, identity);
     s.recover();
+    return s;
+  }
+
+  /**
+   * @internal One group of a shared WAL, not yet recovered: the SharedLog replays the log into
+   * every group (replayRecord) and then finishes each one's recovery.
+   */
+  static group(opts: DiskStorageOptions, identity: Identity, shared: SharedGroup): DiskStorage {
+    const s = new DiskStorage(opts, identity, shared);
+    s.snapshots.open();
     return s;
   }
 
@@ -147,7 +191,8 @@ export class DiskStorage implements Storage {
     return fs.exists(join(dir, IDENTITY_FILE));
   }
 
-  private static checkIdentity(fs: FileSystem, opts: DiskStorageOptions): Identity {
+  /** @internal Reads (or, for a new directory, writes) ballot.json and checks it is this node's. */
+  static checkIdentity(fs: FileSystem, opts: DiskStorageOptions, groups = 1): Identity {
     fs.mkdirp(opts.dir);
     const path = join(opts.dir, IDENTITY_FILE);
     if (fs.exists(path)) {
@@ -162,6 +207,8 @@ export class DiskStorage implements Storage {
           throw new Error("not a Ballot identity file");
         }
         id.initialConfig = checkConfig(id.initialConfig, "initial configuration");
+        if (id.groups !== undefined && (!Number.isInteger(id.groups) || id.groups < 1 || id.groups > 0x10000))
+          throw new Error(`groups must be an integer from 1 to 65536, not ${JSON.stringify(id.groups)}`);
       } catch (e) {
         throw new StorageError(
           "BALLOT_ERR_DATA_DIR",
@@ -198,6 +245,7 @@ export class DiskStorage implements Storage {
       clusterId: opts.clusterId,
       nodeId: opts.nodeId,
       initialConfig: plainConfig(opts.initialConfig),
+      ...(groups > 1 ? { groups } : {}),
     };
     DiskStorage.writeIdentity(fs, opts.dir, id);
     return id;
@@ -222,13 +270,39 @@ export class DiskStorage implements Storage {
 
   /** Records that this directory now belongs to a new cluster, forced from its old one (durably). */
   markForced(clusterId: string, forced: { index: number; term: number; from: string }): void {
+    if (this.shared) {
+      throw new StorageError(
+        "BALLOT_ERR_DATA_DIR",
+        "--force-new-cluster applies to a one-group data directory",
+      );
+    }
     this.identity = { ...this.identity, clusterId, forced };
     DiskStorage.writeIdentity(this.fs, this.dir, this.identity);
   }
 
   private recover(): void {
     this.snapshots.open();
-    this.wal.recover((payload, at) => this.replay(payload, at));
+    this.wal.recover((payload, at) => {
+      let record: Uint8Array;
+      try {
+        const u = untag(payload);
+        if (u.group !== 0) throw new Error(`a record of group ${u.group} in a one-group WAL`);
+        record = u.record;
+      } catch (e) {
+        throw new StorageError(
+          "BALLOT_ERR_WAL_CORRUPT",
+          `WAL ${this.wal.dir} segment ${at.seq} offset ${at.offset}: ${(e as Error).message}; refusing to start`,
+        );
+      }
+      this.replayRecord(record, at);
+    });
+    this.finishRecovery();
+    this.wal.startFrames = () => [encodeHardState(this.writtenHard)];
+    this.wal.ensureSegment();
+  }
+
+  /** @internal After replay: lines the log up with the snapshot and checks the hard state against it. */
+  finishRecovery(): void {
     this.alignWithSnapshot(this.snapshotMetadata());
     if (this.hard.commit > this.lastIndex()) {
       throw new StorageError(
@@ -237,11 +311,20 @@ export class DiskStorage implements Storage {
       );
     }
     this.writtenHard = this.hard;
-    this.wal.startFrames = () => [encodeHardState(this.writtenHard)];
-    this.wal.ensureSegment();
   }
 
-  private replay(payload: Uint8Array, at: Placement): void {
+  /** @internal The hard-state record a new segment starts with for this group (so older segments can go). */
+  startFrame(): Uint8Array {
+    return tagged(this.group, encodeHardState(this.writtenHard));
+  }
+
+  /** @internal Oldest segment this group still needs (its first held entry's, else the current one). */
+  firstNeededSegment(): number {
+    return this.terms.length > 0 && this.segs[0]! >= 0 ? this.segs[0]! : this.wal.currentSeq();
+  }
+
+  /** @internal Replays one record of this group (its tag already taken off). */
+  replayRecord(payload: Uint8Array, at: Placement): void {
     const where = () => `WAL ${this.wal.dir} segment ${at.seq} offset ${at.offset}`;
     try {
       switch (payload[0]) {
@@ -423,7 +506,17 @@ export class DiskStorage implements Storage {
         `WAL ${this.wal.dir} segment ${seq} offset ${off}: entry ${index} unreadable`,
       );
     }
-    const rec = decodeEntry(r.payload);
+    let rec: ReturnType<typeof decodeEntry>;
+    try {
+      const u = untag(r.payload);
+      if (u.group !== this.group) throw new Error(`record of group ${u.group}`);
+      rec = decodeEntry(u.record);
+    } catch (e) {
+      throw new StorageError(
+        "BALLOT_ERR_WAL_CORRUPT",
+        `WAL ${this.wal.dir} segment ${seq} offset ${off}: entry ${index} unreadable (${(e as Error).message})`,
+      );
+    }
     if (rec.index !== index || rec.term !== this.terms[pos]) {
       throw new StorageError(
         "BALLOT_ERR_WAL_CORRUPT",
@@ -467,7 +560,7 @@ export class DiskStorage implements Storage {
         const meta = batch.snapshot;
         this.snapshots.installReceived(meta);
         this.resetTo(meta.index, meta.term);
-        head = framePayloads([encodeReset({ index: meta.index, term: meta.term })]);
+        head = framePayloads([tagged(this.group, encodeReset({ index: meta.index, term: meta.term }))]);
         size += head.byteLength;
       }
       const entries = batch.entries;
@@ -478,8 +571,8 @@ export class DiskStorage implements Storage {
           `entry ${entries[0]!.index} is covered by the snapshot at ${snapIndex}: committed entries are never replaced`,
         );
       }
-      for (const e of entries) size += entryFrameSize(e.data.byteLength);
-      hs = batch.hardState ? encodeHardState(batch.hardState) : null;
+      for (const e of entries) size += entryFrameSize(e.data.byteLength, this.group);
+      hs = batch.hardState ? tagged(this.group, encodeHardState(batch.hardState)) : null;
       if (hs) size += FRAME_HEADER + hs.byteLength;
       if (size === 0) {
         done(null);
@@ -504,7 +597,7 @@ export class DiskStorage implements Storage {
         this.cache.push(e);
         this.cachedBytes += e.data.byteLength;
         written.push({ pos, entry: e, rel });
-        rel += entryFrameSize(e.data.byteLength);
+        rel += entryFrameSize(e.data.byteLength, this.group);
       }
       if (hs && batch.hardState) {
         hard = batch.hardState;
@@ -524,7 +617,8 @@ export class DiskStorage implements Storage {
           buf.set(head, at);
           at += head.byteLength;
         }
-        for (const e of entries) at = writeEntryFrame(buf, at, e.type, e.term, e.index, e.data, dv);
+        const g = this.group;
+        for (const e of entries) at = writeEntryFrame(buf, at, e.type, e.term, e.index, e.data, dv, g);
         if (hs) at = writeFrame(buf, at, hs);
       },
       (p) => {
@@ -593,10 +687,11 @@ export class DiskStorage implements Storage {
     this.dropBelow(index);
     // Logged so a restart does not bring back entries of a segment that stays. No need to wait for
     // its sync: if it is lost, the entries are merely kept a little longer.
-    this.wal.write(framePayloads([encodeCompact(index)]), null, () => {});
+    this.wal.write(framePayloads([tagged(this.group, encodeCompact(index))]), null, () => {});
     // Segments holding nothing after `index` can go: live entries sit in non-decreasing segments.
-    const firstSeg = this.terms.length > 0 && this.segs[0]! >= 0 ? this.segs[0]! : this.wal.currentSeq();
-    this.wal.removeBefore(firstSeg);
+    // In a shared WAL, only once every group is past them.
+    if (this.shared) this.shared.releaseSegments();
+    else this.wal.removeBefore(this.firstNeededSegment());
   }
 
   /** Compacts to the snapshot less `trailingEntries`; returns the first index still held. */
@@ -619,7 +714,7 @@ export class DiskStorage implements Storage {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.wal.close();
+    if (!this.shared) this.wal.close(); // a shared WAL is closed by its owner
     this.snapshots.close();
   }
 }

@@ -18,6 +18,15 @@ export const KIND_ENTRY = 2;
 export const KIND_HARDSTATE = 3;
 export const KIND_RESET = 4;
 export const KIND_COMPACT = 5;
+/**
+ * A shared WAL (several Raft groups in one log): [KIND_GROUP][u32 group] then one of the records
+ * above, for that group. Group 0's records carry no tag, so a one-group data directory reads the
+ * same either way.
+ */
+export const KIND_GROUP = 6;
+export const GROUP_TAG = 5;
+/** Highest group id a tag may carry (partition counts are far below this). */
+export const MAX_GROUP = 0xffff;
 
 const MAGIC = new TextEncoder().encode("BALLOTWAL");
 export const WAL_VERSION = 1;
@@ -127,9 +136,35 @@ export function decodeSegmentHeader(p: Uint8Array): SegmentHeader {
 
 export const ENTRY_HEAD = 1 + 1 + 6 + 6;
 
-/** Size of the framed record of an entry with `dataLen` bytes of data. */
-export function entryFrameSize(dataLen: number): number {
-  return FRAME_HEADER + ENTRY_HEAD + dataLen;
+/** Size of the framed record of an entry with `dataLen` bytes of data (tagged when `group` > 0). */
+export function entryFrameSize(dataLen: number, group = 0): number {
+  return FRAME_HEADER + (group > 0 ? GROUP_TAG : 0) + ENTRY_HEAD + dataLen;
+}
+
+function putTag(out: Uint8Array, dv: DataView, at: number, group: number): void {
+  if (!Number.isInteger(group) || group < 1 || group > MAX_GROUP) throw new RangeError(`bad group ${group}`);
+  out[at] = KIND_GROUP;
+  dv.setUint32(at + 1, group, true);
+}
+
+/** Tags a record payload with its group (group 0: unchanged). */
+export function tagged(group: number, payload: Uint8Array): Uint8Array {
+  if (group === 0) return payload;
+  const out = new Uint8Array(GROUP_TAG + payload.byteLength);
+  putTag(out, new DataView(out.buffer), 0, group);
+  out.set(payload, GROUP_TAG);
+  return out;
+}
+
+/** A record payload's group and the record itself, without the tag. */
+export function untag(p: Uint8Array): { group: number; record: Uint8Array } {
+  if (p[0] !== KIND_GROUP) return { group: 0, record: p };
+  if (p.length < GROUP_TAG + 1) throw new Error("group tag without a record");
+  const group = new DataView(p.buffer, p.byteOffset, p.byteLength).getUint32(1, true);
+  if (group < 1 || group > MAX_GROUP) throw new Error(`group tag ${group} out of range`);
+  if (p[GROUP_TAG] === KIND_GROUP || p[GROUP_TAG] === KIND_SEGMENT)
+    throw new Error("group tag around a record that cannot be tagged");
+  return { group, record: p.subarray(GROUP_TAG) };
 }
 
 /** Writes an entry record (frame and payload) straight into `out` at `at`: no intermediate copy on the hot path. */
@@ -141,18 +176,22 @@ export function writeEntryFrame(
   index: number,
   data: Uint8Array,
   dv: DataView = new DataView(out.buffer, out.byteOffset, out.byteLength),
+  group = 0,
 ): number {
-  const len = ENTRY_HEAD + data.byteLength;
-  const p = at + FRAME_HEADER;
+  const tag = group > 0 ? GROUP_TAG : 0;
+  const len = tag + ENTRY_HEAD + data.byteLength;
+  const start = at + FRAME_HEADER;
+  if (tag > 0) putTag(out, dv, start, group);
+  const p = start + tag;
   out[p] = KIND_ENTRY;
   out[p + 1] = type === "config" ? 1 : 0;
   put48(dv, p + 2, term);
   put48(dv, p + 8, index);
   out.set(data, p + ENTRY_HEAD);
   dv.setUint32(at, len, true);
-  dv.setUint32(at + 4, crc32c(out, 0, p, p + len), true);
+  dv.setUint32(at + 4, crc32c(out, 0, start, start + len), true);
   dv.setUint32(at + 8, crc32c(out, 0, at, at + 8), true);
-  return p + len;
+  return start + len;
 }
 
 export interface EntryRecord {
