@@ -1,5 +1,5 @@
 /**
- * `npm run sim -- --seeds N [--from S] [--nodes K] [--fault-rate X] [--bug NAME]
+ * `npm run sim -- --seeds N [--from S] [--nodes K] [--groups G] [--fault-rate X] [--bug NAME]
  * [--follower-read-leases on|off]`: runs seeds
  * S..S+N-1 and ends with `sim: N seeds passed, F failed` (exit 1 on any failure). A failure prints
  * its seed, the command that replays it, and the last events before it.
@@ -19,7 +19,7 @@ const BUGS = [
 function usage(msg: string): never {
   console.error(`sim: ${msg}`);
   console.error(
-    "usage: npm run sim -- --seeds N [--from S] [--nodes 3..7] [--fault-rate X] [--bug NAME]\n" +
+    "usage: npm run sim -- --seeds N [--from S] [--nodes 3..7] [--groups 1..64] [--fault-rate X] [--bug NAME]\n" +
       "                      [--follower-read-leases on|off] [--verbose]",
   );
   process.exit(2);
@@ -49,6 +49,9 @@ for (let i = 0; i < args.length; i++) {
       break;
     case "--nodes":
       opts.nodes = intArg(a, args[++i], 3, 7);
+      break;
+    case "--groups":
+      opts.groups = intArg(a, args[++i], 1, 64);
       break;
     case "--fault-rate": {
       const x = Number(args[++i]);

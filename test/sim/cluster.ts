@@ -6,14 +6,21 @@
  * (with follower read leases on in every other seed, and lease reads on followers then); checks
  * Raft's safety properties after every event and liveness once faults heal.
  *
+ * Every node runs its groups the way a partitioned node does (`groups` > 1): all of them in one
+ * MultiRaft host over one shared WAL (one fdatasync per batch of groups, so a crash tears several
+ * groups' records at once), their messages coalesced into one envelope per peer per batch. Every
+ * check is made per group; clients' keys are spread over the groups.
+ *
  * Owns the simulated world and the invariants. Must never use real time, real I/O or
  * Math.random: any run replays exactly from its seed.
  */
+import { type Envelope, MultiRaft, type MultiReady } from "../../src/multiraft/host.js";
 import type { PlantedBugs } from "../../src/raft/raft.js";
 import { type RandomSource, randomInt, seededRandom } from "../../src/raft/random.js";
-import { RawNode } from "../../src/raft/rawnode.js";
+import type { RawNode } from "../../src/raft/rawnode.js";
 import type { Entry, Message, NodeId, Ready } from "../../src/raft/types.js";
-import { DiskStorage } from "../../src/storage/disk.js";
+import type { DiskStorage } from "../../src/storage/disk.js";
+import { SharedLog } from "../../src/storage/shared-log.js";
 import { StorageError } from "../../src/storage/storage.js";
 import { FaultFs } from "../lib/faultfs.js";
 import {
@@ -49,10 +56,13 @@ export interface SimOptions {
    * Default: on for even seeds, so a run of seeds tests both modes and a seed alone replays.
    */
   readonly followerReadLeases?: boolean;
+  /** Raft groups per node (partitions), all over one shared WAL and one envelope per peer. Default 1. */
+  readonly groups?: number;
 }
 
 export interface SimStats {
   nodes: number;
+  groups: number;
   events: number;
   messages: number;
   ops: number;
@@ -68,6 +78,8 @@ export interface SimStats {
   followerReadLeases: boolean;
   /** Lease reads a follower answered from its own read lease, without asking the leader. */
   localLeaseReads: number;
+  /** Envelopes that carried messages of several groups at once (coalesced heartbeats among them). */
+  coalesced: number;
 }
 
 export class SimFailure extends Error {}
@@ -87,6 +99,7 @@ interface PendingWrite {
 
 interface OpRecord {
   readonly clientId: number;
+  readonly group: number;
   readonly input: KvInput;
   readonly callTime: number;
   done: boolean;
@@ -102,14 +115,24 @@ interface SimNode {
   incarnation: number;
   /** The node's own disk: crashes lose, tear or zero-fill what it had not synced. */
   readonly fs: FaultFs;
-  /** The real WAL storage on that disk (null while the node is down). */
-  storage: DiskStorage | null;
+  /** The real shared WAL on that disk (null while the node is down). */
+  log: SharedLog | null;
+  /** Every group of the node, in one host (null while the node is down). */
+  host: MultiRaft | null;
   readonly initialConfig: { voters: NodeId[]; learners: NodeId[] };
-  raw: RawNode | null;
-  kv: SimKv;
+  readonly groups: SimGroup[];
   tickMs: number;
   slowDiskUntil: number;
   persisting: boolean;
+}
+
+/** One group on one node: its core, its storage in the shared WAL, its state machine, its requests. */
+interface SimGroup {
+  readonly node: SimNode;
+  readonly group: number;
+  raw: RawNode | null;
+  storage: DiskStorage | null;
+  kv: SimKv;
   pendingWrites: Map<number, PendingWrite>;
   pendingReads: Map<number, OpRecord>;
   readWaiters: { index: number; requestId: number; op: OpRecord }[];
@@ -118,9 +141,21 @@ interface SimNode {
   firstCommitInTerm: number;
 }
 
+/** What the checker knows about one group across the whole run. */
+interface GroupCheck {
+  readonly leaderOfTerm: Map<number, NodeId>;
+  readonly committedTerm: number[];
+  readonly hashAt: number[];
+  maxCommitted: number;
+  readonly history: Operation<KvInput, KvOutput>[];
+  readonly acked: OpRecord[];
+  livenessMarker: { index: number; term: number; node: NodeId } | null;
+  live: boolean;
+}
+
 type SimEvent =
   | { kind: "tick"; node: NodeId; inc: number; time: number; seq: number }
-  | { kind: "deliver"; msg: Message; time: number; seq: number }
+  | { kind: "deliver"; env: Envelope; time: number; seq: number }
   | { kind: "io"; complete: () => void; time: number; seq: number }
   | { kind: "client"; client: number; time: number; seq: number }
   | { kind: "opTimeout"; op: OpRecord; nodeId: NodeId; inc: number; time: number; seq: number }
@@ -150,44 +185,46 @@ export class Simulation {
   private slowLinks = new Map<string, { extraMs: number; until: number }>();
   private chaos = true;
 
-  // Checker state.
-  private readonly leaderOfTerm = new Map<number, NodeId>();
-  private readonly committedTerm: number[] = [];
-  private readonly hashAt: number[] = [];
-  private maxCommitted = 0;
-  private readonly history: Operation<KvInput, KvOutput>[] = [];
-  private readonly acked: OpRecord[] = [];
+  // Checker state, per group.
+  private readonly checks: GroupCheck[] = [];
   /** Every client operation not yet finished; writes still open at the end count as unknown outcomes. */
   private readonly inflight = new Set<OpRecord>();
   private readonly traceLog: string[] = [];
   private nextRequestId = 1;
   private clientSeq: number[] = [];
-  private clientLeaderGuess: (NodeId | null)[] = [];
+  /** Per client, per group: the node it last heard leads that group. */
+  private clientLeaderGuess: (NodeId | null)[][] = [];
   private livenessDone = false;
   /** Flow-control limits drawn per seed: tiny batches and windows reach interleavings large ones hide. */
   private readonly maxMsgBytes: number;
   private readonly maxInflight: number;
-  private livenessMarker: { index: number; term: number; node: NodeId } | null = null;
+  /** Multi-group seeds: whether the network delivers a whole envelope (a stream) or each message on its own. */
+  private readonly wholeEnvelopes: boolean;
   readonly stats: SimStats;
 
   constructor(opts: SimOptions) {
     this.rng = seededRandom(opts.seed ^ 0x5eed);
     const nodes = opts.nodes ?? randomInt(this.rng, 3, 8);
+    const groups = opts.groups ?? 1;
+    if (!Number.isInteger(groups) || groups < 1 || groups > 64) throw new RangeError("groups: 1 to 64");
     this.opts = {
       seed: opts.seed,
       nodes,
       spares: opts.spares ?? 1,
       chaosMs: opts.chaosMs ?? 3000,
       livenessMs: opts.livenessMs ?? 8000,
-      clients: opts.clients ?? 3,
-      keys: opts.keys ?? 3,
+      clients: opts.clients ?? 3 + Math.floor(groups / 2),
+      // Enough keys that every group gets some (key k lives in group k mod groups).
+      keys: opts.keys ?? Math.max(3, 2 * groups),
       bugs: opts.bugs ?? {},
       faultRate: opts.faultRate ?? 1,
       trace: opts.trace ?? false,
       followerReadLeases: opts.followerReadLeases ?? opts.seed % 2 === 0,
+      groups,
     };
     this.stats = {
       nodes,
+      groups,
       events: 0,
       messages: 0,
       ops: 0,
@@ -202,9 +239,23 @@ export class Simulation {
       maxTerm: 0,
       followerReadLeases: this.opts.followerReadLeases,
       localLeaseReads: 0,
+      coalesced: 0,
     };
     this.maxMsgBytes = [1, 200, 4096][randomInt(this.rng, 0, 3)]!;
     this.maxInflight = [1, 4, 64][randomInt(this.rng, 0, 3)]!;
+    this.wholeEnvelopes = groups > 1 && this.rng() < 0.5;
+    for (let g = 0; g < groups; g++) {
+      this.checks.push({
+        leaderOfTerm: new Map(),
+        committedTerm: [],
+        hashAt: [],
+        maxCommitted: 0,
+        history: [],
+        acked: [],
+        livenessMarker: null,
+        live: false,
+      });
+    }
     const total = nodes + this.opts.spares;
     for (let i = 1; i <= total; i++) this.ids.push(`n${i}`);
     const voters = this.ids.slice(0, nodes);
@@ -220,26 +271,35 @@ export class Simulation {
           schedule: (complete) =>
             this.schedule({ kind: "io", complete, time: this.now + this.diskLatency(id), seq: 0 }),
         }),
-        storage: null,
+        log: null,
+        host: null,
         initialConfig: config,
-        raw: null,
-        kv: new SimKv(),
+        groups: [],
         tickMs: TICK_MS * (1 + (this.rng() - 0.5) * 0.06),
         slowDiskUntil: 0,
         persisting: false,
-        pendingWrites: new Map(),
-        pendingReads: new Map(),
-        readWaiters: [],
-        lastCommit: 0,
-        wasLeaderInTerm: 0,
-        firstCommitInTerm: 0,
       };
+      for (let g = 0; g < groups; g++) {
+        node.groups.push({
+          node,
+          group: g,
+          raw: null,
+          storage: null,
+          kv: new SimKv(),
+          pendingWrites: new Map(),
+          pendingReads: new Map(),
+          readWaiters: [],
+          lastCommit: 0,
+          wasLeaderInTerm: 0,
+          firstCommitInTerm: 0,
+        });
+      }
       this.nodes.set(id, node);
       this.start(node);
     }
     for (let c = 0; c < this.opts.clients; c++) {
       this.clientSeq.push(0);
-      this.clientLeaderGuess.push(null);
+      this.clientLeaderGuess.push(Array(groups).fill(null));
       this.schedule({ kind: "client", client: c, time: randomInt(this.rng, 0, 50), seq: 0 });
     }
     this.schedule({ kind: "chaos", time: 200 + randomInt(this.rng, 0, 200), seq: 0 });
@@ -273,7 +333,8 @@ export class Simulation {
     node.alive = true;
     node.persisting = false;
     try {
-      node.storage = DiskStorage.open({
+      node.log = SharedLog.open({
+        groups: this.opts.groups,
         dir: `/${node.id}`,
         nodeId: node.id,
         clusterId: "sim",
@@ -282,7 +343,7 @@ export class Simulation {
         // Small segments, frames and cache: rotation, segment removal and reads from disk all happen.
         segmentBytes: 4096,
         snapshotFrameBytes: 128,
-        cacheBytes: 2048,
+        cacheBytes: 2048 * this.opts.groups,
         trailingEntries: KEEP_TRAILING,
         logger: { warn: (m) => this.trace(`${node.id} storage: ${m}`) },
       });
@@ -291,26 +352,36 @@ export class Simulation {
         this.fail(`${node.id} cannot recover its data after a crash: ${e.message}`);
       throw e;
     }
-    const storage = node.storage;
-    const snap = storage.snapshotMetadata();
-    node.kv = SimKv.restore(storage.readSnapshot(0, storage.snapshotSize()));
-    node.kv.appliedIndex = snap.index;
-    if (snap.index > 0) this.checkHash(node, snap.index, node.kv.hash, "restart from snapshot");
-    node.raw = new RawNode({
+    const log = node.log;
+    for (const sg of node.groups) {
+      const storage = log.group(sg.group);
+      sg.storage = storage;
+      const snap = storage.snapshotMetadata();
+      sg.kv = SimKv.restore(storage.readSnapshot(0, storage.snapshotSize()));
+      sg.kv.appliedIndex = snap.index;
+      if (snap.index > 0) this.checkHash(sg, snap.index, sg.kv.hash, "restart from snapshot");
+    }
+    node.host = new MultiRaft({
       id: node.id,
-      storage,
-      random: seededRandom(Math.floor(this.rng() * 2 ** 32)),
-      electionTicks: ELECTION_TICKS,
-      heartbeatTicks: HEARTBEAT_TICKS,
-      applied: snap.index,
-      maxMsgBytes: this.maxMsgBytes,
-      maxInflight: this.maxInflight,
-      maxSnapshotChunkBytes: 256,
-      followerReadLeases: this.opts.followerReadLeases,
-      bugs: this.opts.bugs,
+      groups: this.opts.groups,
+      group: (g) => ({
+        storage: log.group(g),
+        random: seededRandom(Math.floor(this.rng() * 2 ** 32)),
+        electionTicks: ELECTION_TICKS,
+        heartbeatTicks: HEARTBEAT_TICKS,
+        applied: log.group(g).snapshotMetadata().index,
+        maxMsgBytes: this.maxMsgBytes,
+        maxInflight: this.maxInflight,
+        maxSnapshotChunkBytes: 256,
+        followerReadLeases: this.opts.followerReadLeases,
+        bugs: this.opts.bugs,
+      }),
     });
-    node.lastCommit = node.raw.raft.log.committed;
-    node.wasLeaderInTerm = 0;
+    for (const sg of node.groups) {
+      sg.raw = node.host.group(sg.group);
+      sg.lastCommit = sg.raw.raft.log.committed;
+      sg.wasLeaderInTerm = 0;
+    }
     this.schedule({
       kind: "tick",
       node: node.id,
@@ -319,23 +390,32 @@ export class Simulation {
       seq: 0,
     });
     this.trace(
-      `${node.id} starts (term ${node.raw.raft.term}, commit ${node.lastCommit}, last ${node.raw.raft.log.lastIndex()})`,
+      `${node.id} starts (${node.groups.map((sg) => `${this.gname(sg.group)}term ${sg.raw!.raft.term}, commit ${sg.lastCommit}, last ${sg.raw!.raft.log.lastIndex()}`).join("; ")})`,
     );
+  }
+
+  /** A group's name in the trace ("" with one group). */
+  private gname(g: number): string {
+    return this.opts.groups > 1 ? `g${g} ` : "";
   }
 
   private crash(node: SimNode): void {
     if (!node.alive) return;
     this.stats.crashes++;
     node.alive = false;
-    node.raw = null;
+    node.host = null;
     node.persisting = false;
     // Power cut: what was not synced is lost, torn or zero-filled; syncs in flight never complete.
     node.fs.crash("random");
-    node.storage = null;
-    for (const w of node.pendingWrites.values()) this.unknown(w.op);
-    node.pendingWrites.clear();
-    node.pendingReads.clear();
-    node.readWaiters = [];
+    node.log = null;
+    for (const sg of node.groups) {
+      sg.raw = null;
+      sg.storage = null;
+      for (const w of sg.pendingWrites.values()) this.unknown(w.op);
+      sg.pendingWrites.clear();
+      sg.pendingReads.clear();
+      sg.readWaiters = [];
+    }
     this.trace(`${node.id} CRASH`);
   }
 
@@ -367,7 +447,7 @@ export class Simulation {
       case "tick": {
         const node = this.nodes.get(e.node)!;
         if (!node.alive || node.incarnation !== e.inc) return;
-        node.raw!.tick();
+        node.host!.tick();
         this.afterStep(node);
         this.schedule({
           kind: "tick",
@@ -379,12 +459,14 @@ export class Simulation {
         return;
       }
       case "deliver": {
-        const m = e.msg;
-        const node = this.nodes.get(m.to);
+        const env = e.env;
+        const node = this.nodes.get(env.to);
         if (!node?.alive) return;
-        if (this.blocked.has(`${m.from}>${m.to}`)) return;
-        this.trace(`${m.to} <- ${describeMessage(m)}`);
-        node.raw!.step(m);
+        if (this.blocked.has(`${env.from}>${env.to}`)) return;
+        if (this.opts.trace)
+          for (const gm of env.messages)
+            this.trace(`${env.to} <- ${this.gname(gm.group)}${describeMessage(gm.message)}`);
+        node.host!.step(env);
         this.afterStep(node);
         return;
       }
@@ -404,7 +486,8 @@ export class Simulation {
           this.unknown(e.op);
         }
         if (node.incarnation === e.inc) {
-          for (const [i, w] of node.pendingWrites) if (w.op === e.op) node.pendingWrites.delete(i);
+          const sg = node.groups[e.op.group]!;
+          for (const [i, w] of sg.pendingWrites) if (w.op === e.op) sg.pendingWrites.delete(i);
         }
         return;
       }
@@ -455,17 +538,30 @@ export class Simulation {
   }
 
   private pump(node: SimNode): void {
-    const raw = node.raw!;
-    if (node.persisting || !raw.hasReady()) return;
-    const rd = raw.ready();
+    const host = node.host!;
+    if (node.persisting || !host.hasReady()) return;
+    const batch = host.ready();
     node.persisting = true;
     const inc = node.incarnation;
-    for (const m of rd.leaderMessages) this.send(m); // before the disk write, as RaftNode does
-    // The real WAL: group-committed, fdatasync completing in simulated time (or never, if we crash first).
-    node.storage!.save(rd, (err) => {
-      if (!node.alive || node.incarnation !== inc) return;
-      if (err) this.fail(`${node.id} storage failed: ${err.message}`);
-      this.finishReady(node, rd);
+    for (const env of batch.early) this.send(env); // before the disk write, as RaftNode does
+    // The real shared WAL: every group's save in one write and one fdatasync, completing in
+    // simulated time (or never, if we crash first).
+    let waiting = batch.groups.length;
+    let failed = false;
+    const saved = (err: Error | null): void => {
+      if (failed || !node.alive || node.incarnation !== inc) return;
+      if (err) {
+        failed = true;
+        this.fail(`${node.id} storage failed: ${err.message}`);
+      }
+      if (--waiting === 0) this.finishReady(node, batch);
+    };
+    if (waiting === 0) {
+      this.finishReady(node, batch);
+      return;
+    }
+    node.log!.batch(() => {
+      for (const { group, ready } of batch.groups) node.groups[group]!.storage!.save(ready, saved);
     });
   }
 
@@ -474,107 +570,131 @@ export class Simulation {
     return slow ? randomInt(this.rng, 10, 60) : this.rng() * 1.5;
   }
 
-  private finishReady(node: SimNode, rd: Ready): void {
-    const raw = node.raw!;
-    const storage = node.storage!;
-    // 1. Persisted (save() called back). 2. Send.
-    for (const m of rd.messages) this.send(m);
-    // 3. Apply.
-    if (rd.snapshot) {
-      const kv = SimKv.restore(storage.readSnapshot(0, storage.snapshotSize()));
-      kv.appliedIndex = rd.snapshot.index;
-      this.checkHash(node, kv.appliedIndex, kv.hash, "installed snapshot");
-      node.kv = kv;
-      this.trace(`${node.id} installed snapshot at ${kv.appliedIndex}`);
-      for (const [i, w] of node.pendingWrites) {
-        if (i <= kv.appliedIndex) {
-          node.pendingWrites.delete(i);
-          this.unknown(w.op); // its fate is in the snapshot, which does not say
-        }
-      }
-    }
-    for (const e of rd.committedEntries) this.apply(node, e);
-    for (const rs of rd.readStates) {
-      const op = node.pendingReads.get(rs.requestId);
-      if (!op) continue;
-      node.pendingReads.delete(rs.requestId);
-      if (rs.index < 0) {
-        op.done = true; // definite failure: not in the history
-        this.scheduleClient(op.clientId, 5);
-      } else {
-        node.readWaiters.push({ index: rs.index, requestId: rs.requestId, op });
-      }
-    }
-    this.serveReads(node);
-    raw.advance(rd);
+  private finishReady(node: SimNode, batch: MultiReady): void {
+    // 1. Persisted (every save called back). 2. Send.
+    for (const env of batch.late) this.send(env);
+    // 3. Apply, group by group.
+    for (const { group, ready } of batch.groups) this.applyReady(node.groups[group]!, ready);
+    node.host!.advance(batch);
     node.persisting = false;
-    this.maybeSnapshot(node);
+    for (const sg of node.groups) this.maybeSnapshot(sg);
     this.checkNode(node);
     this.pump(node);
   }
 
-  private apply(node: SimNode, e: Entry): void {
-    const kv = node.kv;
+  private applyReady(sg: SimGroup, rd: Ready): void {
+    const storage = sg.storage!;
+    const name = `${sg.node.id} ${this.gname(sg.group)}`;
+    if (rd.snapshot) {
+      const kv = SimKv.restore(storage.readSnapshot(0, storage.snapshotSize()));
+      kv.appliedIndex = rd.snapshot.index;
+      this.checkHash(sg, kv.appliedIndex, kv.hash, "installed snapshot");
+      sg.kv = kv;
+      this.trace(`${name}installed snapshot at ${kv.appliedIndex}`);
+      for (const [i, w] of sg.pendingWrites) {
+        if (i <= kv.appliedIndex) {
+          sg.pendingWrites.delete(i);
+          this.unknown(w.op); // its fate is in the snapshot, which does not say
+        }
+      }
+    }
+    for (const e of rd.committedEntries) this.apply(sg, e);
+    for (const rs of rd.readStates) {
+      const op = sg.pendingReads.get(rs.requestId);
+      if (!op) continue;
+      sg.pendingReads.delete(rs.requestId);
+      if (rs.index < 0) {
+        op.done = true; // definite failure: not in the history
+        this.scheduleClient(op.clientId, 5);
+      } else {
+        sg.readWaiters.push({ index: rs.index, requestId: rs.requestId, op });
+      }
+    }
+    this.serveReads(sg);
+  }
+
+  private apply(sg: SimGroup, e: Entry): void {
+    const kv = sg.kv;
     if (e.index !== kv.appliedIndex + 1)
-      this.fail(`${node.id} applied index ${e.index} after ${kv.appliedIndex}`);
+      this.fail(`${sg.node.id} ${this.gname(sg.group)}applied index ${e.index} after ${kv.appliedIndex}`);
     kv.hash = chainHash(kv.hash, e.term, e.index, e.data);
     kv.appliedIndex = e.index;
-    this.checkHash(node, e.index, kv.hash, `apply of ${e.index}`);
+    this.checkHash(sg, e.index, kv.hash, `apply of ${e.index}`);
     let ok = true;
     if (e.type === "normal" && e.data.byteLength > 0) ok = kv.apply(decodeCommand(e.data)).ok;
-    const w = node.pendingWrites.get(e.index);
+    const w = sg.pendingWrites.get(e.index);
     if (w) {
-      node.pendingWrites.delete(e.index);
+      sg.pendingWrites.delete(e.index);
       if (w.term === e.term) {
-        this.complete(w.op, { ok }, e.index, e.term, node.id);
+        this.complete(w.op, { ok }, e.index, e.term, sg.node.id);
       } else {
         // Another entry took this index: ours can never commit.
         w.op.done = true;
         this.scheduleClient(w.op.clientId, 5);
       }
     }
-    const marker = this.livenessMarker;
-    if (marker && marker.index === e.index && marker.term !== e.term) this.livenessMarker = null;
+    const check = this.checks[sg.group]!;
+    const marker = check.livenessMarker;
+    if (marker && marker.index === e.index && marker.term !== e.term) check.livenessMarker = null;
   }
 
-  private serveReads(node: SimNode): void {
-    if (node.readWaiters.length === 0) return;
-    const keep: typeof node.readWaiters = [];
-    for (const w of node.readWaiters) {
-      if (node.kv.appliedIndex >= w.index) {
+  private serveReads(sg: SimGroup): void {
+    if (sg.readWaiters.length === 0) return;
+    const keep: typeof sg.readWaiters = [];
+    for (const w of sg.readWaiters) {
+      if (sg.kv.appliedIndex >= w.index) {
         if (w.op.input.op !== "get") continue;
-        this.complete(w.op, { value: node.kv.data.get(w.op.input.key) ?? null });
+        this.complete(w.op, { value: sg.kv.data.get(w.op.input.key) ?? null });
       } else keep.push(w);
     }
-    node.readWaiters = keep;
+    sg.readWaiters = keep;
   }
 
-  private maybeSnapshot(node: SimNode): void {
-    const raw = node.raw!;
-    const applied = node.kv.appliedIndex;
-    const storage = node.storage!;
+  private maybeSnapshot(sg: SimGroup): void {
+    const raw = sg.raw!;
+    const applied = sg.kv.appliedIndex;
+    const storage = sg.storage!;
     const snapIndex = storage.snapshotMetadata().index;
     if (applied - snapIndex < SNAPSHOT_EVERY) return;
     storage.writeSnapshot(
       { index: applied, term: storage.term(applied), config: raw.raft.configAt(applied) },
-      [node.kv.snapshot()],
+      [sg.kv.snapshot()],
     );
     storage.compactToSnapshot();
     raw.compacted(); // cheap and idempotent: the core drops configurations it no longer needs
   }
 
-  private send(m: Message): void {
-    this.stats.messages++;
-    if (m.type === "snapshot") this.stats.snapshotsSent++;
-    if (this.blocked.has(`${m.from}>${m.to}`)) return;
+  /**
+   * Puts an envelope on the network. Multi-group seeds deliver it whole half the time (a stream:
+   * one delay, lost or kept together); otherwise, and always with one group, each message meets
+   * the faults on its own, as datagrams would.
+   */
+  private send(env: Envelope): void {
+    if (env.messages.length > 1 && env.messages.some((gm) => gm.group !== env.messages[0]!.group))
+      this.stats.coalesced++;
+    if (this.wholeEnvelopes) {
+      this.stats.messages++;
+      for (const gm of env.messages) if (gm.message.type === "snapshot") this.stats.snapshotsSent++;
+      this.transmit(env);
+      return;
+    }
+    for (const gm of env.messages) {
+      this.stats.messages++;
+      if (gm.message.type === "snapshot") this.stats.snapshotsSent++;
+      this.transmit({ from: env.from, to: env.to, messages: [gm] });
+    }
+  }
+
+  private transmit(env: Envelope): void {
+    if (this.blocked.has(`${env.from}>${env.to}`)) return;
     if (this.dropRate > 0 && this.rng() < this.dropRate) return;
     const copies = this.dupRate > 0 && this.rng() < this.dupRate ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       // Mostly short delays; sometimes a long one, so messages overtake each other.
       let delay = this.rng() < 0.05 ? randomInt(this.rng, 10, 80) : 0.5 + this.rng() * 4;
-      const slow = this.slowLinks.get(`${m.from}>${m.to}`);
+      const slow = this.slowLinks.get(`${env.from}>${env.to}`);
       if (slow && slow.until > this.now) delay += slow.extraMs * (0.5 + this.rng());
-      this.schedule({ kind: "deliver", msg: m, time: this.now + delay, seq: 0 });
+      this.schedule({ kind: "deliver", env, time: this.now + delay, seq: 0 });
     }
   }
 
@@ -586,7 +706,9 @@ export class Simulation {
 
   private clientStep(client: number): void {
     if (!this.chaos) return; // clients stop with the faults, so the end state can be checked whole
-    const key = `k${randomInt(this.rng, 0, this.opts.keys)}`;
+    const keyNo = randomInt(this.rng, 0, this.opts.keys);
+    const key = `k${keyNo}`;
+    const group = keyNo % this.opts.groups;
     const seq = ++this.clientSeq[client]!;
     const value = `c${client}.${seq}`;
     const r = this.rng();
@@ -595,11 +717,12 @@ export class Simulation {
     else if (r < 0.75) input = { op: "put", key, value };
     else if (r < 0.8) input = { op: "delete", key };
     else {
-      const cur = this.pickExpected(key);
+      const cur = this.pickExpected(group, key);
       input = { op: "cas", key, expected: cur, value };
     }
     const members = this.ids.filter((id) => this.nodes.get(id)!.alive);
-    let target = this.clientLeaderGuess[client];
+    const guesses = this.clientLeaderGuess[client]!;
+    let target = guesses[group] ?? null;
     if (input.op === "get" && this.rng() < 0.5)
       target = members[randomInt(this.rng, 0, members.length)] ?? null;
     if (!target || !this.nodes.get(target)!.alive)
@@ -609,12 +732,13 @@ export class Simulation {
       return;
     }
     const node = this.nodes.get(target)!;
-    const raw = node.raw!;
-    const op: OpRecord = { clientId: client, input, callTime: this.now, done: false };
+    const sg = node.groups[group]!;
+    const raw = sg.raw!;
+    const op: OpRecord = { clientId: client, group, input, callTime: this.now, done: false };
     this.inflight.add(op);
     if (input.op === "get") {
       const requestId = this.nextRequestId++;
-      node.pendingReads.set(requestId, op);
+      sg.pendingReads.set(requestId, op);
       // Lease reads on the leader always; on followers too with follower read leases (a follower
       // without a lease in force asks the leader, which answers from its own lease).
       const lease = (raw.raft.role === "leader" || this.opts.followerReadLeases) && this.rng() < 0.3;
@@ -639,12 +763,12 @@ export class Simulation {
           : { id: value, op: "cas", key, expected: input.expected, value: input.value };
     const res = raw.propose(encodeCommand(cmd));
     if (!res.ok) {
-      this.clientLeaderGuess[client] = res.leader;
+      guesses[group] = res.leader;
       op.done = true;
       this.scheduleClient(client, res.leader ? 1 : 30);
       return;
     }
-    node.pendingWrites.set(res.index, { term: res.term, op });
+    sg.pendingWrites.set(res.index, { term: res.term, op });
     this.schedule({
       kind: "opTimeout",
       op,
@@ -656,11 +780,11 @@ export class Simulation {
     this.afterStep(node);
   }
 
-  private pickExpected(key: string): string | null {
+  private pickExpected(group: number, key: string): string | null {
     // Use what some live node currently holds, so compare-and-set sometimes succeeds.
     for (const id of this.ids) {
       const n = this.nodes.get(id)!;
-      if (n.alive && this.rng() < 0.5) return n.kv.data.get(key) ?? null;
+      if (n.alive && this.rng() < 0.5) return n.groups[group]!.kv.data.get(key) ?? null;
     }
     return null;
   }
@@ -671,7 +795,7 @@ export class Simulation {
     this.inflight.delete(op);
     this.stats.ops++;
     this.stats.opsOk++;
-    this.history.push({
+    this.checks[op.group]!.history.push({
       clientId: op.clientId,
       input: op.input,
       output,
@@ -682,7 +806,7 @@ export class Simulation {
       op.index = index;
       op.term = term;
       op.node = node;
-      this.acked.push(op);
+      this.checks[op.group]!.acked.push(op);
     }
     this.scheduleClient(op.clientId, 1);
   }
@@ -693,7 +817,7 @@ export class Simulation {
     this.inflight.delete(op);
     this.stats.ops++;
     this.stats.opsUnknown++;
-    this.history.push({
+    this.checks[op.group]!.history.push({
       clientId: op.clientId,
       input: op.input,
       output: undefined,
@@ -705,13 +829,20 @@ export class Simulation {
 
   // ---------------------------------------------------------------- faults
 
-  private leaderNode(): SimNode | null {
-    let best: SimNode | null = null;
+  /** The newest leader of group `g`. */
+  private leaderOf(g: number): SimGroup | null {
+    let best: SimGroup | null = null;
     for (const n of this.nodes.values()) {
-      if (n.alive && n.raw!.raft.role === "leader" && (!best || n.raw!.raft.term > best.raw!.raft.term))
-        best = n;
+      if (!n.alive) continue;
+      const sg = n.groups[g]!;
+      if (sg.raw!.raft.role === "leader" && (!best || sg.raw!.raft.term > best.raw!.raft.term)) best = sg;
     }
     return best;
+  }
+
+  /** A group for a fault to aim at (no draw with one group, so one-group seeds run as they always did). */
+  private pickGroup(): number {
+    return this.opts.groups === 1 ? 0 : randomInt(this.rng, 0, this.opts.groups);
   }
 
   private injectFault(): void {
@@ -719,8 +850,8 @@ export class Simulation {
     const alive = [...this.nodes.values()].filter((n) => n.alive);
     const pick = <T>(xs: T[]): T => xs[randomInt(this.rng, 0, xs.length)]!;
     if (r < 0.22) {
-      // Crash a node (the leader half of the time), restart it later.
-      const leader = this.leaderNode();
+      // Crash a node (a group's leader half of the time), restart it later.
+      const leader = this.leaderOf(this.pickGroup())?.node ?? null;
       const victim = leader && this.rng() < 0.5 ? leader : alive.length > 0 ? pick(alive) : null;
       if (victim) {
         this.crash(victim);
@@ -736,7 +867,7 @@ export class Simulation {
       const id = ++this.partitionSeq;
       this.stats.partitions++;
       const shape = this.rng();
-      const leader = this.leaderNode();
+      const leader = this.leaderOf(this.pickGroup())?.node ?? null;
       if (shape < 0.35 && leader) {
         for (const o of this.ids) if (o !== leader.id) this.cut(leader.id, o, id, true);
         this.trace(`partition #${id}: isolate leader ${leader.id}`);
@@ -790,17 +921,20 @@ export class Simulation {
         this.trace(`slow link ${a}>${b} +${extraMs}ms`);
       }
     } else if (r < 0.75) {
-      this.changeMembership();
+      this.changeMembership(this.pickGroup());
     } else if (r < 0.85) {
-      const leader = this.leaderNode();
+      const leader = this.leaderOf(this.pickGroup());
       if (leader) {
-        const voters = leader.raw!.raft.config.voters.filter((v) => v !== leader.id);
+        const id = leader.node.id;
+        const voters = leader.raw!.raft.config.voters.filter((v) => v !== id);
         if (voters.length > 0) {
           const to = pick(voters);
           const res = leader.raw!.transferLeadership(to);
           if (res.ok) this.stats.transfers++;
-          this.trace(`transfer leadership ${leader.id} -> ${to}: ${res.ok ? "started" : res.message}`);
-          this.afterStep(leader);
+          this.trace(
+            `${this.gname(leader.group)}transfer leadership ${id} -> ${to}: ${res.ok ? "started" : res.message}`,
+          );
+          this.afterStep(leader.node);
         }
       }
     }
@@ -838,8 +972,9 @@ export class Simulation {
     if (both) this.blocked.set(`${b}>${a}`, id);
   }
 
-  private changeMembership(): void {
-    const leader = this.leaderNode();
+  /** A membership change in group `g` (groups change apart here: a superset of what the product does). */
+  private changeMembership(g: number): void {
+    const leader = this.leaderOf(g);
     if (!leader) return;
     const raft = leader.raw!.raft;
     const { voters, learners } = raft.config;
@@ -863,8 +998,10 @@ export class Simulation {
     }
     if (!res) return;
     if (res.ok) this.stats.confChanges++;
-    this.trace(`${leader.id} conf change ${what}: ${res.ok ? `index ${res.index}` : res.message}`);
-    this.afterStep(leader);
+    this.trace(
+      `${leader.node.id} ${this.gname(g)}conf change ${what}: ${res.ok ? `index ${res.index}` : res.message}`,
+    );
+    this.afterStep(leader.node);
   }
 
   private endChaos(): void {
@@ -881,112 +1018,130 @@ export class Simulation {
     this.schedule({ kind: "livenessProbe", time: this.now + 50, seq: 0 });
   }
 
-  /** After healing: a leader exists, accepts a write, and every member of its configuration applies it. */
+  /** After healing: every group has a leader that accepts a write, and every member of its configuration applies it. */
   private livenessProbe(): void {
     this.schedule({ kind: "livenessProbe", time: this.now + 50, seq: 0 });
-    const leader = this.leaderNode();
-    if (!leader) return;
-    const raft = leader.raw!.raft;
-    const marker = this.livenessMarker;
-    if (!marker || marker.term !== raft.term || marker.node !== leader.id) {
-      const res = leader.raw!.propose(
-        encodeCommand({ id: "liveness", op: "put", key: "liveness", value: `t${this.now}` }),
-      );
-      if (res.ok) this.livenessMarker = { index: res.index, term: res.term, node: leader.id };
-      this.afterStep(leader);
-      return;
+    for (let g = 0; g < this.opts.groups; g++) {
+      const check = this.checks[g]!;
+      if (check.live) continue;
+      const leader = this.leaderOf(g);
+      if (!leader) continue;
+      const raft = leader.raw!.raft;
+      const marker = check.livenessMarker;
+      if (!marker || marker.term !== raft.term || marker.node !== leader.node.id) {
+        const res = leader.raw!.propose(
+          encodeCommand({ id: "liveness", op: "put", key: "liveness", value: `t${this.now}` }),
+        );
+        if (res.ok) check.livenessMarker = { index: res.index, term: res.term, node: leader.node.id };
+        this.afterStep(leader.node);
+        continue;
+      }
+      const members = [...raft.config.voters, ...raft.config.learners];
+      const everywhere = members.every((id) => {
+        const n = this.nodes.get(id)!;
+        return n.alive && n.groups[g]!.kv.appliedIndex >= marker.index;
+      });
+      if (everywhere && check.committedTerm[marker.index] === marker.term) check.live = true;
     }
-    const members = [...raft.config.voters, ...raft.config.learners];
-    const everywhere = members.every((id) => {
-      const n = this.nodes.get(id)!;
-      return n.alive && n.kv.appliedIndex >= marker.index;
-    });
-    if (everywhere && this.committedTerm[marker.index] === marker.term) this.livenessDone = true;
+    if (this.checks.every((c) => c.live)) this.livenessDone = true;
   }
 
   // ---------------------------------------------------------------- invariants
 
-  private checkHash(node: SimNode, index: number, hash: number, what: string): void {
-    const known = this.hashAt[index];
-    if (known === undefined) this.hashAt[index] = hash;
+  private checkHash(sg: SimGroup, index: number, hash: number, what: string): void {
+    const hashAt = this.checks[sg.group]!.hashAt;
+    const known = hashAt[index];
+    if (known === undefined) hashAt[index] = hash;
     else if (known !== hash) {
       this.fail(
-        `state machine safety: ${node.id} ${what} diverges at index ${index} from what another node applied`,
+        `state machine safety: ${sg.node.id} ${this.gname(sg.group)}${what} diverges at index ${index} from what another node applied`,
       );
     }
   }
 
   private checkNode(node: SimNode): void {
     if (!node.alive) return;
-    const raft = node.raw!.raft;
+    for (const sg of node.groups) this.checkGroup(sg);
+  }
+
+  private checkGroup(sg: SimGroup): void {
+    const node = sg.node;
+    const check = this.checks[sg.group]!;
+    const name = `${node.id} ${this.gname(sg.group)}`;
+    const raft = sg.raw!.raft;
     if (raft.term > this.stats.maxTerm) this.stats.maxTerm = raft.term;
     // Commit index never decreases within a node's life.
     const commit = raft.log.committed;
-    if (commit < node.lastCommit)
-      this.fail(`${node.id} commit index went back from ${node.lastCommit} to ${commit}`);
-    if (commit > node.lastCommit) {
+    if (commit < sg.lastCommit) this.fail(`${name}commit index went back from ${sg.lastCommit} to ${commit}`);
+    if (commit > sg.lastCommit) {
       // No two nodes ever commit different entries at one index.
-      for (let i = node.lastCommit + 1; i <= commit; i++) {
+      for (let i = sg.lastCommit + 1; i <= commit; i++) {
         const t = raft.log.term(i);
         if (t < 0) continue;
-        const known = this.committedTerm[i];
-        if (known === undefined) this.committedTerm[i] = t;
+        const known = check.committedTerm[i];
+        if (known === undefined) check.committedTerm[i] = t;
         else if (known !== t)
-          this.fail(`${node.id} committed term ${t} at index ${i}, but term ${known} was committed there`);
+          this.fail(`${name}committed term ${t} at index ${i}, but term ${known} was committed there`);
       }
-      node.lastCommit = commit;
-      if (commit > this.maxCommitted) this.maxCommitted = commit;
+      sg.lastCommit = commit;
+      if (commit > check.maxCommitted) check.maxCommitted = commit;
       if (raft.role === "leader") {
         // A new leader's first commit (it carries earlier terms' entries with it) is the most dangerous moment.
-        const first = node.firstCommitInTerm !== raft.term;
-        node.firstCommitInTerm = raft.term;
+        const first = sg.firstCommitInTerm !== raft.term;
+        sg.firstCommitInTerm = raft.term;
         this.triggeredFault(node, first ? 0.25 : 0.02, 3);
       }
     }
-    if (raft.role === "leader" && node.wasLeaderInTerm !== raft.term) {
-      node.wasLeaderInTerm = raft.term;
+    if (raft.role === "leader" && sg.wasLeaderInTerm !== raft.term) {
+      sg.wasLeaderInTerm = raft.term;
       this.stats.leaders++;
       // Election safety: at most one leader per term.
-      const other = this.leaderOfTerm.get(raft.term);
+      const other = check.leaderOfTerm.get(raft.term);
       if (other !== undefined && other !== node.id)
-        this.fail(`election safety: ${node.id} and ${other} both lead term ${raft.term}`);
-      this.leaderOfTerm.set(raft.term, node.id);
-      this.trace(`${node.id} becomes leader of term ${raft.term}`);
+        this.fail(
+          `election safety: ${node.id} and ${other} both lead ${this.gname(sg.group)}term ${raft.term}`,
+        );
+      check.leaderOfTerm.set(raft.term, node.id);
+      this.trace(`${name}becomes leader of term ${raft.term}`);
       this.triggeredFault(node, 0.2, 3);
       // Leader completeness: the new leader holds every committed entry.
       const first = raft.log.firstIndex();
-      for (let i = Math.max(first, 1); i <= this.maxCommitted; i++) {
-        const want = this.committedTerm[i];
+      for (let i = Math.max(first, 1); i <= check.maxCommitted; i++) {
+        const want = check.committedTerm[i];
         if (want === undefined) continue;
         const have = raft.log.term(i);
         if (have !== want) {
           this.fail(
-            `leader completeness: ${node.id} leads term ${raft.term} but has term ${have} at committed index ${i} (want ${want})`,
+            `leader completeness: ${node.id} leads ${this.gname(sg.group)}term ${raft.term} but has term ${have} at committed index ${i} (want ${want})`,
           );
         }
       }
     }
   }
 
-  /** Log matching: if two logs hold an entry with the same index and term, they agree on everything before it. */
+  /** Log matching, per group: if two logs hold an entry with the same index and term, they agree on everything before it. */
   private checkLogMatching(): void {
     const live = [...this.nodes.values()].filter((n) => n.alive);
-    for (let a = 0; a < live.length; a++) {
-      for (let b = a + 1; b < live.length; b++) {
-        const la = live[a]!.raw!.raft.log;
-        const lb = live[b]!.raw!.raft.log;
-        const lo = Math.max(la.firstIndex(), lb.firstIndex());
-        const hi = Math.min(la.lastIndex(), lb.lastIndex());
-        let top = -1;
-        for (let i = hi; i >= lo; i--) {
-          if (la.term(i) === lb.term(i)) {
-            top = i;
-            break;
+    for (let g = 0; g < this.opts.groups; g++) {
+      for (let a = 0; a < live.length; a++) {
+        for (let b = a + 1; b < live.length; b++) {
+          const la = live[a]!.groups[g]!.raw!.raft.log;
+          const lb = live[b]!.groups[g]!.raw!.raft.log;
+          const lo = Math.max(la.firstIndex(), lb.firstIndex());
+          const hi = Math.min(la.lastIndex(), lb.lastIndex());
+          let top = -1;
+          for (let i = hi; i >= lo; i--) {
+            if (la.term(i) === lb.term(i)) {
+              top = i;
+              break;
+            }
           }
-        }
-        for (let i = lo; i <= top; i++) {
-          if (la.term(i) !== lb.term(i)) {
-            this.fail(`log matching: ${live[a]!.id} and ${live[b]!.id} agree at ${top} but differ at ${i}`);
+          for (let i = lo; i <= top; i++) {
+            if (la.term(i) !== lb.term(i)) {
+              this.fail(
+                `log matching: ${live[a]!.id} and ${live[b]!.id} ${this.gname(g)}agree at ${top} but differ at ${i}`,
+              );
+            }
           }
         }
       }
@@ -994,39 +1149,48 @@ export class Simulation {
   }
 
   private finalChecks(): void {
-    // Every acknowledged write is committed where it was acknowledged, and applied on every member.
-    const leader = this.leaderNode()!;
-    const members = [...leader.raw!.raft.config.voters, ...leader.raw!.raft.config.learners];
-    for (const op of this.acked) {
-      if (this.committedTerm[op.index!] !== op.term) {
-        this.fail(
-          `durability: write ${JSON.stringify(op.input)} acknowledged at ${op.index}/${op.term} by ${op.node} is not what was committed there`,
-        );
-      }
-    }
-    const markerIndex = this.livenessMarker?.index ?? 0;
-    for (const id of members) {
-      const n = this.nodes.get(id)!;
-      for (const op of this.acked) {
-        if (op.index! <= markerIndex && n.kv.appliedIndex < op.index!) {
+    for (const op of [...this.inflight]) if (!op.done && op.input.op !== "get") this.unknown(op);
+    for (let g = 0; g < this.opts.groups; g++) {
+      const check = this.checks[g]!;
+      // Every acknowledged write is committed where it was acknowledged, and applied on every member.
+      const leader = this.leaderOf(g) ?? this.nodes.get(check.livenessMarker!.node)!.groups[g]!;
+      const members = [...leader.raw!.raft.config.voters, ...leader.raw!.raft.config.learners];
+      for (const op of check.acked) {
+        if (check.committedTerm[op.index!] !== op.term) {
           this.fail(
-            `durability: ${id} has applied only ${n.kv.appliedIndex}, missing acknowledged write at ${op.index}`,
+            `durability: ${this.gname(g)}write ${JSON.stringify(op.input)} acknowledged at ${op.index}/${op.term} by ${op.node} is not what was committed there`,
           );
         }
       }
+      const markerIndex = check.livenessMarker?.index ?? 0;
+      for (const id of members) {
+        const sg = this.nodes.get(id)!.groups[g]!;
+        for (const op of check.acked) {
+          if (op.index! <= markerIndex && sg.kv.appliedIndex < op.index!) {
+            this.fail(
+              `durability: ${id} ${this.gname(g)}has applied only ${sg.kv.appliedIndex}, missing acknowledged write at ${op.index}`,
+            );
+          }
+        }
+      }
+      // Linearizability is local (Herlihy & Wing): keys of different groups never share an
+      // operation, so each group's history is checked on its own.
+      const res = checkLinearizable(kvModel, check.history, { maxSteps: 2_000_000 });
+      if (res.linearizable === false)
+        this.fail(`linearizability: ${this.gname(g)}${res.explanation ?? "history is not linearizable"}`);
     }
-    for (const op of [...this.inflight]) if (!op.done && op.input.op !== "get") this.unknown(op);
-    const res = checkLinearizable(kvModel, this.history, { maxSteps: 2_000_000 });
-    if (res.linearizable === false)
-      this.fail(`linearizability: ${res.explanation ?? "history is not linearizable"}`);
   }
 
   private describeCluster(): string {
     return [...this.nodes.values()]
       .map((n) => {
         if (!n.alive) return `${n.id}:down`;
-        const r = n.raw!.raft;
-        return `${n.id}:${r.role}/t${r.term}/c${r.log.committed}/l${r.log.lastIndex()}/v[${r.config.voters.join(",")}]`;
+        return n.groups
+          .map((sg) => {
+            const r = sg.raw!.raft;
+            return `${n.id}:${this.gname(sg.group)}${r.role}/t${r.term}/c${r.log.committed}/l${r.log.lastIndex()}/v[${r.config.voters.join(",")}]`;
+          })
+          .join(" ");
       })
       .join(" ");
   }

@@ -21,6 +21,8 @@ export interface RunOptions {
   chaosMs?: number;
   /** Forces follower read leases on or off in every seed (default: on for even seeds). */
   followerReadLeases?: boolean;
+  /** Raft groups per node (default 1). */
+  groups?: number;
 }
 
 export function runSeed(seed: number, opts: RunOptions = {}): SeedOutcome {
@@ -31,6 +33,7 @@ export function runSeed(seed: number, opts: RunOptions = {}): SeedOutcome {
     faultRate: opts.faultRate,
     chaosMs: opts.chaosMs,
     followerReadLeases: opts.followerReadLeases,
+    groups: opts.groups,
   };
   try {
     const stats = new Simulation(simOpts).run();
@@ -56,6 +59,7 @@ export function runSeed(seed: number, opts: RunOptions = {}): SeedOutcome {
 export function replayCommand(seed: number, opts: RunOptions): string {
   let cmd = `npm run sim -- --seeds 1 --from ${seed}`;
   if (opts.nodes) cmd += ` --nodes ${opts.nodes}`;
+  if (opts.groups && opts.groups > 1) cmd += ` --groups ${opts.groups}`;
   if (opts.faultRate && opts.faultRate !== 1) cmd += ` --fault-rate ${opts.faultRate}`;
   if (opts.followerReadLeases !== undefined)
     cmd += ` --follower-read-leases ${opts.followerReadLeases ? "on" : "off"}`;
