@@ -127,6 +127,19 @@ export interface RaftNodeOptions<R = unknown> {
   readonly transport?: Transport;
   /** A file system to use instead of the real one (tests inject faults). */
   readonly fs?: FileSystem;
+  /** @internal Set by PartitionedNode: this node is one partition (Raft group) of a node. */
+  readonly partition?: PartitionSlot;
+}
+
+/**
+ * @internal What a partitioned node gives each of its groups: the group's storage in the shared
+ * WAL, the cluster id, and the promise that it drives the clock (one timer for every group).
+ */
+export interface PartitionSlot {
+  readonly group: number;
+  readonly count: number;
+  readonly storage: DiskStorage;
+  readonly clusterId: string;
 }
 
 /**
@@ -270,6 +283,9 @@ export class RaftNode<R = unknown> extends EventEmitter {
   >();
   private nextReadId = 1;
   private waiters: ApplyWaiter[] = [];
+  /** This node's Raft group (0 unless it is one partition of a PartitionedNode). */
+  readonly group: number;
+  private readonly partitioned: boolean;
   /** Run code only while this node is the one healthy leader (see Leadership). */
   readonly leadership: Leadership;
 
@@ -283,6 +299,8 @@ export class RaftNode<R = unknown> extends EventEmitter {
     this.id = opts.id;
     this.clusterId = clusterId;
     this.storage = storage;
+    this.group = opts.partition?.group ?? 0;
+    this.partitioned = opts.partition !== undefined;
     this.sm = opts.stateMachine;
     this.log = opts.logger ?? consoleLogger;
     this.priority = opts.priority ?? 0;
@@ -381,6 +399,11 @@ export class RaftNode<R = unknown> extends EventEmitter {
     }
     if (opts.join) checkMemberUrl(opts.id, opts.join.url);
     const token = opts.clusterToken ?? "ballot";
+    if (opts.partition) {
+      if (opts.join || opts.forceNewCluster)
+        throw new RangeError("joining and --force-new-cluster are not available to a partitioned node yet");
+      return RaftNode.begin(new RaftNode<R>(opts, opts.partition.storage, opts.partition.clusterId, urls));
+    }
     const fresh = !DiskStorage.exists(opts.dataDir, opts.fs);
     let clusterId: string;
     let initialConfig: Configuration;
@@ -425,15 +448,19 @@ export class RaftNode<R = unknown> extends EventEmitter {
         throw e;
       }
     }
-    const node = new RaftNode<R>(opts, storage, clusterId, urls);
+    return RaftNode.begin(new RaftNode<R>(opts, storage, clusterId, urls));
+  }
+
+  /** Restores the state machine from the snapshot and starts taking part. */
+  private static async begin<R>(node: RaftNode<R>): Promise<RaftNode<R>> {
     try {
       await node.restoreStateMachine();
     } catch (e) {
-      storage.close();
+      node.storage.close();
       throw e;
     }
-    node.transport.start((m) => {
-      if (node.stopped) return;
+    node.transport.start((m, group) => {
+      if (node.stopped || group !== node.group) return;
       // A leader stamps a follower's clock reading with its own tick count on arrival: a count left
       // behind by a stalled event loop would stretch the read lease computed from it.
       if (node.followerReadLeases && node.raw.raft.role === "leader") node.syncClock();
@@ -441,9 +468,15 @@ export class RaftNode<R = unknown> extends EventEmitter {
       node.raw.step(m);
       node.kick();
     });
-    node.tickTimer = setInterval(() => node.onTimer(), node.tickMs);
+    // A partitioned node's groups share one timer (PartitionedNode calls clockTick()).
+    if (!node.partitioned) node.tickTimer = setInterval(() => node.onTimer(), node.tickMs);
     node.kick();
     return node;
+  }
+
+  /** @internal One tick of the shared clock of a partitioned node. */
+  clockTick(): void {
+    if (!this.stopped) this.onTimer();
   }
 
   private async restoreStateMachine(): Promise<void> {
@@ -625,6 +658,11 @@ export class RaftNode<R = unknown> extends EventEmitter {
       | { type: "remove"; id: NodeId },
   ): Promise<void> {
     if (this.stopped) throw new StoppedError();
+    if (this.partitioned)
+      throw new MembershipError(
+        "invalid_config_change",
+        "a partitioned node's members change in every partition at once, which Ballot does not do yet",
+      );
     const r = this.raw.raft;
     if (r.role !== "leader") throw this.notLeader();
     const members = new Set([...r.config.voters, ...r.config.learners]);
@@ -1100,6 +1138,11 @@ export class RaftNode<R = unknown> extends EventEmitter {
 
   get isLeader(): boolean {
     return this.raw.raft.role === "leader";
+  }
+
+  /** The current term as this node knows it. */
+  get term(): number {
+    return this.raw.raft.term;
   }
 
   /** The highest log index this node knows to be committed. */

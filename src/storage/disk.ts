@@ -165,12 +165,6 @@ export class DiskStorage implements Storage {
   static open(opts: DiskStorageOptions): DiskStorage {
     const fs = opts.fs ?? nodeFileSystem;
     const identity = DiskStorage.checkIdentity(fs, opts);
-    if ((identity.groups ?? 1) !== 1) {
-      throw new StorageError(
-        "BALLOT_ERR_DATA_DIR_IDENTITY",
-        `data directory ${opts.dir} holds ${identity.groups} partitions (Raft groups); start it with --partitions ${identity.groups}`,
-      );
-    }
     const s = new DiskStorage(opts, identity);
     s.recover();
     return s;
@@ -220,6 +214,14 @@ export class DiskStorage implements Storage {
           "BALLOT_ERR_DATA_DIR",
           `${path}: unsupported data format version ${id.version}`,
         );
+      const held = id.groups ?? 1;
+      if (id.nodeId === opts.nodeId && held !== groups) {
+        // Said before the cluster id, which differs too (the partition count is part of it).
+        throw new StorageError(
+          "BALLOT_ERR_DATA_DIR_IDENTITY",
+          `data directory ${opts.dir} was created with ${held} partition${held === 1 ? "" : "s"}, not ${groups}; the partition count is fixed when a cluster is created (start it with --partitions ${held})`,
+        );
+      }
       if (
         id.nodeId !== opts.nodeId ||
         (id.clusterId !== opts.clusterId && !opts.adoptCluster?.(id.clusterId))

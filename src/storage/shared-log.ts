@@ -42,14 +42,8 @@ export class SharedLog {
     if (!Number.isInteger(groups) || groups < 1 || groups > MAX_GROUP + 1)
       throw new RangeError(`groups must be an integer from 1 to ${MAX_GROUP + 1}, not ${groups}`);
     const fs: FileSystem = opts.fs ?? nodeFileSystem;
+    // Refuses a directory created with another group count, before anything else is read.
     const identity = DiskStorage.checkIdentity(fs, opts, groups);
-    const held = identity.groups ?? 1;
-    if (held !== groups) {
-      throw new StorageError(
-        "BALLOT_ERR_DATA_DIR_IDENTITY",
-        `data directory ${opts.dir} was created with ${held} partition${held === 1 ? "" : "s"}, not ${groups}; the partition count is fixed when a cluster is created`,
-      );
-    }
     const logger = opts.logger ?? { warn: (m: string) => console.warn(`ballot storage: ${m}`) };
     const wal = new Wal(fs, join(opts.dir, "wal"), { segmentBytes: opts.segmentBytes, logger });
     // The entry cache is one budget for the node, not one per group: 1,000 idle groups hold little.

@@ -6,7 +6,8 @@
  * f64 term, then each present field in a fixed order. Integers travel as f64 and must come back as
  * safe non-negative integers; byte payloads as u32 length + bytes. Optional groups added later
  * (F_CONFIGX, F_LEASE) are present only when their fields are used, so a peer that predates them
- * reads every message that does not use them exactly as before.
+ * reads every message that does not use them exactly as before. F_GROUP (a u16 after everything
+ * else) names the Raft group of a partitioned node's message; group 0 travels without it.
  */
 import {
   type Configuration,
@@ -61,7 +62,11 @@ const F_CONFIGX = 1 << 12;
  * the group keeps the two bits left free for later.
  */
 const F_LEASE = 1 << 13;
-const KNOWN_FLAGS = (1 << 14) - 1;
+/** The message belongs to Raft group (partition) 1..65535 of its nodes; absent: group 0. */
+const F_GROUP = 1 << 14;
+const KNOWN_FLAGS = (1 << 15) - 1;
+/** Highest group a message may name. */
+export const MAX_GROUP = 0xffff;
 const L_TICKS = 1 << 0;
 const L_CLOCK = 1 << 1;
 const L_NONCE = 1 << 2;
@@ -220,22 +225,23 @@ function readConfig(r: Reader): Configuration {
 }
 
 /** Encodes a message into a new buffer. */
-export function encodeMessage(m: Message): Uint8Array {
-  return encodeInto(m, 0);
+export function encodeMessage(m: Message, group = 0): Uint8Array {
+  return encodeInto(m, 0, group);
 }
 
 /**
  * The message as one length-prefixed frame ([u32 length][message], see frames.ts), encoded in
  * place: framing after encoding would copy every entry a second time on the replication path.
  */
-export function encodeFramedMessage(m: Message): Uint8Array {
-  const out = encodeInto(m, 4);
+export function encodeFramedMessage(m: Message, group = 0): Uint8Array {
+  const out = encodeInto(m, 4, group);
   new DataView(out.buffer, out.byteOffset, 4).setUint32(0, out.byteLength - 4, true);
   return out;
 }
 
-function encodeInto(m: Message, reserve: number): Uint8Array {
-  let size = 64 + reserve;
+function encodeInto(m: Message, reserve: number, group: number): Uint8Array {
+  if (!Number.isInteger(group) || group < 0 || group > MAX_GROUP) throw new RangeError(`bad group ${group}`);
+  let size = 66 + reserve;
   for (const e of m.entries ?? []) size += 21 + e.data.byteLength;
   if (m.snapshot) size += 64 + m.snapshot.data.byteLength;
   const cfg = m.snapshot?.metadata.config;
@@ -271,6 +277,7 @@ function encodeInto(m: Message, reserve: number): Uint8Array {
   if (m.leaseNonce !== undefined) lease |= L_NONCE;
   if (m.leaseCommit !== undefined) lease |= L_COMMIT;
   if (lease !== 0) flags |= F_LEASE;
+  if (group > 0) flags |= F_GROUP;
   w.u8(CODEC_VERSION);
   w.u8(TYPE_CODE.get(m.type)!);
   w.u16(flags);
@@ -312,11 +319,19 @@ function encodeInto(m: Message, reserve: number): Uint8Array {
     if (lease & L_NONCE) w.num(m.leaseNonce!);
     if (lease & L_COMMIT) w.num(m.leaseCommit!);
   }
+  if (flags & F_GROUP) w.u16(group);
   return w.buf.subarray(0, w.at);
 }
 
-/** Decodes and validates one message; throws CodecError for anything malformed. */
+/** Decodes and validates one message of group 0; throws CodecError for anything malformed. */
 export function decodeMessage(buf: Uint8Array): Message {
+  const { group, message } = decodeGroupMessage(buf);
+  if (group !== 0) throw new CodecError(`a message of group ${group} where only group 0 exists`);
+  return message;
+}
+
+/** Decodes and validates one message and the group it belongs to; throws CodecError for anything malformed. */
+export function decodeGroupMessage(buf: Uint8Array): { group: number; message: Message } {
   const r = new Reader(buf);
   const version = r.u8();
   if (version !== CODEC_VERSION) throw new CodecError(`unsupported message version ${version}`);
@@ -391,6 +406,11 @@ export function decodeMessage(buf: Uint8Array): Message {
     if (lease & L_NONCE) m.leaseNonce = r.int("leaseNonce");
     if (lease & L_COMMIT) m.leaseCommit = r.int("leaseCommit");
   }
+  let group = 0;
+  if (flags & F_GROUP) {
+    group = r.u16();
+    if (group === 0) throw new CodecError("group 0 is never named");
+  }
   if (!r.done()) throw new CodecError("trailing bytes after the message");
-  return m;
+  return { group, message: m };
 }

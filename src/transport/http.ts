@@ -18,7 +18,7 @@ import * as https from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Message, NodeId } from "../raft/types.js";
-import { CodecError, decodeMessage, encodeFramedMessage } from "./codec.js";
+import { CodecError, decodeGroupMessage, encodeFramedMessage } from "./codec.js";
 import { FrameReader } from "./frames.js";
 import {
   isCertificateError,
@@ -59,6 +59,13 @@ export interface HttpTransportOptions {
   readonly onRemoved?: (peer: NodeId) => void;
   /** TLS for peer streams: dial https:// peers with this certificate, check theirs (see tls.ts). Absent: plain HTTP. */
   readonly tls?: TlsMaterial;
+  /**
+   * Raft groups this node runs (default 1). A message naming a group past them is garbage, and
+   * the peer's stream is cut. With several, writes to a peer within one turn of the event loop
+   * leave together (the socket is corked until the next turn), so every group's heartbeats of a
+   * tick share one write.
+   */
+  readonly groups?: number;
 }
 
 const PING = new Uint8Array(4); // an empty frame
@@ -77,6 +84,7 @@ class PeerLink {
   private pingTimer: NodeJS.Timeout | null = null;
   private lastSend = 0;
   private reported: string | null = null;
+  private corked = false;
   /** Since when this link has tried to connect without ever succeeding (null once it has). */
   private neverConnectedSince: number | null = Date.now();
   closed = false;
@@ -96,6 +104,15 @@ class PeerLink {
         return;
       }
       this.lastSend = Date.now();
+      if (this.t.groups > 1 && !this.corked) {
+        // Several groups send in separate callbacks of one turn: one write for all of them.
+        this.corked = true;
+        s.cork();
+        setImmediate(() => {
+          this.corked = false;
+          s.uncork();
+        });
+      }
       s.write(bytes);
       return;
     }
@@ -288,6 +305,7 @@ export class HttpTransport implements Transport {
   readonly maxQueueBytes: number;
   readonly idleTimeoutMs: number;
   readonly tls: TlsMaterial | undefined;
+  readonly groups: number;
   private links = new Map<NodeId, PeerLink>();
   private inbound = new Map<Duplex, NodeId>();
   private readonly admit: (from: NodeId) => string | null;
@@ -297,7 +315,7 @@ export class HttpTransport implements Transport {
   readonly priority: number;
   /** The priority each peer announced on its latest stream to this node. */
   private readonly priorities = new Map<NodeId, number>();
-  private onMessage: ((m: Message) => void) | null = null;
+  private onMessage: ((m: Message, group: number) => void) | null = null;
   private closed = false;
   /** Messages refused from peers (bad frames, wrong identity), for metrics. */
   rejected = 0;
@@ -313,10 +331,11 @@ export class HttpTransport implements Transport {
     this.priority = opts.priority ?? 0;
     this.onRemoved = opts.onRemoved;
     this.tls = opts.tls;
+    this.groups = opts.groups ?? 1;
     this.setPeers(opts.peers);
   }
 
-  start(onMessage: (m: Message) => void): void {
+  start(onMessage: (m: Message, group: number) => void): void {
     this.onMessage = onMessage;
     // Every peer is dialled at once and kept connected (redialled when a stream closes), as etcd
     // does: after a restart or a heal the first PreVote to a peer other than the leader would
@@ -348,7 +367,7 @@ export class HttpTransport implements Transport {
     for (const [socket, from] of this.inbound) if (this.admit(from) !== null) socket.destroy();
   }
 
-  send(messages: readonly Message[]): void {
+  send(messages: readonly Message[], group = 0): void {
     if (this.closed || messages.length === 0) return;
     // One write per peer per batch.
     const byPeer = new Map<NodeId, Uint8Array[]>();
@@ -358,7 +377,7 @@ export class HttpTransport implements Transport {
         list = [];
         byPeer.set(m.to, list);
       }
-      list.push(encodeFramedMessage(m));
+      list.push(encodeFramedMessage(m, group));
     }
     for (const [to, frames] of byPeer) {
       const link = this.links.get(to);
@@ -463,13 +482,15 @@ export class HttpTransport implements Transport {
       try {
         for (const f of reader.push(chunk)) {
           if (f.byteLength === 0) continue; // ping
-          const m = decodeMessage(f);
+          const { group, message: m } = decodeGroupMessage(f);
           if (m.from !== from || m.to !== this.self) {
             throw new CodecError(
               `message from '${m.from}' to '${m.to}' on the stream of '${from}' to '${this.self}'`,
             );
           }
-          this.onMessage?.(m);
+          if (group >= this.groups)
+            throw new CodecError(`a message of group ${group}, but this node has ${this.groups}`);
+          this.onMessage?.(m, group);
         }
       } catch (e) {
         this.rejected++;

@@ -3,7 +3,7 @@
  * arrive asynchronously; links can be cut. Owns nothing durable; must never be used across processes.
  */
 import type { Message, NodeId } from "../raft/types.js";
-import { decodeMessage, encodeMessage } from "./codec.js";
+import { decodeGroupMessage, encodeMessage } from "./codec.js";
 import type { PeerStatus, Transport } from "./transport.js";
 
 export class MemoryNetwork {
@@ -31,7 +31,7 @@ export class MemoryNetwork {
 }
 
 export class MemoryTransport implements Transport {
-  private onMessage: ((m: Message) => void) | null = null;
+  private onMessage: ((m: Message, group: number) => void) | null = null;
   private peers = new Map<NodeId, string>();
   private closed = false;
 
@@ -40,18 +40,19 @@ export class MemoryTransport implements Transport {
     readonly id: NodeId,
   ) {}
 
-  start(onMessage: (m: Message) => void): void {
+  start(onMessage: (m: Message, group: number) => void): void {
     this.onMessage = onMessage;
   }
 
-  send(messages: readonly Message[]): void {
+  send(messages: readonly Message[], group = 0): void {
     for (const m of messages) {
       if (this.closed || this.net.cut.has(`${m.from}>${m.to}`)) continue;
-      const bytes = encodeMessage(m);
+      const bytes = encodeMessage(m, group);
       setImmediate(() => {
         const to = this.net.nodes.get(m.to);
         if (!to || to.closed || this.net.cut.has(`${m.from}>${m.to}`)) return;
-        to.onMessage?.(decodeMessage(bytes));
+        const d = decodeGroupMessage(bytes);
+        to.onMessage?.(d.message, d.group);
       });
     }
   }

@@ -15,10 +15,13 @@ export interface PeerStatus {
 }
 
 export interface Transport {
-  /** Starts delivering received messages to `onMessage`. */
-  start(onMessage: (m: Message) => void): void;
-  /** Sends messages (best effort, in order per peer). */
-  send(messages: readonly Message[]): void;
+  /**
+   * Starts delivering received messages to `onMessage`, with the Raft group each belongs to (0
+   * unless the nodes are partitioned: see multiraft/ and node/partitioned-node.ts).
+   */
+  start(onMessage: (m: Message, group: number) => void): void;
+  /** Sends messages of one group (default 0), best effort, in order per peer. */
+  send(messages: readonly Message[], group?: number): void;
   /** Where each peer is, as this node reaches it. */
   setPeers(peers: ReadonlyMap<NodeId, string>): void;
   status(): PeerStatus[];

@@ -85,7 +85,10 @@ describe("MultiRaft host", () => {
     for (const env of sent) for (const gm of env.messages) assert.equal(gm.message.to, env.to);
     // A tick's heartbeats: each node sends each peer one envelope holding every group it leads.
     settle(c);
-    for (const { host } of c.values()) host.tick(), host.tick();
+    for (const { host } of c.values()) {
+      host.tick();
+      host.tick();
+    }
     const beats = settle(c).filter((e) => e.messages.some((m) => m.message.type === "heartbeat"));
     for (const [id] of c) {
       const mine = led.filter((l) => l === id).length;

@@ -178,7 +178,7 @@ describe("shared WAL", () => {
     );
     assert.throws(
       () => DiskStorage.open({ ...opts(fs, 1), fs }),
-      storageError("BALLOT_ERR_DATA_DIR_IDENTITY", /holds 4 partitions.*--partitions 4/),
+      storageError("BALLOT_ERR_DATA_DIR_IDENTITY", /created with 4 partitions, not 1.*--partitions 4/),
     );
     const one = new FaultFs();
     DiskStorage.open({ ...opts(one, 1), fs: one }).close();

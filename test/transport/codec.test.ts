@@ -6,7 +6,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Configuration, Message } from "../../src/raft/types.js";
-import { CodecError, decodeMessage, encodeFramedMessage, encodeMessage } from "../../src/transport/codec.js";
+import {
+  CodecError,
+  decodeGroupMessage,
+  decodeMessage,
+  encodeFramedMessage,
+  encodeMessage,
+} from "../../src/transport/codec.js";
 import { FrameReader, frame } from "../../src/transport/frames.js";
 
 function snapshotMessage(config: Configuration): Message {
@@ -118,6 +124,23 @@ describe("peer codec: follower read-lease fields", () => {
       bytes.subarray(4),
       "the other fields are unchanged",
     );
+  });
+
+  it("carries a partition's group: absent for group 0 (byte for byte as before), a u16 otherwise", () => {
+    assert.deepEqual(encodeMessage(heartbeat, 0), encodeMessage(heartbeat));
+    const tagged = encodeMessage(heartbeat, 513);
+    assert.equal(tagged.length, encodeMessage(heartbeat).length + 2);
+    assert.deepEqual(decodeGroupMessage(tagged), { group: 513, message: heartbeat });
+    assert.deepEqual(decodeGroupMessage(encodeMessage(heartbeat)), { group: 0, message: heartbeat });
+    // A one-group decoder never takes another group's message for its own.
+    assert.throws(() => decodeMessage(tagged), /group 513 where only group 0 exists/);
+    // Group 0 is never named explicitly; a cut-off group field is refused.
+    const zero = new Uint8Array(tagged);
+    zero[zero.length - 2] = 0;
+    zero[zero.length - 1] = 0;
+    assert.throws(() => decodeGroupMessage(zero), CodecError);
+    assert.throws(() => decodeGroupMessage(tagged.subarray(0, tagged.length - 1)), CodecError);
+    for (const bad of [-1, 65536, 1.5]) assert.throws(() => encodeMessage(heartbeat, bad), RangeError);
   });
 
   it("refuses unknown or empty lease sub-fields, and values that are not non-negative integers", () => {

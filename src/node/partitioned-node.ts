@@ -1,0 +1,277 @@
+/**
+ * A member that runs P Raft groups (partitions) at once — the seed's "split the load, one leader
+ * per partition". Every group has the same members; the node's groups share one data directory
+ * (one WAL, see storage/shared-log.ts), one peer stream per node pair (see transport/groups.ts),
+ * and one clock. Leaders are spread: partition p prefers the (p mod M)-th member, and a node that
+ * leads a partition another healthy member prefers hands it over. Owns the groups' lifecycle, the
+ * shared clock, leader balancing and running a job per led partition. Must never make a Raft
+ * decision (each group's core does) and never run a partition's job on a node that does not hold
+ * that partition's leadership (each group's Leadership decides, as for one group).
+ */
+import type * as http from "node:http";
+import type { NodeId } from "../raft/types.js";
+import { SharedLog } from "../storage/shared-log.js";
+import { GroupTransports } from "../transport/groups.js";
+import { HttpTransport } from "../transport/http.js";
+import type { LeadershipContext, RunHandle } from "./leadership.js";
+import {
+  checkMemberId,
+  checkMemberUrl,
+  clusterIdOf,
+  type NodeLogger,
+  type NodeStatus,
+  RaftNode,
+  type RaftNodeOptions,
+  type StateMachine,
+} from "./raft-node.js";
+
+/** At most this many partitions (a group tag is 16 bits; far more than one process serves well). */
+export const MAX_PARTITIONS = 4096;
+
+export interface PartitionedNodeOptions<R = unknown>
+  extends Omit<RaftNodeOptions<R>, "stateMachine" | "transport" | "join" | "forceNewCluster" | "partition"> {
+  /** How many partitions (Raft groups); fixed when the cluster is created, and checked on every start. */
+  readonly partitions: number;
+  /** Each partition's state machine. */
+  readonly stateMachine: (partition: number) => StateMachine<R>;
+}
+
+/** What a partition's job is given: its leadership's context, and which partition it is. */
+export interface PartitionContext extends LeadershipContext {
+  readonly partition: number;
+}
+
+export type PartitionJob = (signal: AbortSignal, ctx: PartitionContext) => Promise<void> | void;
+
+export interface PartitionStatus {
+  readonly partition: number;
+  readonly leader: { readonly id: NodeId; readonly url: string | null } | null;
+  readonly term: number;
+  readonly commitIndex: number;
+  /** The member this partition's leadership is balanced to. */
+  readonly preferred: NodeId;
+}
+
+const consoleLogger: NodeLogger = {
+  info: (m) => console.log(m),
+  warn: (m) => console.warn(m),
+  error: (m) => console.error(m),
+};
+
+export class PartitionedNode<R = unknown> {
+  readonly id: NodeId;
+  readonly clusterId: string;
+  private readonly nodes: RaftNode<R>[];
+  private readonly log: SharedLog;
+  private readonly transport: HttpTransport;
+  private readonly members: NodeId[];
+  private readonly logger: NodeLogger;
+  private readonly clock: NodeJS.Timeout;
+  private readonly balancer: NodeJS.Timeout;
+  /** Per partition this node leads: since when its preferred member has looked healthy. */
+  private readonly healthySince = new Map<number, number>();
+  private readonly handingOver = new Set<number>();
+  private stopped = false;
+
+  private constructor(
+    id: NodeId,
+    clusterId: string,
+    nodes: RaftNode<R>[],
+    log: SharedLog,
+    transport: HttpTransport,
+    members: NodeId[],
+    logger: NodeLogger,
+  ) {
+    this.id = id;
+    this.clusterId = clusterId;
+    this.nodes = nodes;
+    this.log = log;
+    this.transport = transport;
+    this.members = members;
+    this.logger = logger;
+    const first = nodes[0]!;
+    // One timer drives every group's clock: P timers would each wake the event loop.
+    this.clock = setInterval(() => {
+      for (const n of this.nodes) n.clockTick();
+    }, first.tickMs);
+    this.balancer = setInterval(() => this.balance(), first.electionTimeoutMs);
+  }
+
+  /**
+   * Opens (or creates) the data directory with its P groups and starts every partition. Fails for
+   * a data directory created with another partition count, or another node's or cluster's; nodes
+   * created with different partition counts have different cluster ids and never talk.
+   */
+  static async start<R>(opts: PartitionedNodeOptions<R>): Promise<PartitionedNode<R>> {
+    const p = opts.partitions;
+    if (!Number.isInteger(p) || p < 1 || p > MAX_PARTITIONS)
+      throw new RangeError(`partitions must be a whole number from 1 to ${MAX_PARTITIONS} (got ${p})`);
+    const urls = new Map(opts.members instanceof Map ? opts.members : Object.entries(opts.members));
+    checkMemberId(opts.id);
+    if (!urls.has(opts.id)) throw new RangeError(`members must include this node ('${opts.id}')`);
+    for (const [id, url] of urls) {
+      checkMemberId(id);
+      checkMemberUrl(id, url);
+    }
+    const logger = opts.logger ?? consoleLogger;
+    // The partition count is part of the cluster's identity.
+    const token = `${opts.clusterToken ?? "ballot"}.p${p}`;
+    const members = [...urls.keys()].sort();
+    const clusterId = clusterIdOf(token, members);
+    const log = SharedLog.open({
+      dir: opts.dataDir,
+      nodeId: opts.id,
+      clusterId,
+      groups: p,
+      initialConfig: { voters: members, learners: [], urls: Object.fromEntries(urls) },
+      fs: opts.fs,
+      trailingEntries: opts.trailingEntries,
+      logger: { warn: (m) => logger.warn(m) },
+    });
+    const electionTimeoutMs = opts.electionTimeoutMs ?? 500;
+    const transport = new HttpTransport({
+      self: opts.id,
+      clusterId,
+      peers: new Map(),
+      logger: { info: (m) => logger.info(m), warn: (m) => logger.warn(m) },
+      idleTimeoutMs: Math.max(3000, 6 * electionTimeoutMs),
+      tls: opts.tls,
+      groups: p,
+    });
+    const mux = new GroupTransports(transport, p);
+    const nodes: RaftNode<R>[] = [];
+    try {
+      for (let g = 0; g < p; g++) {
+        nodes.push(
+          await RaftNode.start<R>({
+            ...opts,
+            members: urls,
+            stateMachine: opts.stateMachine(g),
+            transport: mux.view(g),
+            partition: { group: g, count: p, storage: log.group(g), clusterId },
+            logger: prefixed(logger, p > 1 ? `partition ${g}: ` : ""),
+          }),
+        );
+      }
+    } catch (e) {
+      for (const n of nodes) await n.stop({ transferLeadership: false });
+      await transport.close();
+      log.close();
+      throw e;
+    }
+    return new PartitionedNode<R>(opts.id, clusterId, nodes, log, transport, members, logger);
+  }
+
+  /** How many partitions. */
+  get count(): number {
+    return this.nodes.length;
+  }
+
+  /** Partition `p`'s node: propose, read, wait, watch its leadership, as with a one-group RaftNode. */
+  partition(p: number): RaftNode<R> {
+    const n = this.nodes[p];
+    if (!n) throw new RangeError(`no partition ${p} (the cluster has ${this.nodes.length})`);
+    return n;
+  }
+
+  /** The member partition `p`'s leadership is balanced to. */
+  preferredLeader(p: number): NodeId {
+    return this.members[p % this.members.length]!;
+  }
+
+  /**
+   * Runs `job` for each partition this node leads, while it leads it (each partition's
+   * Leadership, with that group's term as the fencing token): across the cluster, every
+   * partition's job runs on exactly one node, and the work is spread over all of them.
+   */
+  runWhileLeader(
+    job: PartitionJob,
+    opts: { onError?: (e: unknown, partition: number) => void } = {},
+  ): RunHandle {
+    const handles = this.nodes.map((n, partition) =>
+      n.leadership.runWhileLeader((signal, ctx) => job(signal, { ...ctx, partition }), {
+        onError: opts.onError ? (e) => opts.onError!(e, partition) : undefined,
+      }),
+    );
+    return { stop: async () => void (await Promise.all(handles.map((h) => h.stop()))) };
+  }
+
+  /** Who leads each partition, as this node knows it. */
+  partitions(): PartitionStatus[] {
+    return this.nodes.map((n, partition) => {
+      const l = n.leaderInfo;
+      return {
+        partition,
+        leader: l ? { id: l.id, url: l.url } : null,
+        term: n.term,
+        commitIndex: n.commitIndex,
+        preferred: this.preferredLeader(partition),
+      };
+    });
+  }
+
+  /** Partition `p`'s full status. */
+  status(p: number): NodeStatus {
+    return this.partition(p).status();
+  }
+
+  /** Serves the peer protocol (every partition's) on `server`. */
+  attach(server: http.Server): void {
+    this.transport.attach(server);
+  }
+
+  /**
+   * Leader balancing: a partition this node leads but another member prefers goes to that member
+   * once it has been healthy (answering, caught up) for three election timeouts, so a member that
+   * just came back is not handed leadership while it may still fail again.
+   */
+  private balance(): void {
+    if (this.stopped) return;
+    const now = performance.now();
+    for (let p = 0; p < this.nodes.length; p++) {
+      const n = this.nodes[p]!;
+      const preferred = this.preferredLeader(p);
+      if (!n.isLeader || preferred === this.id || this.handingOver.has(p)) {
+        this.healthySince.delete(p);
+        continue;
+      }
+      if (!n.isHealthyFollower(preferred)) {
+        this.healthySince.delete(p);
+        continue;
+      }
+      const since = this.healthySince.get(p) ?? now;
+      this.healthySince.set(p, since);
+      if (now - since < 3 * n.electionTimeoutMs) continue;
+      this.healthySince.delete(p);
+      this.handingOver.add(p);
+      n.transferLeadership(preferred)
+        .then(() =>
+          this.logger.info(`partition ${p}: leadership handed to ${preferred}, which it is balanced to`),
+        )
+        .catch((e: Error) =>
+          this.logger.warn(`partition ${p}: handing leadership to ${preferred} failed: ${e.message}`),
+        )
+        .finally(() => this.handingOver.delete(p));
+    }
+  }
+
+  /** Stops every partition (a leader hands each partition it leads to another member first, unless told not to). */
+  async stop(opts: { transferLeadership?: boolean } = {}): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.balancer);
+    await Promise.all(this.nodes.map((n) => n.stop(opts)));
+    clearInterval(this.clock);
+    await this.transport.close();
+    this.log.close();
+  }
+}
+
+function prefixed(log: NodeLogger, prefix: string): NodeLogger {
+  if (!prefix) return log;
+  return {
+    info: (m) => log.info(prefix + m),
+    warn: (m) => log.warn(prefix + m),
+    error: (m) => log.error(prefix + m),
+  };
+}

@@ -1,0 +1,254 @@
+/**
+ * PartitionedNode on real sockets: three members of eight partitions each, over one shared WAL
+ * and one peer stream per node pair. Leaders are balanced (each member leads the partitions it is
+ * preferred for); every partition commits and applies everywhere; a member killed → every
+ * partition led again by the others within about two election timeouts; a partition's jobs never
+ * overlap and are spread; the member comes back with its data and gets its partitions back; the
+ * partition count is fixed by the data directory.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { PartitionedNode } from "../../src/node/partitioned-node.js";
+import type { StateMachine } from "../../src/node/raft-node.js";
+import { StorageError } from "../../src/storage/storage.js";
+
+const P = 8;
+const ET = 400;
+const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const dec = new TextDecoder();
+
+/** A partition's state: the commands applied, in order. */
+class Journal implements StateMachine<number> {
+  readonly applied: string[] = [];
+  apply(command: Uint8Array): number {
+    if (command.byteLength > 0) this.applied.push(dec.decode(command));
+    return this.applied.length;
+  }
+  *snapshot(): Iterable<Uint8Array> {
+    yield new TextEncoder().encode(JSON.stringify(this.applied));
+  }
+  restore(chunks: Iterable<Uint8Array>): void {
+    const text = [...chunks].map((c) => dec.decode(c)).join("");
+    this.applied.splice(0, this.applied.length, ...(JSON.parse(text) as string[]));
+  }
+}
+
+interface Run {
+  node: string;
+  partition: number;
+  token: number;
+  start: number;
+  end: number;
+}
+
+describe("PartitionedNode: many Raft groups per member", () => {
+  const root = mkdtempSync(join(tmpdir(), "ballot-partitioned-"));
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  it("balances leaders, commits in every partition, survives a member's loss and gives its partitions back", async () => {
+    const ids = ["a", "b", "c"];
+    const servers = new Map<string, http.Server>();
+    for (const id of ids) {
+      const s = http.createServer((_, res) => res.writeHead(404).end());
+      await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+      servers.set(id, s);
+    }
+    const members = Object.fromEntries(
+      ids.map((id) => [id, `http://127.0.0.1:${(servers.get(id)!.address() as AddressInfo).port}`]),
+    );
+    const journals = new Map<string, Journal[]>();
+    const runs: Run[] = [];
+    const nodes = new Map<string, PartitionedNode<number>>();
+    const handles = new Map<string, { stop(): Promise<void> }>();
+    const open = async (id: string) => {
+      const js = Array.from({ length: P }, () => new Journal());
+      journals.set(id, js);
+      const node = await PartitionedNode.start<number>({
+        id,
+        members,
+        partitions: P,
+        dataDir: join(root, id),
+        stateMachine: (p) => js[p]!,
+        heartbeatIntervalMs: 40,
+        electionTimeoutMs: ET,
+        logger: quiet,
+      });
+      node.attach(servers.get(id)!);
+      nodes.set(id, node);
+      handles.set(
+        id,
+        node.runWhileLeader(async (signal, ctx) => {
+          const run: Run = {
+            node: id,
+            partition: ctx.partition,
+            token: ctx.fencingToken,
+            start: performance.now(),
+            end: 0,
+          };
+          runs.push(run);
+          await new Promise<void>((r) => signal.addEventListener("abort", () => r(), { once: true }));
+          run.end = performance.now();
+        }),
+      );
+    };
+    await Promise.all(ids.map(open));
+
+    const leadersSeenBy = (id: string) =>
+      nodes
+        .get(id)!
+        .partitions()
+        .map((s) => s.leader?.id ?? null);
+    const ledBy = (id: string) =>
+      nodes
+        .get(id)!
+        .partitions()
+        .filter((_, p) => nodes.get(id)!.partition(p).isLeader)
+        .map((s) => s.partition);
+    const waitFor = async (what: string, cond: () => boolean, ms: number) => {
+      const until = performance.now() + ms;
+      while (!cond()) {
+        if (performance.now() > until) assert.fail(`timed out waiting for ${what}`);
+        await sleep(20);
+      }
+    };
+
+    // Balanced: each member leads exactly the partitions it is preferred for (p mod 3).
+    const preferred = (p: number) => ids[p % ids.length]!;
+    await waitFor(
+      "balanced leadership",
+      () =>
+        ids.every(
+          (id) =>
+            ledBy(id).join() ===
+            Array.from({ length: P }, (_, p) => p)
+              .filter((p) => preferred(p) === id)
+              .join(),
+        ),
+      20 * ET,
+    );
+    for (const id of ids) assert.ok(ledBy(id).length <= Math.ceil(P / ids.length));
+
+    // Every partition commits, and every member applies it.
+    for (let p = 0; p < P; p++) {
+      const leader = nodes.get(preferred(p))!.partition(p);
+      assert.equal(await leader.propose(new TextEncoder().encode(`write ${p}`)), 1);
+    }
+    await waitFor(
+      "every member applied every partition's write",
+      () => ids.every((id) => journals.get(id)!.every((j, p) => j.applied.join() === `write ${p}`)),
+      10 * ET,
+    );
+
+    // One job per partition, on its leader.
+    await waitFor(
+      "a job per partition",
+      () =>
+        Array.from({ length: P }, (_, p) => p).every((p) =>
+          runs.some((r) => r.partition === p && r.end === 0 && r.node === preferred(p)),
+        ),
+      10 * ET,
+    );
+
+    // Kill c: its streams go, it answers nothing.
+    const killedAt = performance.now();
+    await nodes.get("c")!.stop({ transferLeadership: false });
+    servers.get("c")!.closeAllConnections();
+    await new Promise<void>((r) => servers.get("c")!.close(() => r()));
+    await waitFor(
+      "every partition led by a or b",
+      () =>
+        leadersSeenBy("a").every(
+          (l, p) =>
+            (l === "a" || l === "b") && leadersSeenBy("b")[p] === l && nodes.get(l)!.partition(p).isLeader,
+        ),
+      6 * ET,
+    );
+    const failover = performance.now() - killedAt;
+    console.log(
+      `partitioned failover: every one of ${P} partitions led again ${failover.toFixed(0)} ms after a member died (election timeout ${ET} ms)`,
+    );
+    assert.ok(failover < 3 * ET, `failover took ${failover.toFixed(0)} ms`);
+    for (const id of ["a", "b"])
+      assert.ok(ledBy(id).length <= Math.ceil(P / 2) + 1, `${id} leads ${ledBy(id).length}`);
+    const written = nodes.get(leadersSeenBy("a")[2]!)!.partition(2);
+    assert.equal(await written.propose(new TextEncoder().encode("after the loss")), 2);
+
+    // c comes back from its data directory and is handed its partitions again.
+    const server = http.createServer((_, res) => res.writeHead(404).end());
+    const port = Number(new URL(members.c!).port);
+    await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
+    servers.set("c", server);
+    await open("c");
+    await waitFor("c leads its partitions again", () => ledBy("c").join() === "2,5", 20 * ET);
+    await waitFor(
+      "c caught up",
+      () => journals.get("c")![2]!.applied.join() === "write 2,after the loss",
+      10 * ET,
+    );
+
+    for (const h of handles.values()) await h.stop();
+    // A partition's jobs never overlapped, and their fencing tokens grew.
+    for (let p = 0; p < P; p++) {
+      const mine = runs.filter((r) => r.partition === p).sort((x, y) => x.start - y.start);
+      for (let i = 1; i < mine.length; i++) {
+        assert.ok(
+          mine[i]!.start >= mine[i - 1]!.end,
+          `partition ${p}: job on ${mine[i]!.node} started before the one on ${mine[i - 1]!.node} ended`,
+        );
+        assert.ok(mine[i]!.token > mine[i - 1]!.token, `partition ${p}: fencing tokens grow`);
+      }
+    }
+    await Promise.all([...nodes.values()].map((n) => n.stop()));
+    for (const s of servers.values()) {
+      s.closeAllConnections();
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+
+    // The data directory fixes the partition count.
+    await assert.rejects(
+      PartitionedNode.start({
+        id: "a",
+        members,
+        partitions: 4,
+        dataDir: join(root, "a"),
+        stateMachine: () => new Journal(),
+        logger: quiet,
+      }),
+      (e: unknown) => e instanceof StorageError && /created with 8 partitions, not 4/.test(e.message),
+    );
+  });
+
+  it("refuses bad options with a clear error", async () => {
+    const members = { a: "http://127.0.0.1:1" };
+    for (const partitions of [0, -1, 1.5, 5000, Number.NaN]) {
+      await assert.rejects(
+        PartitionedNode.start({
+          id: "a",
+          members,
+          partitions,
+          dataDir: join(root, "bad"),
+          stateMachine: () => new Journal(),
+          logger: quiet,
+        }),
+        /partitions must be a whole number from 1 to 4096/,
+      );
+    }
+    await assert.rejects(
+      PartitionedNode.start({
+        id: "z",
+        members,
+        partitions: 2,
+        dataDir: join(root, "bad"),
+        stateMachine: () => new Journal(),
+        logger: quiet,
+      }),
+      /members must include this node/,
+    );
+  });
+});
