@@ -96,6 +96,26 @@ export const COMPONENTS = {
       commitIndex: count,
       appliedIndex: count,
       members: { type: "array", items: { $ref: "#/components/schemas/Member" } },
+      partitionBy: {
+        type: "string",
+        description: "a partitioned cluster's rule: hash, or prefix:D (the key up to its first D)",
+      },
+      partitions: {
+        type: "array",
+        description:
+          "a partitioned cluster (ballot start --partitions N): who leads each partition, as this node sees it. The top-level term, leader and indexes are partition 0's",
+        items: {
+          type: "object",
+          required: ["id", "leader", "term", "commitIndex"],
+          additionalProperties: false,
+          properties: {
+            id: count,
+            leader: { $ref: "#/components/schemas/LeaderRef" },
+            term: count,
+            commitIndex: count,
+          },
+        },
+      },
     },
   },
   Readiness: {
@@ -107,6 +127,11 @@ export const COMPONENTS = {
       leader: { type: ["string", "null"] },
       appliedIndex: count,
       commitIndex: count,
+      partitionsNotReady: {
+        type: "array",
+        items: count,
+        description: "a partitioned cluster: the partitions without a leader, or not applied here yet",
+      },
     },
   },
   ElectionLeader: {

@@ -29,6 +29,8 @@ const USAGE = `usage: ballot <command> [flags]
                            [--max-event-loop-lag MS]  (past these: 429 + Retry-After, nothing applied)
                            [--follower-read-leases]  (lease reads on followers at no round trip;
                                                      writes then wait for every member)
+                           [--partitions N [--partition-by hash|prefix:/]]  (N Raft groups, one
+                                                     leader each; fixed when the cluster is created)
                            [--cert FILE --key FILE [--ca FILE]]   (https:// URLs; mutual TLS with --ca)
   dev      a local cluster [--nodes 3] [--base-port 2379] [--dir .ballot-dev]
   get KEY | put KEY VALUE | del KEY | list [PREFIX] | status      [--endpoints URL,...] [--token T]
@@ -73,6 +75,8 @@ export const START_FLAGS = {
     "dns-server",
     "discovery-port",
     "discovery-srv-name",
+    "partitions",
+    "partition-by",
   ],
   booleans: ["forward-writes", "learner", "force-new-cluster", "follower-read-leases"],
 };

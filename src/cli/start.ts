@@ -164,6 +164,8 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
     join,
     forceNewCluster: p.flags.get("force-new-cluster") === "true",
     priority: intFlag(p, "priority", 0, 0, 1_000_000),
+    partitions: intFlag(p, "partitions", 1, 1, 4096),
+    partitionBy: p.flags.get("partition-by"),
     followerReadLeases: p.flags.get("follower-read-leases") === "true",
     dataDir,
     clusterToken: p.flags.get("cluster-token"),

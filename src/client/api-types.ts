@@ -51,6 +51,15 @@ export type ClusterStatus = {
   readonly commitIndex: number;
   readonly appliedIndex: number;
   readonly members: readonly Member[];
+  /** a partitioned cluster's rule: hash, or prefix:D (the key up to its first D) */
+  readonly partitionBy?: string;
+  /** a partitioned cluster (ballot start --partitions N): who leads each partition, as this node sees it. The top-level term, leader and indexes are partition 0's */
+  readonly partitions?: readonly {
+    readonly id: number;
+    readonly leader: LeaderRef;
+    readonly term: number;
+    readonly commitIndex: number;
+  }[];
 };
 
 export type Readiness = {
@@ -58,6 +67,8 @@ export type Readiness = {
   readonly leader: string | null;
   readonly appliedIndex: number;
   readonly commitIndex: number;
+  /** a partitioned cluster: the partitions without a leader, or not applied here yet */
+  readonly partitionsNotReady?: readonly number[];
 };
 
 export type ElectionLeader = {

@@ -115,7 +115,17 @@ export class KvStore implements StateMachine<KvResult> {
       queueMicrotask(() => {
         throw e;
       }),
+    /**
+     * In a partitioned cluster, this store's partition and the partition count: lease ids are
+     * then partition + 1, partition + 1 + count, ... so a lease id says which partition holds it.
+     */
+    private readonly partition: { readonly index: number; readonly count: number } = { index: 0, count: 1 },
   ) {}
+
+  /** The partition a lease id belongs to (see the constructor). */
+  static leasePartition(id: number, count: number): number {
+    return (id - 1) % count;
+  }
 
   /** Subscribes to changes; returns the unsubscribe function. */
   subscribe(fn: (e: StoreEvent) => void): () => void {
@@ -163,7 +173,7 @@ export class KvStore implements StateMachine<KvResult> {
       case "del":
         return this.write(c);
       case "lease_grant": {
-        const id = this.nextLeaseId++;
+        const id = (this.nextLeaseId++ - 1) * this.partition.count + this.partition.index + 1;
         this.leases.set(id, { id, ttlMs: c.ttlMs, seq: 0, keys: new Set(), elections: new Set() });
         this.emit({ type: "lease", id, ttlMs: c.ttlMs, alive: true });
         return { ok: true, revision: this.revision, lease: { id, ttlMs: c.ttlMs } };

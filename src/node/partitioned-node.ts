@@ -34,6 +34,16 @@ export interface PartitionedNodeOptions<R = unknown>
   readonly partitions: number;
   /** Each partition's state machine. */
   readonly stateMachine: (partition: number) => StateMachine<R>;
+  /**
+   * The application's rule mapping its keys to partitions (e.g. `prefix:/`), recorded in the data
+   * directory and checked on every start like the partition count. Default: hash.
+   */
+  readonly partitionBy?: string;
+  /**
+   * Serve the peer protocol on this server from the start (before the partitions have recovered),
+   * so peers that dial early are answered rather than left waiting. Else call attach() later.
+   */
+  readonly server?: http.Server;
 }
 
 /** What a partition's job is given: its leadership's context, and which partition it is. */
@@ -115,7 +125,8 @@ export class PartitionedNode<R = unknown> {
     }
     const logger = opts.logger ?? consoleLogger;
     // The partition count is part of the cluster's identity.
-    const token = `${opts.clusterToken ?? "ballot"}.p${p}`;
+    const rule = opts.partitionBy ?? "hash";
+    const token = `${opts.clusterToken ?? "ballot"}.p${p}${rule === "hash" ? "" : `.${Buffer.from(rule).toString("hex")}`}`;
     const members = [...urls.keys()].sort();
     const clusterId = clusterIdOf(token, members);
     const log = SharedLog.open({
@@ -123,6 +134,7 @@ export class PartitionedNode<R = unknown> {
       nodeId: opts.id,
       clusterId,
       groups: p,
+      partitionBy: rule,
       initialConfig: { voters: members, learners: [], urls: Object.fromEntries(urls) },
       fs: opts.fs,
       trailingEntries: opts.trailingEntries,
@@ -138,6 +150,7 @@ export class PartitionedNode<R = unknown> {
       tls: opts.tls,
       groups: p,
     });
+    if (opts.server) transport.attach(opts.server);
     const mux = new GroupTransports(transport, p);
     const nodes: RaftNode<R>[] = [];
     try {
@@ -215,7 +228,7 @@ export class PartitionedNode<R = unknown> {
     return this.partition(p).status();
   }
 
-  /** Serves the peer protocol (every partition's) on `server`. */
+  /** Serves the peer protocol (every partition's) on `server` (unless it was given at start). */
   attach(server: http.Server): void {
     this.transport.attach(server);
   }

@@ -106,7 +106,7 @@ export interface ApiContext {
 const FORWARDED = "x-ballot-forwarded";
 
 /** What the gate in front of the handlers learnt of a request. */
-interface Checked {
+export interface Checked {
   readonly match: Match;
   readonly raw: Buffer;
   readonly json: Record<string, unknown> | undefined;
@@ -120,7 +120,44 @@ let sharedValidator: ApiValidator | null = null;
 
 /** Builds the request handler; mount it on a node:http server that also carries the peer protocol. */
 export function createApi(opts: ApiOptions): http.RequestListener {
-  const { node, kv } = opts;
+  const gate = createGate(opts);
+  const api = createRoutes(opts, gate);
+  const { node } = opts;
+  // Admission, in one place: past the node's bounds a request is answered 429 before its body is
+  // read, so nothing of it reaches the log. Probes, metrics and streams are never refused (an
+  // operator must see an overloaded node; a stream would hold its slot for its whole life).
+  let queued = 0;
+  const handler: http.RequestListener = (req, res) => {
+    api.headers(res);
+    if (!exemptFromAdmission(req.url ?? "/", req.method ?? "GET")) {
+      const refused = node.admission("request", queued);
+      if (refused) {
+        api.fail(res, refused);
+        return;
+      }
+      queued++;
+      res.once("close", () => queued--);
+    }
+    gate
+      .check(req)
+      .then(({ url, match }) => api.handle(req, res, url, match))
+      .catch((e: unknown) => api.fail(res, e));
+  };
+  return opts.metrics ? opts.metrics.instrument(handler) : handler;
+}
+
+/**
+ * The gate every request passes before a handler runs: the target taken literally, the route
+ * found, the caller's role checked, then the query, the headers and the body checked against the
+ * route's schema. A request that fails any of it is answered 4xx and reaches nothing.
+ */
+export interface Gate {
+  check(req: http.IncomingMessage): Promise<{ url: URL; match: Match }>;
+  /** What check() learnt of a request that passed it. */
+  checked(req: http.IncomingMessage): Checked;
+}
+
+export function createGate(opts: { readonly maxBodyBytes?: number; readonly auth?: Authenticator }): Gate {
   const maxBody = opts.maxBodyBytes ?? LIMITS.valueBytes + 64 * 1024;
   sharedValidator ??= new ApiValidator();
   const validator = sharedValidator;
@@ -130,6 +167,62 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     if (!c) throw new Error("the request did not pass the API gate");
     return c;
   };
+  const check = async (req: http.IncomingMessage): Promise<{ url: URL; match: Match }> => {
+    const method = req.method ?? "GET";
+    const target = parseRequestTarget(req.url ?? "/");
+    const match = validator.match(method, target);
+    // Built only now: the target has no dot segment, so URL's resolution cannot change it.
+    const url = new URL(req.url ?? "/", "http://x");
+    if (opts.auth && match.route.role) opts.auth.check(req, url, match.route.role);
+    validator.checkQueryAndHeaders(match, target, req.headers);
+    const route = match.route;
+    let raw: Buffer = EMPTY;
+    let json: Record<string, unknown> | undefined;
+    // A chunked body's size is known only as it arrives, and Node exposes no chunk size: a
+    // declared ffffffffffffffff would hold the socket until the deadline. Every client we know
+    // (fetch, undici, curl -d, ballot/client) sends Content-Length for a JSON body.
+    if (method !== "GET" && method !== "HEAD" && req.headers["transfer-encoding"] !== undefined) {
+      await discardBody(req, CHUNKED_IDLE_MS);
+      throw new HttpError(411, "length_required", "send the body with a Content-Length, not chunked", {
+        Connection: "close",
+      });
+    }
+    if (route.body) {
+      raw = await readBody(req, maxBody);
+      if (raw.length === 0 && route.bodyOptional) json = {};
+      else {
+        json = parseJsonObject(req, raw);
+        validator.checkBody(route, json);
+      }
+    } else if (method === "GET" || method === "HEAD") {
+      // A GET must not wait for a body; one that announces a body is refused outright.
+      const len = req.headers["content-length"];
+      if ((len !== undefined && len !== "0") || req.headers["transfer-encoding"] !== undefined)
+        throw new HttpError(400, "invalid_request", `${method} takes no body`);
+    } else {
+      raw = await readBody(req, maxBody);
+      if (raw.length > 0)
+        throw new HttpError(400, "invalid_request", `${method} ${route.path} takes no body`);
+    }
+    checked.set(req, { match, raw, json });
+    return { url, match };
+  };
+  return { check, checked: checkedOf };
+}
+
+/** One node's (or one partition's) route handlers, behind a gate the caller runs first. */
+export interface Routes {
+  handle(req: http.IncomingMessage, res: http.ServerResponse, url: URL, match: Match): Promise<void>;
+  /** Answers an error thrown anywhere in a request's life. */
+  fail(res: http.ServerResponse, e: unknown): void;
+  /** Sets X-Ballot-Node and X-Ballot-Leader. */
+  headers(res: http.ServerResponse): void;
+  send(res: http.ServerResponse, status: number, body: unknown, extra?: Record<string, string>): void;
+}
+
+export function createRoutes(opts: ApiOptions, gate: Gate): Routes {
+  const { node, kv } = opts;
+  const checkedOf = gate.checked;
   let openapiText: string | null = null;
   const dashboard = createDashboard(node);
   // Node-to-node requests present this node's certificate and trust the cluster's CA.
@@ -440,54 +533,13 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     }
   };
 
-  /**
-   * The gate every request passes before a handler runs: the target taken literally, the route
-   * found, the caller's role checked, then the query, the headers and the body checked against the
-   * route's schema. A request that fails any of it is answered 4xx here and reaches nothing.
-   */
-  const gate = async (req: http.IncomingMessage, method: string): Promise<{ url: URL; match: Match }> => {
-    const target = parseRequestTarget(req.url ?? "/");
-    const match = validator.match(method, target);
-    // Built only now: the target has no dot segment, so URL's resolution cannot change it.
-    const url = new URL(req.url ?? "/", "http://x");
-    if (opts.auth && match.route.role) opts.auth.check(req, url, match.route.role);
-    validator.checkQueryAndHeaders(match, target, req.headers);
-    const route = match.route;
-    let raw: Buffer = EMPTY;
-    let json: Record<string, unknown> | undefined;
-    // A chunked body's size is known only as it arrives, and Node exposes no chunk size: a
-    // declared ffffffffffffffff would hold the socket until the deadline. Every client we know
-    // (fetch, undici, curl -d, ballot/client) sends Content-Length for a JSON body.
-    if (method !== "GET" && method !== "HEAD" && req.headers["transfer-encoding"] !== undefined) {
-      await discardBody(req, CHUNKED_IDLE_MS);
-      throw new HttpError(411, "length_required", "send the body with a Content-Length, not chunked", {
-        Connection: "close",
-      });
-    }
-    if (route.body) {
-      raw = await readBody(req, maxBody);
-      if (raw.length === 0 && route.bodyOptional) json = {};
-      else {
-        json = parseJsonObject(req, raw);
-        validator.checkBody(route, json);
-      }
-    } else if (method === "GET" || method === "HEAD") {
-      // A GET must not wait for a body; one that announces a body is refused outright.
-      const len = req.headers["content-length"];
-      if ((len !== undefined && len !== "0") || req.headers["transfer-encoding"] !== undefined)
-        throw new HttpError(400, "invalid_request", `${method} takes no body`);
-    } else {
-      raw = await readBody(req, maxBody);
-      if (raw.length > 0)
-        throw new HttpError(400, "invalid_request", `${method} ${route.path} takes no body`);
-    }
-    checked.set(req, { match, raw, json });
-    return { url, match };
-  };
-
-  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+  const handle = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+    match: Match,
+  ): Promise<void> => {
     const method = req.method ?? "GET";
-    const { url, match } = await gate(req, method);
     const path = url.pathname;
     switch (match.route.operationId) {
       case "health":
@@ -577,24 +629,7 @@ export function createApi(opts: ApiOptions): http.RequestListener {
     throw new Error(`route ${match.route.operationId} has no handler`);
   };
 
-  // Admission, in one place: past the node's bounds a request is answered 429 before its body is
-  // read, so nothing of it reaches the log. Probes, metrics and streams are never refused (an
-  // operator must see an overloaded node; a stream would hold its slot for its whole life).
-  let queued = 0;
-  const handler: http.RequestListener = (req, res) => {
-    headers(res);
-    if (!exemptFromAdmission(req.url ?? "/", req.method ?? "GET")) {
-      const refused = node.admission("request", queued);
-      if (refused) {
-        fail(res, refused);
-        return;
-      }
-      queued++;
-      res.once("close", () => queued--);
-    }
-    handle(req, res).catch((e: unknown) => fail(res, e));
-  };
-  return opts.metrics ? opts.metrics.instrument(handler) : handler;
+  return { handle, fail, headers, send };
 }
 
 const EXEMPT = new Set(["/health", "/ready", "/metrics", "/v1/cluster", "/v1/watch", "/v1/events", "/"]);

@@ -9,13 +9,15 @@ import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import { encodeCommand, type KvResult } from "../kv/commands.js";
 import { LeaseExpiry } from "../kv/lease-expiry.js";
+import { formatPartitionRule, Partitioner, parsePartitionRule } from "../kv/partitioner.js";
 import { KvStore } from "../kv/store.js";
 import { WatchHub } from "../kv/watch-hub.js";
 import type { AdmissionLimits } from "../node/overload.js";
+import { PartitionedNode } from "../node/partitioned-node.js";
 import { type NodeLogger, RaftNode } from "../node/raft-node.js";
 import type { FileSystem } from "../storage/fs.js";
 import { serverTlsOptions, type TlsMaterial, tlsWarnings } from "../transport/tls.js";
-import { createApi } from "./api.js";
+import { type ApiOptions, createApi } from "./api.js";
 import type { Authenticator } from "./auth.js";
 import { ConfigError } from "./config-error.js";
 import { createMetrics } from "./metrics.js";
@@ -56,11 +58,22 @@ export interface ServerOptions {
   readonly tls?: TlsMaterial;
   /** Deadlines for a request's headers and body (see wire.ts). */
   readonly deadlines?: WireDeadlines;
+  /**
+   * Partitions (Raft groups) of the key space (--partitions; default 1). Fixed when the cluster is
+   * created and recorded in the data directory; every member must be started with the same.
+   */
+  readonly partitions?: number;
+  /** How keys map to partitions (--partition-by): `hash` (default) or `prefix:D`. */
+  readonly partitionBy?: string;
 }
 
 export interface RunningServer {
+  /** The node (partition 0's, when partitioned). */
   readonly node: RaftNode<KvResult>;
+  /** The key-value store (partition 0's, when partitioned). */
   readonly kv: KvStore;
+  /** Every partition, when started with --partitions N > 1. */
+  readonly partitioned?: PartitionedNode<KvResult>;
   readonly server: http.Server;
   readonly url: string;
   stop(): Promise<void>;
@@ -96,7 +109,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     });
     server.listen(port, host, () => resolve());
   });
+  // Until the data is recovered and the API is mounted, a request is told to come back (a probe
+  // or client that connects this early would otherwise wait for an answer that never comes).
+  server.on("request", starting);
 
+  if ((opts.partitions ?? 1) > 1 || (opts.partitionBy !== undefined && opts.partitionBy !== "hash"))
+    return startPartitioned(opts, server);
   const kv = new KvStore((e) => opts.logger.error(`a key-value listener failed: ${(e as Error).message}`));
   // Before the node starts, so the changes replayed from the log are in the watch history.
   const hub = new WatchHub(kv);
@@ -132,6 +150,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     progress: () => ({ commitIndex: node.commitIndex, appliedIndex: node.appliedIndex }),
   });
   const metrics = createMetrics(node as RaftNode<unknown>);
+  server.off("request", starting);
   server.on(
     "request",
     createApi({
@@ -167,6 +186,116 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         metrics.stop();
         await node.stop();
         hub.stop();
+        server.closeAllConnections?.();
+        await new Promise<void>((r) => server.close(() => r()));
+      })();
+      return stopping;
+    },
+  };
+}
+
+function starting(_req: http.IncomingMessage, res: http.ServerResponse): void {
+  const text = `${JSON.stringify({ error: { code: "unavailable", message: "the node is starting (recovering its data); retry" } })}\n`;
+  res.writeHead(503, {
+    "Content-Type": "application/json",
+    "Content-Length": Buffer.byteLength(text),
+    "Retry-After": "1",
+  });
+  res.end(text);
+}
+
+/** A member of a partitioned cluster: P key-value stores, each its own Raft group, behind one API. */
+async function startPartitioned(opts: ServerOptions, server: http.Server): Promise<RunningServer> {
+  const count = opts.partitions ?? 1;
+  let partitioner: Partitioner;
+  try {
+    if (opts.join || opts.forceNewCluster)
+      throw new RangeError("--join and --force-new-cluster are not available with --partitions yet");
+    partitioner = new Partitioner(count, parsePartitionRule(opts.partitionBy ?? "hash"));
+  } catch (e) {
+    server.close();
+    throw new ConfigError((e as Error).message);
+  }
+  const onError = (e: unknown) => opts.logger.error(`a key-value listener failed: ${(e as Error).message}`);
+  const stores = Array.from({ length: count }, (_, index) => new KvStore(onError, { index, count }));
+  // Before the nodes start, so the changes replayed from the log are in the watch history.
+  const hubs = stores.map((kv) => new WatchHub(kv));
+  let pnode: PartitionedNode<KvResult>;
+  try {
+    pnode = await PartitionedNode.start<KvResult>({
+      id: opts.id,
+      members: opts.members,
+      partitions: count,
+      partitionBy: formatPartitionRule(partitioner.rule),
+      priority: opts.priority,
+      followerReadLeases: opts.followerReadLeases,
+      dataDir: opts.dataDir,
+      stateMachine: (p) => stores[p]!,
+      server,
+      clusterToken: opts.clusterToken,
+      heartbeatIntervalMs: opts.heartbeatIntervalMs,
+      electionTimeoutMs: opts.electionTimeoutMs,
+      snapshotEntries: opts.snapshotEntries,
+      trailingEntries: opts.trailingEntries,
+      admission: opts.admission,
+      logger: opts.logger,
+      fs: opts.fs,
+      tls: opts.tls,
+    });
+  } catch (e) {
+    server.close();
+    throw new ConfigError((e as Error).message);
+  }
+  const parts: ApiOptions[] = stores.map((kv, p) => {
+    const node = pnode.partition(p);
+    const expiry = new LeaseExpiry({
+      store: kv,
+      propose: (c) => node.propose(encodeCommand(c)),
+      isLeader: () => node.leadership.isLeader,
+      progress: () => ({ commitIndex: node.commitIndex, appliedIndex: node.appliedIndex }),
+    });
+    return {
+      node,
+      kv,
+      hub: hubs[p]!,
+      expiry,
+      auth: opts.auth,
+      forwardWrites: opts.forwardWrites,
+      tls: opts.tls,
+    };
+  });
+  // Metrics and the dashboard are partition 0's for now (the partition grid is not built yet).
+  const metrics = createMetrics(pnode.partition(0) as RaftNode<unknown>);
+  const { createPartitionedApi } = await import("./partitioned-api.js");
+  server.off("request", starting);
+  server.on(
+    "request",
+    metrics.instrument(
+      createPartitionedApi({
+        node: pnode,
+        partitioner,
+        parts: parts.map((p, i) => (i === 0 ? { ...p, metrics } : p)),
+      }),
+    ),
+  );
+  const addr = server.address() as AddressInfo;
+  const url = `${opts.tls ? "https" : "http"}://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  opts.logger.info(
+    `serving on ${url} (cluster ${pnode.clusterId}, ${count} partitions by ${formatPartitionRule(partitioner.rule)}, data in ${opts.dataDir})`,
+  );
+  let stopping: Promise<void> | null = null;
+  return {
+    node: pnode.partition(0),
+    kv: stores[0]!,
+    partitioned: pnode,
+    server,
+    url,
+    stop() {
+      stopping ??= (async () => {
+        for (const p of parts) p.expiry.stop();
+        metrics.stop();
+        await pnode.stop();
+        for (const h of hubs) h.stop();
         server.closeAllConnections?.();
         await new Promise<void>((r) => server.close(() => r()));
       })();

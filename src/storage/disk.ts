@@ -67,6 +67,8 @@ export interface DiskStorageOptions {
   /** Entries kept behind the snapshot by compactToSnapshot(), so slow followers catch up from the log, not a snapshot. Default 5000. */
   readonly trailingEntries?: number;
   readonly logger?: WalLogger;
+  /** A partitioned cluster's key rule, recorded with the group count and checked like it (see SharedLog). */
+  readonly partitionBy?: string;
 }
 
 /** @internal What ballot.json records (see SharedLog for `groups`). */
@@ -78,6 +80,8 @@ export interface Identity {
   initialConfig: Configuration;
   /** Raft groups sharing this directory's WAL (absent: 1). Fixed when the directory is created. */
   groups?: number;
+  /** A partitioned cluster's rule mapping keys to groups (absent: hash). Fixed with `groups`. */
+  partitionBy?: string;
   /** Set when --force-new-cluster made this data directory a new cluster: where, and from which. */
   forced?: { index: number; term: number; from: string };
 }
@@ -203,6 +207,8 @@ export class DiskStorage implements Storage {
         id.initialConfig = checkConfig(id.initialConfig, "initial configuration");
         if (id.groups !== undefined && (!Number.isInteger(id.groups) || id.groups < 1 || id.groups > 0x10000))
           throw new Error(`groups must be an integer from 1 to 65536, not ${JSON.stringify(id.groups)}`);
+        if (id.partitionBy !== undefined && typeof id.partitionBy !== "string")
+          throw new Error("partitionBy must be a string");
       } catch (e) {
         throw new StorageError(
           "BALLOT_ERR_DATA_DIR",
@@ -220,6 +226,13 @@ export class DiskStorage implements Storage {
         throw new StorageError(
           "BALLOT_ERR_DATA_DIR_IDENTITY",
           `data directory ${opts.dir} was created with ${held} partition${held === 1 ? "" : "s"}, not ${groups}; the partition count is fixed when a cluster is created (start it with --partitions ${held})`,
+        );
+      }
+      const rule = id.partitionBy ?? "hash";
+      if (id.nodeId === opts.nodeId && groups > 1 && rule !== (opts.partitionBy ?? "hash")) {
+        throw new StorageError(
+          "BALLOT_ERR_DATA_DIR_IDENTITY",
+          `data directory ${opts.dir} was created with --partition-by ${rule}, not ${opts.partitionBy ?? "hash"}; the rule is fixed when a cluster is created`,
         );
       }
       if (
@@ -248,6 +261,9 @@ export class DiskStorage implements Storage {
       nodeId: opts.nodeId,
       initialConfig: plainConfig(opts.initialConfig),
       ...(groups > 1 ? { groups } : {}),
+      ...(groups > 1 && opts.partitionBy && opts.partitionBy !== "hash"
+        ? { partitionBy: opts.partitionBy }
+        : {}),
     };
     DiskStorage.writeIdentity(fs, opts.dir, id);
     return id;

@@ -1,0 +1,215 @@
+/**
+ * The HTTP API of a partitioned member: the same routes as one group's, in front of P partitions.
+ * Owns choosing the partition a request acts on — a key's by the cluster's partition rule, a
+ * lease's by its id, a range's or watch's by its prefix, anything else by X-Ballot-Partition
+ * (default 0) — and refusing, 400 `cross_partition`, a request that would span partitions. Each
+ * partition's own routes then do the rest (leader routing included: a write goes to *that
+ * partition's* leader). Must never let a request act on a partition it did not name or imply.
+ *
+ * Ordering: one partition's revisions are its own (every partition counts from 1); a transaction,
+ * a range and a watch see one partition, in that partition's revision order. Nothing orders
+ * changes across partitions.
+ */
+import type * as http from "node:http";
+import type { KvResult } from "../kv/commands.js";
+import type { Partitioner } from "../kv/partitioner.js";
+import { KvStore } from "../kv/store.js";
+import type { PartitionedNode } from "../node/partitioned-node.js";
+import { type ApiOptions, createGate, createRoutes, exemptFromAdmission } from "./api.js";
+import { membersJson } from "./cluster-api.js";
+import { HttpError } from "./http-util.js";
+import type { Match } from "./validate.js";
+
+export interface PartitionedApiOptions {
+  readonly node: PartitionedNode<KvResult>;
+  readonly partitioner: Partitioner;
+  /** Partition p's node, store, hub and lease expiry (ApiOptions.node is partition p's RaftNode). */
+  readonly parts: readonly ApiOptions[];
+}
+
+const HEADER = "x-ballot-partition";
+
+function crossPartition(message: string): HttpError {
+  return new HttpError(400, "cross_partition", message);
+}
+
+export function createPartitionedApi(opts: PartitionedApiOptions): http.RequestListener {
+  const { partitioner, parts } = opts;
+  const count = parts.length;
+  const first = parts[0]!;
+  const gate = createGate(first);
+  const routes = parts.map((p) => createRoutes(p, gate));
+
+  const named = (req: http.IncomingMessage): number | null => {
+    const v = req.headers[HEADER];
+    if (v === undefined) return null;
+    const text = Array.isArray(v) ? v[0]! : v;
+    if (!/^\s*\d{1,5}\s*$/.test(text) || Number(text) >= count)
+      throw new HttpError(
+        400,
+        "invalid_header",
+        `X-Ballot-Partition must be a partition number from 0 to ${count - 1}`,
+      );
+    return Number(text);
+  };
+  const leaseHome = (lease: unknown, p: number, what: string): void => {
+    if (typeof lease !== "number") return;
+    const home = KvStore.leasePartition(lease, count);
+    if (home !== p)
+      throw crossPartition(
+        `lease ${lease} is held by partition ${home}, but ${what} lives in partition ${p}: grant the lease with X-Ballot-Partition: ${p}`,
+      );
+  };
+  const keyHome = (key: string, asked: number | null): number => {
+    const p = partitioner.of(key);
+    if (asked !== null && asked !== p)
+      throw crossPartition(`key '${key}' lives in partition ${p}, not ${asked} (X-Ballot-Partition)`);
+    return p;
+  };
+
+  /** The partition a request acts on. */
+  const choose = (req: http.IncomingMessage, url: URL, match: Match): number => {
+    const asked = named(req);
+    const id = match.route.operationId;
+    switch (id) {
+      case "getKey":
+      case "putKey":
+      case "deleteKey": {
+        const key = String(match.params.key);
+        const p = keyHome(key, asked);
+        if (id === "putKey") leaseHome(gate.checked(req).json?.lease, p, `key '${key}'`);
+        return p;
+      }
+      case "listKeys":
+      case "watch": {
+        const prefix = url.searchParams.get("prefix") ?? "";
+        if (asked !== null) return asked;
+        const p = partitioner.ofPrefix(prefix);
+        if (p === null)
+          throw crossPartition(
+            `${id === "watch" ? "a watch" : "a range"} over ${prefix === "" ? "the whole keyspace" : `the prefix '${prefix}'`} spans ${count} partitions: name one with X-Ballot-Partition${partitioner.rule.kind === "prefix" ? `, or use a prefix up to '${partitioner.rule.delimiter}'` : ""}`,
+          );
+        return p;
+      }
+      case "txn": {
+        const body = gate.checked(req).json ?? {};
+        const keys: string[] = [];
+        const leases: unknown[] = [];
+        for (const c of (body.compare as { key: string }[] | undefined) ?? []) keys.push(c.key);
+        for (const branch of [body.success, body.failure] as Record<
+          string,
+          { key: string; lease?: number }
+        >[][]) {
+          for (const op of branch ?? []) {
+            const inner = op.put ?? op.delete ?? op.get;
+            if (inner) keys.push(inner.key);
+            if (op.put?.lease !== undefined) leases.push(op.put.lease);
+          }
+        }
+        if (keys.length === 0) return asked ?? 0;
+        const homes = new Set(keys.map((k) => partitioner.of(k)));
+        if (homes.size > 1)
+          throw crossPartition(
+            `a transaction acts within one partition; its keys live in partitions ${[...homes].sort((a, b) => a - b).join(", ")}`,
+          );
+        const p = keyHome(keys[0]!, asked);
+        for (const l of leases) leaseHome(l, p, "the transaction");
+        return p;
+      }
+      case "getLease":
+      case "revokeLease":
+      case "keepAliveLease": {
+        const p = KvStore.leasePartition(Number(match.params.id), count);
+        if (asked !== null && asked !== p)
+          throw crossPartition(`lease ${match.params.id} is held by partition ${p}, not ${asked}`);
+        return p;
+      }
+      case "listLeases":
+      case "saveSnapshot":
+        if (asked === null && count > 1)
+          throw crossPartition(`this cluster has ${count} partitions: name one with X-Ballot-Partition`);
+        return asked ?? 0;
+      case "campaign":
+      case "proclaim":
+      case "resign": {
+        const p = asked ?? 0;
+        leaseHome(gate.checked(req).json?.lease, p, `election '${match.params.name}'`);
+        return p;
+      }
+      default:
+        // Elections (in partition 0 unless named), leases granted, the cluster, probes, the dashboard.
+        return asked ?? 0;
+    }
+  };
+
+  const partitionsJson = () =>
+    opts.node.partitions().map((s) => ({
+      id: s.partition,
+      leader: s.leader,
+      term: s.term,
+      commitIndex: s.commitIndex,
+    }));
+
+  let queued = 0;
+  const node0 = first.node;
+  return (req, res) => {
+    routes[0]!.headers(res);
+    if (!exemptFromAdmission(req.url ?? "/", req.method ?? "GET")) {
+      const refused = node0.admission("request", queued);
+      if (refused) {
+        routes[0]!.fail(res, refused);
+        return;
+      }
+      queued++;
+      res.once("close", () => queued--);
+    }
+    let part = routes[0]!;
+    gate
+      .check(req)
+      .then(async ({ url, match }) => {
+        const p = choose(req, url, match);
+        part = routes[p]!;
+        res.setHeader("X-Ballot-Partition", String(p));
+        part.headers(res);
+        if (match.route.operationId === "getCluster") {
+          const st = parts[0]!.node.status();
+          part.send(res, 200, {
+            clusterId: st.clusterId,
+            self: st.self,
+            term: st.term,
+            leader: st.leader,
+            commitIndex: st.commitIndex,
+            appliedIndex: st.appliedIndex,
+            members: membersJson(st),
+            partitionBy: partitioner.rule.kind === "hash" ? "hash" : `prefix:${partitioner.rule.delimiter}`,
+            partitions: partitionsJson(),
+          });
+          return;
+        }
+        if (match.route.operationId === "ready") {
+          // Ready when every partition has a leader and this member has applied close to its commits.
+          const all = parts.map((o) => o.node.status());
+          const behind = all
+            .map((st, i) => ({ st, i }))
+            .filter(({ st }) => st.leader === null || st.appliedIndex < st.commitIndex - 1000)
+            .map(({ i }) => i);
+          const st = all[0]!;
+          part.send(
+            res,
+            behind.length === 0 ? 200 : 503,
+            {
+              ready: behind.length === 0,
+              leader: st.leader?.id ?? null,
+              appliedIndex: st.appliedIndex,
+              commitIndex: st.commitIndex,
+              partitionsNotReady: behind,
+            },
+            behind.length === 0 ? {} : { "Retry-After": "1" },
+          );
+          return;
+        }
+        await part.handle(req, res, url, match);
+      })
+      .catch((e: unknown) => part.fail(res, e));
+  };
+}

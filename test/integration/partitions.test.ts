@@ -1,0 +1,225 @@
+/**
+ * A partitioned cluster of real processes: `ballot start --partitions 4 --partition-by prefix:/`
+ * on three nodes. Every partition elects a leader and leaders are spread; any node takes any key
+ * and routes it to its partition's leader (307), naming the partition in X-Ballot-Partition;
+ * `user42/...` keys stay in one partition; GET /v1/cluster lists the partitions; ranges and
+ * transactions within a partition work, and ones that would span partitions are refused with 400
+ * cross_partition; a lease is held by one partition; a killed node's partitions are led again and
+ * its writes survive a restart; another partition count is refused by the data directory.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { call, ProcCluster, sleep } from "./procs.js";
+
+const P = 4;
+/** user id → partition, as the cluster reported while writing (filled by the second test). */
+const seenPartition = new Map<number, number>();
+
+interface PartitionView {
+  id: number;
+  leader: { id: string; url: string | null } | null;
+  term: number;
+  commitIndex: number;
+}
+
+async function partitions(c: ProcCluster, via: string): Promise<PartitionView[]> {
+  const r = await call(`${c.url(via)}/v1/cluster`);
+  assert.equal(r.status, 200);
+  return r.body.partitions as PartitionView[];
+}
+
+/** Until every live node names the same leader, among the live ones, for every partition. */
+async function waitForPartitionLeaders(c: ProcCluster, timeoutMs = 15_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  const alive = () => c.alive();
+  while (Date.now() < deadline) {
+    const views = await Promise.all(alive().map((id) => partitions(c, id).catch(() => null)));
+    const first = views[0];
+    if (
+      first &&
+      views.every((v) => v !== null) &&
+      first.every(
+        (p, i) =>
+          p.leader !== null &&
+          alive().includes(p.leader.id) &&
+          views.every((v) => v![i]!.leader?.id === p.leader!.id),
+      )
+    )
+      return first.map((p) => p.leader!.id);
+    await sleep(50);
+  }
+  throw new Error(`partitions without an agreed leader\n${c.tail()}`);
+}
+
+describe("a partitioned cluster of real processes (--partitions 4 --partition-by prefix:/)", () => {
+  let c: ProcCluster;
+  before(async () => {
+    c = await ProcCluster.start({ extraArgs: ["--partitions", String(P), "--partition-by", "prefix:/"] });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  it("elects a leader per partition, spread over the nodes, and lists them in GET /v1/cluster", async () => {
+    const leaders = await waitForPartitionLeaders(c);
+    assert.equal(leaders.length, P);
+    // Balanced: partition p is led by the (p mod 3)-th member once every member is healthy.
+    const deadline = Date.now() + 15_000;
+    let spread = leaders;
+    while (Date.now() < deadline) {
+      spread = await waitForPartitionLeaders(c);
+      if (spread.every((l, p) => l === c.ids[p % c.ids.length])) break;
+      await sleep(100);
+    }
+    assert.deepEqual(
+      spread,
+      [0, 1, 2, 3].map((p) => c.ids[p % c.ids.length]),
+    );
+    const r = await call(`${c.url(c.ids[0]!)}/v1/cluster`);
+    assert.equal(r.body.partitionBy, "prefix:/");
+    assert.equal(r.body.members.length, 3);
+    const ready = await call(`${c.url(c.ids[1]!)}/ready`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(ready.body.partitionsNotReady, []);
+  });
+
+  it("any node takes any key: routed to its partition's leader, the partition named; a user's keys stay together", async () => {
+    const leaders = await waitForPartitionLeaders(c);
+    const seen = new Map<string, number>();
+    for (let u = 0; u < 12; u++) {
+      for (const field of ["name", "email"]) {
+        const key = `user${u}/${field}`;
+        for (const via of c.ids) {
+          const direct = await call(`${c.url(via)}/v1/kv/${key}`, "PUT", { value: `${via}:${u}` });
+          const p = Number(direct.headers.get("x-ballot-partition"));
+          assert.ok(p >= 0 && p < P, `partition header on ${key}`);
+          if (leaders[p] === via) assert.equal(direct.status, 200, JSON.stringify(direct.body));
+          else {
+            assert.equal(direct.status, 307, JSON.stringify(direct.body));
+            assert.equal(direct.headers.get("location"), `${c.url(leaders[p]!)}/v1/kv/${key}`);
+          }
+        }
+        const r = await call(`${c.url(c.ids[0]!)}/v1/kv/${key}`, "PUT", { value: u }, {}, true);
+        assert.equal(r.status, 200);
+        const p = Number(r.headers.get("x-ballot-partition"));
+        const prev = seen.get(`user${u}`);
+        if (prev !== undefined) assert.equal(p, prev, `user${u}'s keys share a partition`);
+        seen.set(`user${u}`, p);
+        seenPartition.set(u, p);
+      }
+    }
+    assert.ok(new Set(seen.values()).size > 1, "users are spread over partitions");
+    for (const id of c.ids) {
+      const g = await call(`${c.url(id)}/v1/kv/user3/email`);
+      assert.equal(g.status, 200);
+      assert.equal(g.body.value, 3);
+    }
+    // Asking a key in the wrong partition is refused, not answered from another partition.
+    const home = seen.get("user3")!;
+    const wrong = await call(`${c.url(c.ids[0]!)}/v1/kv/user3/email`, "GET", undefined, {
+      "X-Ballot-Partition": String((home + 1) % P),
+    });
+    assert.equal(wrong.status, 400);
+    assert.equal(wrong.body.error.code, "cross_partition");
+    const bad = await call(`${c.url(c.ids[0]!)}/v1/kv/user3/email`, "GET", undefined, {
+      "X-Ballot-Partition": "99",
+    });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, "invalid_header");
+  });
+
+  it("ranges and transactions within a partition work; across partitions they are refused with 400 cross_partition", async () => {
+    const range = await call(`${c.url(c.ids[1]!)}/v1/kv?prefix=user5/`);
+    assert.equal(range.status, 200, JSON.stringify(range.body));
+    assert.deepEqual(
+      range.body.kvs.map((k: { key: string }) => k.key),
+      ["user5/email", "user5/name"],
+    );
+    const whole = await call(`${c.url(c.ids[1]!)}/v1/kv`);
+    assert.equal(whole.status, 400);
+    assert.equal(whole.body.error.code, "cross_partition");
+    assert.match(whole.body.error.message, /spans 4 partitions.*X-Ballot-Partition.*prefix up to '\//);
+    const one = await call(`${c.url(c.ids[1]!)}/v1/kv`, "GET", undefined, { "X-Ballot-Partition": "0" });
+    assert.equal(one.status, 200);
+    assert.ok(one.body.kvs.length > 0);
+
+    const txn = {
+      compare: [{ key: "user7/name", target: "value", op: "==", value: 7 }],
+      success: [{ put: { key: "user7/email", value: "seven@example.com" } }, { get: { key: "user7/name" } }],
+    };
+    const ok = await call(`${c.url(c.ids[2]!)}/v1/txn`, "POST", txn, {}, true);
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.equal(ok.body.succeeded, true);
+    // Two users in different partitions: refused, and nothing applied.
+    const other = [...Array(12).keys()].find((u) => u !== 7 && partitionOfUser(u) !== partitionOfUser(7));
+    assert.ok(other !== undefined);
+    const spanning = await call(`${c.url(c.ids[2]!)}/v1/txn`, "POST", {
+      success: [
+        { put: { key: "user7/name", value: "x" } },
+        { put: { key: `user${other}/name`, value: "x" } },
+      ],
+    });
+    assert.equal(spanning.status, 400);
+    assert.equal(spanning.body.error.code, "cross_partition");
+    const after7 = await call(`${c.url(c.ids[0]!)}/v1/kv/user7/name`);
+    assert.equal(after7.body.value, 7);
+
+    function partitionOfUser(u: number): number {
+      return seenPartition.get(u)!;
+    }
+  });
+
+  it("a lease is held by one partition: keys of that partition may use it, others are told where it lives", async () => {
+    const p = seenPartition.get(2)!;
+    const g = await call(
+      `${c.url(c.ids[0]!)}/v1/leases`,
+      "POST",
+      { ttl: 10 },
+      { "X-Ballot-Partition": String(p) },
+      true,
+    );
+    assert.equal(g.status, 200, JSON.stringify(g.body));
+    const lease = g.body.id as number;
+    assert.equal(Number(g.headers.get("x-ballot-partition")), p);
+    const put = await call(`${c.url(c.ids[0]!)}/v1/kv/user2/session`, "PUT", { value: 1, lease }, {}, true);
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    const otherUser = [...seenPartition].find(([, q]) => q !== p)![0];
+    const wrong = await call(`${c.url(c.ids[0]!)}/v1/kv/user${otherUser}/session`, "PUT", {
+      value: 1,
+      lease,
+    });
+    assert.equal(wrong.status, 400);
+    assert.equal(wrong.body.error.code, "cross_partition");
+    assert.match(wrong.body.error.message, new RegExp(`lease ${lease} is held by partition ${p}`));
+    const info = await call(`${c.url(c.ids[1]!)}/v1/leases/${lease}`, "GET", undefined, {}, true);
+    assert.equal(info.status, 200, JSON.stringify(info.body));
+    const list = await call(`${c.url(c.ids[1]!)}/v1/leases`);
+    assert.equal(list.status, 400);
+    assert.equal(list.body.error.code, "cross_partition");
+  });
+
+  it("a killed node's partitions are led again by the others; it restarts with its data; another count is refused", async () => {
+    const victim = c.ids[2]!;
+    await c.signal(victim, "SIGKILL");
+    const leaders = await waitForPartitionLeaders(c);
+    assert.ok(leaders.every((l) => l !== victim));
+    for (let u = 0; u < 12; u++) {
+      const r = await call(`${c.url(c.ids[0]!)}/v1/kv/user${u}/after`, "PUT", { value: u }, {}, true);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    }
+    // Another partition count on the same data directory: refused, with the reason.
+    const wrong = c.spawn(victim, ["--partitions", "8"]);
+    const code = await new Promise<number | null>((r) => wrong.once("exit", (c) => r(c)));
+    assert.notEqual(code, 0);
+    assert.match(c.tail(30), /created with 4 partitions, not 8/);
+    c.spawn(victim);
+    await waitForPartitionLeaders(c);
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const g = await call(`${c.url(victim)}/v1/kv/user11/after?consistency=local`);
+      if (g.status === 200 && g.body.value === 11) break;
+      assert.ok(Date.now() < deadline, `the restarted node did not catch up\n${c.tail()}`);
+      await sleep(50);
+    }
+  });
+});
