@@ -125,7 +125,9 @@ for (let round = 0; round < rounds; round++) {
       const before = await leaders(c);
       const f = await drive(c, p);
       const after = await leaders(c);
-      (runs[String(p)] ??= []).push(f);
+      const list = runs[String(p)] ?? [];
+      list.push(f);
+      runs[String(p)] = list;
       console.log(
         `round ${round + 1}, ${p} partition(s): ${f.opsPerSec} w/s, p50 ${f.p50Ms} ms, p99 ${f.p99Ms} ms, errors ${f.errors}, 307s ${f.redirects}${before.join() === after.join() ? "" : " (leaders moved)"}`,
       );

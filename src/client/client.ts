@@ -266,11 +266,12 @@ export class BallotClient {
             await this.transport.call({
               method: "POST",
               path: "/v1/txn",
+              key: puts[0]!.key,
               body: { compare: [], success: puts.map((put) => ({ put })), failure: [] },
               write: true,
             })
           ).body,
-        { maxInFlight, maxOps: 64 },
+        { maxInFlight, maxOps: 64, partitionOf: (key) => this.transport.partitionOf(key) },
       );
     }
   }
@@ -291,6 +292,7 @@ export class BallotClient {
     const r = await this.transport.call({
       method: "GET",
       path: `/v1/kv/${KEY_SAFE(key)}${q}`,
+      key,
       write: false,
       accept: [404],
       signal: opts.signal,
@@ -331,6 +333,7 @@ export class BallotClient {
     const r = await this.transport.call({
       method: "PUT",
       path: `/v1/kv/${KEY_SAFE(key)}`,
+      key,
       body: lease === undefined ? { value } : { value, lease },
       headers,
       write: true,
@@ -349,6 +352,7 @@ export class BallotClient {
     const r = await this.transport.call({
       method: "DELETE",
       path: `/v1/kv/${KEY_SAFE(key)}`,
+      key,
       headers,
       write: true,
       signal: opts.signal,
@@ -376,9 +380,15 @@ export class BallotClient {
     checkRevision("fencingToken", opts.fencingToken);
     const headers: Record<string, string> = {};
     if (opts.fencingToken !== undefined) headers["X-Ballot-Fencing-Token"] = String(opts.fencingToken);
+    const first =
+      request.compare?.[0]?.key ??
+      [...(request.success ?? []), ...(request.failure ?? [])]
+        .map((op) => ("put" in op ? op.put.key : "delete" in op ? op.delete.key : op.get.key))
+        .find((k) => k !== undefined);
     const r = await this.transport.call({
       method: "POST",
       path: "/v1/txn",
+      key: first,
       body: {
         compare: request.compare ?? [],
         success: request.success ?? [],

@@ -10,7 +10,9 @@
  * so a write is only retried with the same Idempotency-Key (the server then answers the first
  * outcome). A connection that was refused never carried the request.
  */
+
 import { randomUUID } from "node:crypto";
+import { Partitioner, parsePartitionRule } from "../kv/partitioner.js";
 import { BallotClientError, errorFromResponse } from "./errors.js";
 
 export type FetchFn = typeof fetch;
@@ -68,6 +70,11 @@ export interface CallSpec {
    * attempt timeout, which a long poll must set high.
    */
   readonly liveness?: { readonly everyMs: number; readonly deadAfterMs: number };
+  /**
+   * The key the request acts on. On a partitioned cluster the request is sent first to the
+   * leader of that key's partition, once the client has learned who it is.
+   */
+  readonly key?: string;
 }
 
 export interface CallResult {
@@ -209,6 +216,12 @@ export class Transport {
   private readonly endpoints: readonly string[];
   /** The leader's origin as last learned from a redirect or a write's answer; tried first. */
   private preferred: string | null = null;
+  /**
+   * A partitioned cluster's rule, as its answers announce it (X-Ballot-Partitions), and the
+   * leader of each partition as last learned: requests for a key go to its partition's leader.
+   */
+  private partitioning: { readonly header: string; readonly partitioner: Partitioner } | null = null;
+  private readonly partitionLeaders = new Map<number, string>();
 
   constructor(private readonly opts: TransportOptions) {
     if (opts.endpoints.length === 0) throw new BallotClientError(0, "invalid_argument", "endpoints is empty");
@@ -226,10 +239,40 @@ export class Transport {
     return this.preferred;
   }
 
+  /** The partition `key` lives in, once the cluster has said how it partitions (else null). */
+  partitionOf(key: string): number | null {
+    return this.partitioning ? this.partitioning.partitioner.of(key) : null;
+  }
+
+  /** Learns the partitioning and a partition's leader from an answer (`leader`: it came from one). */
+  private learn(headers: HeaderLookup, origin: string, leader: boolean): void {
+    const announced = headers.get("x-ballot-partitions");
+    if (announced && announced !== this.partitioning?.header) {
+      const m = /^(\d{1,5}) (\S+)$/.exec(announced);
+      try {
+        if (m)
+          this.partitioning = {
+            header: announced,
+            partitioner: new Partitioner(Number(m[1]), parsePartitionRule(m[2]!)),
+          };
+        this.partitionLeaders.clear();
+      } catch {
+        // An announcement this client does not understand: route as for one partition.
+      }
+    }
+    const p = headers.get("x-ballot-partition");
+    if (leader && p !== null && this.partitioning && /^\d{1,5}$/.test(p))
+      this.partitionLeaders.set(Number(p), origin);
+  }
+
   /** Preferred first, then the configured endpoints in order; `last` (a node that just failed) goes to the end. */
-  private order(last?: string): string[] {
+  private order(last?: string, key?: string): string[] {
     const out: string[] = [];
-    if (this.preferred && this.preferred !== last) out.push(this.preferred);
+    const preferred =
+      key !== undefined && this.partitioning
+        ? (this.partitionLeaders.get(this.partitioning.partitioner.of(key)) ?? null)
+        : this.preferred;
+    if (preferred && preferred !== last) out.push(preferred);
     for (const e of this.endpoints) if (!out.includes(e) && e !== last) out.push(e);
     if (last && !out.includes(last)) out.push(last);
     return out;
@@ -237,6 +280,7 @@ export class Transport {
 
   private forget(origin: string): void {
     if (this.preferred === origin) this.preferred = null;
+    for (const [p, o] of this.partitionLeaders) if (o === origin) this.partitionLeaders.delete(p);
   }
 
   /**
@@ -462,7 +506,7 @@ export class Transport {
       let hint: number | undefined;
       /** An overloaded node's own estimate of when a slot frees (429 retryAfterMs): waited at least. */
       let floor = 0;
-      for (const base of this.order(failedLast)) {
+      for (const base of this.order(failedLast, spec.key)) {
         if (outOfTime()) break;
         let a: Attempt;
         try {
@@ -488,7 +532,9 @@ export class Transport {
         }
         if (a.status >= 200 && a.status < 300) {
           // Only the leader answers a write; a redirect target is the leader too.
-          if (spec.write || a.origin !== base) this.preferred = a.origin;
+          const leader = spec.write || a.origin !== base;
+          this.learn(a.headers, a.origin, leader);
+          if (leader && (spec.key === undefined || !this.partitioning)) this.preferred = a.origin;
           return { status: a.status, headers: a.headers, body: a.body, origin: a.origin };
         }
         const err = errorFromResponse(a.status, a.body);
@@ -510,7 +556,9 @@ export class Transport {
           lastError = err;
           continue;
         }
-        if (spec.write || a.origin !== base) this.preferred = a.origin;
+        const leader = spec.write || a.origin !== base;
+        this.learn(a.headers, a.origin, leader);
+        if (leader && (spec.key === undefined || !this.partitioning)) this.preferred = a.origin;
         if (spec.accept?.includes(a.status)) {
           return { status: a.status, headers: a.headers, body: a.body, origin: a.origin };
         }

@@ -7,7 +7,8 @@
  *
  * Owns the queue, the in-flight bound and the mapping of a transaction's results back to puts.
  * Must never merge a put that carries a condition, a fence or an abort signal (its outcome must be
- * its own), never reorder puts, and never let one put's refusal decide another's: a batch the
+ * its own), never reorder puts of one key (nor, within a partition, any two), and never let one
+ * put's refusal decide another's: a batch the
  * server refuses as a whole (a 4xx, so nothing was applied) is re-sent put by put, so each gets
  * its own answer. An outcome the client cannot know (outcome_unknown) is the whole batch's, and
  * every put in it says so. Each put in a batch takes its own revision, as separate puts would; a
@@ -33,6 +34,11 @@ export interface WriteCoalescerOptions {
   readonly maxInFlight: number;
   /** Puts in one transaction (the server allows 128 operations per list). */
   readonly maxOps: number;
+  /**
+   * A partitioned cluster: the partition of a key (null while unknown). A transaction acts within
+   * one partition, so a batch holds the puts of the first waiting put's partition only.
+   */
+  readonly partitionOf?: (key: string) => number | null;
 }
 
 export class WriteCoalescer {
@@ -74,17 +80,23 @@ export class WriteCoalescer {
       // refuses for its size; other values count as small and, if they are not, the refusal
       // sends them one by one.
       const keys = new Set<string>();
-      let n = 0;
       let bytes = 0;
-      while (n < this.queue.length && n < this.opts.maxOps) {
-        const w = this.queue[n]!;
+      const home = this.opts.partitionOf?.(this.queue[0]!.key) ?? null;
+      // Taken in order; a put of another partition stays queued, in its place, for a later batch.
+      const group: Waiting[] = [];
+      for (let i = 0; i < this.queue.length && group.length < this.opts.maxOps; ) {
+        const w = this.queue[i]!;
         const size = typeof w.value === "string" ? w.value.length * 3 + 2 : 0;
-        if (keys.has(w.key) || (n > 0 && bytes + size > MAX_BATCH_STRING_BYTES)) break;
+        if (keys.has(w.key) || (group.length > 0 && bytes + size > MAX_BATCH_STRING_BYTES)) break;
+        if (home !== null && this.opts.partitionOf!(w.key) !== home) {
+          i++;
+          continue;
+        }
         keys.add(w.key);
         bytes += size;
-        n++;
+        group.push(w);
+        this.queue.splice(i, 1);
       }
-      const group = this.queue.splice(0, n);
       if (group.length === 1) {
         const w = group[0]!;
         this.track(this.single(w.key, w.value, w.lease)).then(w.resolve, w.reject);

@@ -12,7 +12,7 @@
  */
 import type * as http from "node:http";
 import type { KvResult } from "../kv/commands.js";
-import type { Partitioner } from "../kv/partitioner.js";
+import { formatPartitionRule, type Partitioner } from "../kv/partitioner.js";
 import { KvStore } from "../kv/store.js";
 import type { PartitionedNode } from "../node/partitioned-node.js";
 import { type ApiOptions, createGate, createRoutes, exemptFromAdmission } from "./api.js";
@@ -152,7 +152,10 @@ export function createPartitionedApi(opts: PartitionedApiOptions): http.RequestL
 
   let queued = 0;
   const node0 = first.node;
+  // Every answer says how the cluster partitions, so a client can send a key to its partition's leader.
+  const announce = `${count} ${formatPartitionRule(partitioner.rule)}`;
   return (req, res) => {
+    res.setHeader("X-Ballot-Partitions", announce);
     routes[0]!.headers(res);
     if (!exemptFromAdmission(req.url ?? "/", req.method ?? "GET")) {
       const refused = node0.admission("request", queued);
@@ -181,7 +184,7 @@ export function createPartitionedApi(opts: PartitionedApiOptions): http.RequestL
             commitIndex: st.commitIndex,
             appliedIndex: st.appliedIndex,
             members: membersJson(st),
-            partitionBy: partitioner.rule.kind === "hash" ? "hash" : `prefix:${partitioner.rule.delimiter}`,
+            partitionBy: formatPartitionRule(partitioner.rule),
             partitions: partitionsJson(),
           });
           return;

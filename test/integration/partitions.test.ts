@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { BallotClient } from "../../src/client/index.js";
 import { call, ProcCluster, sleep } from "./procs.js";
 
 const P = 4;
@@ -196,6 +197,40 @@ describe("a partitioned cluster of real processes (--partitions 4 --partition-by
     const list = await call(`${c.url(c.ids[1]!)}/v1/leases`);
     assert.equal(list.status, 400);
     assert.equal(list.body.error.code, "cross_partition");
+  });
+
+  it("ballot/client learns the partitioning and sends each key to its partition's leader; merged puts stay within a partition", async () => {
+    let redirects = 0;
+    let requests = 0;
+    const counting: typeof fetch = async (input, init) => {
+      const r = await fetch(input, init);
+      requests++;
+      if (r.status === 307) redirects++;
+      return r;
+    };
+    const client = new BallotClient({ endpoints: c.ids.map((id) => c.url(id)), fetch: counting });
+    try {
+      // Warm up: one key per partition teaches the client who leads what.
+      for (let u = 0; u < 12; u++) await client.put(`user${u}/warm`, u);
+      const before = redirects;
+      const sent = requests;
+      // 400 concurrent puts: merged into transactions, each within one partition.
+      await Promise.all(Array.from({ length: 400 }, (_, i) => client.put(`user${i % 12}/n${i}`, i)));
+      for (let u = 0; u < 12; u++) {
+        const got = await client.get(`user${u}/n${u}`);
+        assert.equal(got?.value, u);
+      }
+      console.log(
+        `ballot/client on 4 partitions: ${requests - sent} requests for 400 puts and 12 gets, ${redirects - before} redirects after warm-up`,
+      );
+      assert.ok(
+        redirects - before <= 4,
+        `${redirects - before} redirects after the client learned the leaders`,
+      );
+      assert.ok(requests - sent < 400, "puts were merged");
+    } finally {
+      await client.close();
+    }
   });
 
   it("a killed node's partitions are led again by the others; it restarts with its data; another count is refused", async () => {
