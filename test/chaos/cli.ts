@@ -1,6 +1,6 @@
 /**
  * `npm run chaos -- [--minutes M] [--seed S] [--nodes 3|5] [--faults a,b,...] [--run-seconds N]
- * [--follower-read-leases]`:
+ * [--follower-read-leases] [--partitions P]`:
  * chaos runs back to back (alternating 3 and 5 nodes unless --nodes is given), each with its own
  * seed (S, S+1, ...), for M minutes in all. Prints one JSON summary line per run and exits 1 at
  * the first failing run (its artifacts' folder is in the line). Replay a run with its seed.
@@ -17,6 +17,7 @@ const { values } = parseArgs({
     "run-seconds": { type: "string", default: "60" },
     verbose: { type: "boolean", default: false },
     "follower-read-leases": { type: "boolean", default: false },
+    partitions: { type: "string", default: "1" },
   },
 });
 const minutes = Number(values.minutes);
@@ -35,12 +36,13 @@ while (runs === 0 || Date.now() + runSeconds * 1000 < endAt) {
     seconds: runSeconds,
     faults,
     followerReadLeases: values["follower-read-leases"],
+    partitions: Number(values.partitions),
     log: values.verbose ? (l) => console.error(`  [seed ${seed}] ${l}`) : undefined,
   });
   console.log(JSON.stringify(summary));
   if (!summary.passed) {
     console.error(
-      `chaos: seed ${seed} FAILED; artifacts in ${summary.artifacts}; replay: npm run chaos -- --seed ${seed} --nodes ${nodes} --minutes 0 --run-seconds ${runSeconds}${values["follower-read-leases"] ? " --follower-read-leases" : ""}`,
+      `chaos: seed ${seed} FAILED; artifacts in ${summary.artifacts}; replay: npm run chaos -- --seed ${seed} --nodes ${nodes} --minutes 0 --run-seconds ${runSeconds}${values["follower-read-leases"] ? " --follower-read-leases" : ""}${values.partitions !== "1" ? ` --partitions ${values.partitions}` : ""}`,
     );
     process.exit(1);
   }

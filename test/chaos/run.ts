@@ -5,13 +5,17 @@
  * records — while faults are injected and healed in a cycle from a seeded schedule. Then every
  * fault is healed and the history is checked: linearizable (unknown outcomes may or may not have
  * happened), watch streams in order with nothing missing or repeated, and no two job holders
- * acting at once. Owns the run's folder: removed on success, kept (history, summary, node logs)
+ * acting at once. With `partitions`, the nodes run that many Raft groups (`--partitions`): keys
+ * spread over them (linearizability is per key, so the history is checked as one), each watcher
+ * follows one partition (a watch spans one), and every partition must have a leader once healed.
+ * Owns the run's folder: removed on success, kept (history, summary, node logs)
  * on failure. Must stop every process and proxy it started, whatever happens.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BallotClient } from "../../src/client/index.js";
+import { Partitioner } from "../../src/kv/partitioner.js";
 import { randomInt, seededRandom } from "../../src/raft/random.js";
 import { sleep } from "../integration/procs.js";
 import {
@@ -47,6 +51,8 @@ export interface ChaosOptions {
    * whichever node they reach (answered from that node's read lease when it holds one).
    */
   readonly followerReadLeases?: boolean;
+  /** Raft groups per node (`ballot start --partitions`); default 1. */
+  readonly partitions?: number;
   /** Where to keep a failed run's artifacts (default: the OS temp dir). */
   readonly baseDir?: string;
   readonly log?: (line: string) => void;
@@ -57,6 +63,7 @@ export interface ChaosSummary {
   nodes: number;
   seconds: number;
   followerReadLeases: boolean;
+  partitions: number;
   operations: number;
   ok: number;
   failed: number;
@@ -117,7 +124,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
   const faultsEnabled = opts.faults ?? FAULTS;
   const ET = opts.electionTimeoutMs ?? 500;
   const dir = mkdtempSync(join(opts.baseDir ?? tmpdir(), `ballot-chaos-${opts.seed}-`));
-  const keys = Array.from({ length: opts.keys ?? 4 }, (_, i) => `k${i}`);
+  const partitions = opts.partitions ?? 1;
+  const partitioner = new Partitioner(partitions);
+  const keys = Array.from({ length: opts.keys ?? Math.max(4, partitions) }, (_, i) => `k${i}`);
+  /** A key of partition `p` for the watchers' sentinel ("watch-end" with one partition). */
+  const sentinelKey = (p: number): string => {
+    if (partitions === 1) return "watch-end";
+    for (let i = 0; ; i++) if (partitioner.of(`watch-end-${i}`) === p) return `watch-end-${i}`;
+  };
   const history: Op[] = [];
   const problems: string[] = [];
   const faultCounts: Record<string, number> = {};
@@ -131,7 +145,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
     nodes: opts.nodes,
     dir,
     electionTimeoutMs: ET,
-    extraArgs: leases ? ["--follower-read-leases"] : [],
+    extraArgs: [
+      ...(leases ? ["--follower-read-leases"] : []),
+      ...(partitions > 1 ? ["--partitions", String(partitions)] : []),
+    ],
   });
   const readQuery = leases ? "?consistency=lease" : "";
   const stopAll = new AbortController();
@@ -226,6 +243,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
       reconnects: number;
       resyncs: number;
       base: Map<string, Seen>;
+      /** The partition it follows, as request headers (none with one partition). */
+      scope: Record<string, string>;
+      partition: number;
     }[] = [];
     const watchLoop = async (w: (typeof watchers)[number], r: () => number): Promise<void> => {
       while (!stopAll.signal.aborted) {
@@ -241,14 +261,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
         try {
           kick();
           const res = await fetch(`${node}/v1/watch?prefix=`, {
-            headers: w.last > 0 ? { "Last-Event-ID": String(w.last) } : {},
+            headers: w.last > 0 ? { ...w.scope, "Last-Event-ID": String(w.last) } : w.scope,
             signal: ctl.signal,
           });
           if (res.status === 410) {
             // This node's history does not reach back: start over from a full read.
             w.resyncs++;
             await res.text();
-            const all = await call(`${node}/v1/kv?prefix=&limit=10000`, "GET", undefined, {}, 3000);
+            const all = await call(`${node}/v1/kv?prefix=&limit=10000`, "GET", undefined, w.scope, 3000);
             if ("error" in all || all.status !== 200) continue;
             w.base = new Map();
             for (const kv of all.body.kvs as { key: string; value: unknown; revision: number }[])
@@ -343,7 +363,20 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
     const loops = [
       ...Array.from({ length: opts.clients ?? 6 }, (_, i) => clientLoop(i)),
       ...[0, 1].map((i) => {
-        const w = { events: [] as Seen[], last: 0, reconnects: 0, resyncs: 0, base: new Map<string, Seen>() };
+        // With partitions, the two watchers follow the partition of job/last (so the fencing
+        // check below sees the store's record) and another one.
+        const jobs = partitioner.of("job/last");
+        const partition = i === 0 ? jobs : (jobs + 1) % partitions;
+        const w = {
+          events: [] as Seen[],
+          last: 0,
+          reconnects: 0,
+          resyncs: 0,
+          base: new Map<string, Seen>(),
+          scope:
+            partitions > 1 ? { "X-Ballot-Partition": String(partition) } : ({} as Record<string, string>),
+          partition,
+        };
         watchers.push(w);
         return watchLoop(w, seededRandom(opts.seed * 7 + i));
       }),
@@ -422,98 +455,129 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
     const lin = checkLinearizable(kvModel, history, { maxSteps: 50_000_000 });
     if (lin.linearizable === false) problems.push(`not linearizable:\n${lin.explanation}`);
 
-    // Watch: a sentinel write every watcher must see, then each key's last event = its final state.
-    let watchOk = true;
-    // Just healed, the cluster may still move its leader once: retry for a while, and report the
-    // answers if it never settles (that would be a liveness bug).
-    let leaderUrl = "";
-    let sentinel: Awaited<ReturnType<typeof call>> = { error: "unknown" };
-    let final: Awaited<ReturnType<typeof call>> = { error: "unknown" };
-    const settleBy = performance.now() + 30_000;
-    while (performance.now() < settleBy) {
-      leaderUrl = cluster.url(await cluster.waitForLeader(30_000));
-      sentinel = await call(`${leaderUrl}/v1/kv/watch-end`, "PUT", { value: 1 }, {}, 5000);
-      if ("error" in sentinel || sentinel.status !== 200) {
+    // Every partition has a leader again, as every node sees it.
+    if (partitions > 1) {
+      const by = performance.now() + 30_000;
+      let missing: string[] = ["not checked"];
+      while (performance.now() < by) {
+        missing = [];
+        for (const [i, url] of cluster.urls.entries()) {
+          const r = await call(`${url}/v1/cluster`, "GET", undefined, {}, 3000);
+          if ("error" in r || r.status !== 200) {
+            missing.push(`${cluster.ids[i]}: no answer`);
+            continue;
+          }
+          for (const p of r.body.partitions as { id: number; leader: unknown }[])
+            if (p.leader === null) missing.push(`${cluster.ids[i]}: partition ${p.id}`);
+        }
+        if (missing.length === 0) break;
         await sleep(250);
+      }
+      if (missing.length > 0)
+        problems.push(`partitions without a leader 30 s after healing: ${missing.join(", ")}`);
+    }
+
+    // Watch: a sentinel write every watcher must see (in the partition it follows), then each
+    // key's last event = its final state.
+    let watchOk = true;
+    for (const [i, w] of watchers.entries()) {
+      // Just healed, the cluster may still move its leader once: retry for a while, and report the
+      // answers if it never settles (that would be a liveness bug).
+      let leaderUrl = "";
+      let sentinel: Awaited<ReturnType<typeof call>> = { error: "unknown" };
+      let final: Awaited<ReturnType<typeof call>> = { error: "unknown" };
+      const settleBy = performance.now() + 30_000;
+      while (performance.now() < settleBy) {
+        leaderUrl = cluster.url(await cluster.waitForLeader(30_000));
+        sentinel = await call(
+          `${leaderUrl}/v1/kv/${sentinelKey(w.partition)}`,
+          "PUT",
+          { value: 1 },
+          {},
+          5000,
+        );
+        if ("error" in sentinel || sentinel.status !== 200) {
+          await sleep(250);
+          continue;
+        }
+        final = await call(`${leaderUrl}/v1/kv?prefix=&limit=10000`, "GET", undefined, w.scope, 5000);
+        if (!("error" in final) && final.status === 200) break;
+        await sleep(250);
+      }
+      if ("error" in sentinel || "error" in final || sentinel.status !== 200 || final.status !== 200) {
+        const show = (r: typeof sentinel) =>
+          "error" in r ? r.error : `${r.status} ${JSON.stringify(r.body)}`;
+        problems.push(
+          `watch ${i}: could not write and read the final state within 30 s of healing: sentinel ${show(sentinel)}, read ${show(final)}`,
+        );
+        watchOk = false;
         continue;
       }
-      final = await call(`${leaderUrl}/v1/kv?prefix=&limit=10000`, "GET", undefined, {}, 5000);
-      if (!("error" in final) && final.status === 200) break;
-      await sleep(250);
-    }
-    if ("error" in sentinel || "error" in final || sentinel.status !== 200 || final.status !== 200) {
-      const show = (r: typeof sentinel) => ("error" in r ? r.error : `${r.status} ${JSON.stringify(r.body)}`);
-      problems.push(
-        `could not write and read the final state within 30 s of healing: sentinel ${show(sentinel)}, read ${show(final)}`,
-      );
-      watchOk = false;
-    } else {
       const endRev = sentinel.body.revision as number;
       const finalKvs = new Map(
         (final.body.kvs as { key: string; value: unknown; revision: number }[]).map((kv) => [kv.key, kv]),
       );
-      for (const [i, w] of watchers.entries()) {
-        // Catch up: the watch loops stopped; one more read from the leader with Last-Event-ID.
-        const rest = await fetch(`${leaderUrl}/v1/watch?prefix=`, {
-          headers: { "Last-Event-ID": String(w.last) },
-          signal: AbortSignal.timeout(2000),
+      // Catch up: the watch loops stopped; one more read with Last-Event-ID (from the node that
+      // answered the sentinel: with partitions, any node serves a watch of any partition).
+      const rest = await fetch(`${leaderUrl}/v1/watch?prefix=`, {
+        headers: { ...w.scope, "Last-Event-ID": String(w.last) },
+        signal: AbortSignal.timeout(2000),
+      })
+        .then(async (res) => {
+          let text = "";
+          try {
+            for await (const c of res.body!) {
+              text += new TextDecoder().decode(c as Uint8Array);
+              if (text.includes(`id: ${endRev}\n`)) break;
+            }
+          } catch {}
+          return text;
         })
-          .then(async (res) => {
-            let text = "";
-            try {
-              for await (const c of res.body!) {
-                text += new TextDecoder().decode(c as Uint8Array);
-                if (text.includes(`id: ${endRev}\n`)) break;
-              }
-            } catch {}
-            return text;
-          })
-          .catch(() => "");
-        for (const block of rest.split("\n\n")) {
-          const id = Number(/^id: (\d+)$/m.exec(block)?.[1] ?? 0);
-          const event = /^event: (\w+)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (!id || !data || (event !== "put" && event !== "delete")) continue;
-          if (id <= w.last) problems.push(`watch ${i}: revision ${id} after ${w.last} on catch-up`);
-          w.last = id;
-          const d = JSON.parse(data) as { key: string; value?: unknown };
-          w.events.push({
-            rev: id,
-            key: d.key,
-            type: event,
-            value: event === "put" ? JSON.stringify(d.value) : undefined,
-          });
-        }
-        const lastByKey = new Map(w.base);
-        for (const e of w.events) lastByKey.set(e.key, e);
-        if (w.last < endRev) {
-          problems.push(`watch ${i}: stopped at revision ${w.last}, before the sentinel ${endRev}`);
+        .catch(() => "");
+      for (const block of rest.split("\n\n")) {
+        const id = Number(/^id: (\d+)$/m.exec(block)?.[1] ?? 0);
+        const event = /^event: (\w+)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (!id || !data || (event !== "put" && event !== "delete")) continue;
+        if (id <= w.last) problems.push(`watch ${i}: revision ${id} after ${w.last} on catch-up`);
+        w.last = id;
+        const d = JSON.parse(data) as { key: string; value?: unknown };
+        w.events.push({
+          rev: id,
+          key: d.key,
+          type: event,
+          value: event === "put" ? JSON.stringify(d.value) : undefined,
+        });
+      }
+      const lastByKey = new Map(w.base);
+      for (const e of w.events) lastByKey.set(e.key, e);
+      if (w.last < endRev) {
+        problems.push(`watch ${i}: stopped at revision ${w.last}, before the sentinel ${endRev}`);
+        watchOk = false;
+        continue;
+      }
+      for (const key of new Set([...lastByKey.keys(), ...finalKvs.keys()])) {
+        const e = lastByKey.get(key);
+        const kv = finalKvs.get(key);
+        const seen = e && e.type === "put" ? e.value : undefined;
+        const actual = kv ? JSON.stringify(kv.value) : undefined;
+        if (seen !== actual) {
+          problems.push(
+            `watch ${i}: key ${key} last seen ${seen ?? "deleted"}, but it is ${actual ?? "absent"}`,
+          );
           watchOk = false;
-          continue;
-        }
-        for (const key of new Set([...lastByKey.keys(), ...finalKvs.keys()])) {
-          const e = lastByKey.get(key);
-          const kv = finalKvs.get(key);
-          const seen = e && e.type === "put" ? e.value : undefined;
-          const actual = kv ? JSON.stringify(kv.value) : undefined;
-          if (seen !== actual) {
-            problems.push(
-              `watch ${i}: key ${key} last seen ${seen ?? "deleted"}, but it is ${actual ?? "absent"}`,
-            );
-            watchOk = false;
-          }
         }
       }
-      // Two watchers must have seen the same event at every revision both saw.
-      const [a, b] = watchers;
-      if (a && b) {
-        const byRev = new Map(a.events.map((e) => [e.rev, e]));
-        for (const e of b.events) {
-          const o = byRev.get(e.rev);
-          if (o && (o.key !== e.key || o.type !== e.type || o.value !== e.value)) {
-            problems.push(`watchers disagree at revision ${e.rev}`);
-            watchOk = false;
-          }
+    }
+    // Two watchers of one partition must have seen the same event at every revision both saw.
+    const [a, b] = watchers;
+    if (a && b && a.partition === b.partition) {
+      const byRev = new Map(a.events.map((e) => [e.rev, e]));
+      for (const e of b.events) {
+        const o = byRev.get(e.rev);
+        if (o && (o.key !== e.key || o.type !== e.type || o.value !== e.value)) {
+          problems.push(`watchers disagree at revision ${e.rev}`);
+          watchOk = false;
         }
       }
     }
@@ -559,6 +623,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
       nodes: opts.nodes,
       seconds: opts.seconds,
       followerReadLeases: leases,
+      partitions,
       operations: okCount + failedCount + unknownCount,
       ok: okCount,
       failed: failedCount,
