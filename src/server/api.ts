@@ -37,7 +37,7 @@ import {
 import type { RaftNode } from "../node/raft-node.js";
 import type { TlsMaterial } from "../transport/tls.js";
 import type { Authenticator } from "./auth.js";
-import { handleCluster, membersJson } from "./cluster-api.js";
+import { clusterJson, handleCluster } from "./cluster-api.js";
 import { createDashboard } from "./dashboard.js";
 import { handleElections } from "./elections-api.js";
 import { discardBody, HttpError, parseJsonObject, readBody } from "./http-util.js";
@@ -566,16 +566,7 @@ export function createRoutes(opts: ApiOptions, gate: Gate): Routes {
         await opts.metrics.serve(res);
         return;
       case "getCluster": {
-        const st = node.status();
-        send(res, 200, {
-          clusterId: st.clusterId,
-          self: st.self,
-          term: st.term,
-          leader: st.leader,
-          commitIndex: st.commitIndex,
-          appliedIndex: st.appliedIndex,
-          members: membersJson(st),
-        });
+        send(res, 200, clusterJson(node.status()));
         return;
       }
       case "listKeys": {

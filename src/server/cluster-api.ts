@@ -52,6 +52,19 @@ export async function handleCluster(
   return removeMember(ctx, req, res, id);
 }
 
+/** `GET /v1/cluster`'s answer (a partitioned member adds its partitions). */
+export function clusterJson(st: NodeStatus) {
+  return {
+    clusterId: st.clusterId,
+    self: st.self,
+    term: st.term,
+    leader: st.leader,
+    commitIndex: st.commitIndex,
+    appliedIndex: st.appliedIndex,
+    members: membersJson(st),
+  };
+}
+
 /** The members as `GET /v1/cluster` lists them. */
 export function membersJson(st: NodeStatus) {
   return st.members.map((m) => ({

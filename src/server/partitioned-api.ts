@@ -16,7 +16,7 @@ import { formatPartitionRule, type Partitioner } from "../kv/partitioner.js";
 import { KvStore } from "../kv/store.js";
 import type { PartitionedNode } from "../node/partitioned-node.js";
 import { type ApiOptions, createGate, createRoutes, exemptFromAdmission } from "./api.js";
-import { membersJson } from "./cluster-api.js";
+import { clusterJson } from "./cluster-api.js";
 import { HttpError } from "./http-util.js";
 import type { Match } from "./validate.js";
 
@@ -175,15 +175,8 @@ export function createPartitionedApi(opts: PartitionedApiOptions): http.RequestL
         res.setHeader("X-Ballot-Partition", String(p));
         part.headers(res);
         if (match.route.operationId === "getCluster") {
-          const st = parts[0]!.node.status();
           part.send(res, 200, {
-            clusterId: st.clusterId,
-            self: st.self,
-            term: st.term,
-            leader: st.leader,
-            commitIndex: st.commitIndex,
-            appliedIndex: st.appliedIndex,
-            members: membersJson(st),
+            ...clusterJson(parts[0]!.node.status()),
             partitionBy: formatPartitionRule(partitioner.rule),
             partitions: partitionsJson(),
           });

@@ -125,30 +125,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       members: opts.members,
       join: opts.join,
       forceNewCluster: opts.forceNewCluster,
-      priority: opts.priority,
-      followerReadLeases: opts.followerReadLeases,
-      dataDir: opts.dataDir,
       stateMachine: kv,
-      clusterToken: opts.clusterToken,
-      heartbeatIntervalMs: opts.heartbeatIntervalMs,
-      electionTimeoutMs: opts.electionTimeoutMs,
-      snapshotEntries: opts.snapshotEntries,
-      trailingEntries: opts.trailingEntries,
-      admission: opts.admission,
-      logger: opts.logger,
-      fs: opts.fs,
-      tls: opts.tls,
+      ...nodeOptions(opts),
     });
   } catch (e) {
     server.close();
     throw new ConfigError((e as Error).message);
   }
-  const expiry = new LeaseExpiry({
-    store: kv,
-    propose: (c) => node.propose(encodeCommand(c)),
-    isLeader: () => node.leadership.isLeader,
-    progress: () => ({ commitIndex: node.commitIndex, appliedIndex: node.appliedIndex }),
-  });
+  const expiry = leaseExpiry(node, kv);
   const metrics = createMetrics(node as RaftNode<unknown>);
   server.off("request", starting);
   server.on(
@@ -194,6 +178,34 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
 }
 
+/** What every node of this server is started with, whatever its partitions. */
+function nodeOptions(opts: ServerOptions) {
+  return {
+    priority: opts.priority,
+    followerReadLeases: opts.followerReadLeases,
+    dataDir: opts.dataDir,
+    clusterToken: opts.clusterToken,
+    heartbeatIntervalMs: opts.heartbeatIntervalMs,
+    electionTimeoutMs: opts.electionTimeoutMs,
+    snapshotEntries: opts.snapshotEntries,
+    trailingEntries: opts.trailingEntries,
+    admission: opts.admission,
+    logger: opts.logger,
+    fs: opts.fs,
+    tls: opts.tls,
+  };
+}
+
+/** Expires `kv`'s leases through `node` while it leads. */
+function leaseExpiry(node: RaftNode<KvResult>, kv: KvStore): LeaseExpiry {
+  return new LeaseExpiry({
+    store: kv,
+    propose: (c) => node.propose(encodeCommand(c)),
+    isLeader: () => node.leadership.isLeader,
+    progress: () => ({ commitIndex: node.commitIndex, appliedIndex: node.appliedIndex }),
+  });
+}
+
 function starting(_req: http.IncomingMessage, res: http.ServerResponse): void {
   const text = `${JSON.stringify({ error: { code: "unavailable", message: "the node is starting (recovering its data); retry" } })}\n`;
   res.writeHead(503, {
@@ -227,20 +239,9 @@ async function startPartitioned(opts: ServerOptions, server: http.Server): Promi
       members: opts.members,
       partitions: count,
       partitionBy: formatPartitionRule(partitioner.rule),
-      priority: opts.priority,
-      followerReadLeases: opts.followerReadLeases,
-      dataDir: opts.dataDir,
       stateMachine: (p) => stores[p]!,
       server,
-      clusterToken: opts.clusterToken,
-      heartbeatIntervalMs: opts.heartbeatIntervalMs,
-      electionTimeoutMs: opts.electionTimeoutMs,
-      snapshotEntries: opts.snapshotEntries,
-      trailingEntries: opts.trailingEntries,
-      admission: opts.admission,
-      logger: opts.logger,
-      fs: opts.fs,
-      tls: opts.tls,
+      ...nodeOptions(opts),
     });
   } catch (e) {
     server.close();
@@ -248,12 +249,7 @@ async function startPartitioned(opts: ServerOptions, server: http.Server): Promi
   }
   const parts: ApiOptions[] = stores.map((kv, p) => {
     const node = pnode.partition(p);
-    const expiry = new LeaseExpiry({
-      store: kv,
-      propose: (c) => node.propose(encodeCommand(c)),
-      isLeader: () => node.leadership.isLeader,
-      progress: () => ({ commitIndex: node.commitIndex, appliedIndex: node.appliedIndex }),
-    });
+    const expiry = leaseExpiry(node, kv);
     return {
       node,
       kv,
