@@ -101,8 +101,12 @@ export class PartitionedNode<R = unknown> {
     this.logger = logger;
     const first = nodes[0]!;
     // One timer drives every group's clock: P timers would each wake the event loop.
+    const check = () => {
+      for (const n of this.nodes) n.clockCheck();
+    };
     this.clock = setInterval(() => {
-      for (const n of this.nodes) n.clockTick();
+      for (const n of this.nodes) n.clockSync();
+      setImmediate(check);
     }, first.tickMs);
     this.balancer = setInterval(() => this.balance(), first.electionTimeoutMs);
   }

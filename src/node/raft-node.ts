@@ -468,15 +468,26 @@ export class RaftNode<R = unknown> extends EventEmitter {
       node.raw.step(m);
       node.kick();
     });
-    // A partitioned node's groups share one timer (PartitionedNode calls clockTick()).
+    // A partitioned node's groups share one timer (PartitionedNode calls clockSync() and clockCheck()).
     if (!node.partitioned) node.tickTimer = setInterval(() => node.onTimer(), node.tickMs);
     node.kick();
     return node;
   }
 
-  /** @internal One tick of the shared clock of a partitioned node. */
-  clockTick(): void {
-    if (!this.stopped) this.onTimer();
+  /**
+   * @internal The shared clock of a partitioned node, in two halves: its timer calls clockSync()
+   * on every group, then, in the check phase of the same turn (after the input that arrived was
+   * read, see onTimer), clockCheck() on every group — one immediate for all groups, not one each.
+   */
+  clockSync(): void {
+    if (this.stopped) return;
+    this.lag.sample(performance.now());
+    this.syncClock();
+  }
+
+  /** @internal See clockSync(). */
+  clockCheck(): void {
+    this.afterInput();
   }
 
   private async restoreStateMachine(): Promise<void> {
@@ -752,6 +763,8 @@ export class RaftNode<R = unknown> extends EventEmitter {
    * back is not handed leadership while it may still fail again).
    */
   private maybeMoveLeadership(): void {
+    // A partitioned node places its groups' leaders itself (PartitionedNode's balancing).
+    if (this.partitioned) return;
     const r = this.raw.raft;
     if (r.role !== "leader") {
       this.healthySince.clear();
