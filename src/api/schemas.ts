@@ -472,11 +472,20 @@ export const ROUTES: readonly RouteSpec[] = [
     responses: {
       200: {
         description: "the keys",
-        schema: obj({ kvs: { type: "array", items: ref("KeyValue") }, more: { type: "boolean" }, revision }, [
-          "kvs",
-          "more",
-          "revision",
-        ]),
+        schema: obj(
+          {
+            kvs: { type: "array", items: ref("KeyValue") },
+            more: { type: "boolean" },
+            revision,
+            revisions: {
+              type: "array",
+              items: count,
+              description:
+                "a partitioned cluster's range over several partitions: each partition's revision, by partition id (revision is then partition 0's)",
+            },
+          },
+          ["kvs", "more", "revision"],
+        ),
       },
       ...errors(...COMMON_ERRORS, ...READ_ERRORS),
     },

@@ -164,6 +164,8 @@ export type ListKeysResponse = {
   readonly more: boolean;
   /** a revision of the store (0 = none) */
   readonly revision: number;
+  /** a partitioned cluster's range over several partitions: each partition's revision, by partition id (revision is then partition 0's) */
+  readonly revisions?: readonly number[];
 };
 
 /** POST /v1/txn: the request body. */

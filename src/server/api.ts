@@ -218,6 +218,8 @@ export interface Routes {
   /** Sets X-Ballot-Node and X-Ballot-Leader. */
   headers(res: http.ServerResponse): void;
   send(res: http.ServerResponse, status: number, body: unknown, extra?: Record<string, string>): void;
+  /** Waits for the read consistency `url` asks for (see ApiContext.read). */
+  read(url: URL): Promise<void>;
 }
 
 export function createRoutes(opts: ApiOptions, gate: Gate): Routes {
@@ -620,7 +622,7 @@ export function createRoutes(opts: ApiOptions, gate: Gate): Routes {
     throw new Error(`route ${match.route.operationId} has no handler`);
   };
 
-  return { handle, fail, headers, send };
+  return { handle, fail, headers, send, read };
 }
 
 const EXEMPT = new Set(["/health", "/ready", "/metrics", "/v1/cluster", "/v1/watch", "/v1/events", "/"]);

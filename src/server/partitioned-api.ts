@@ -11,11 +11,11 @@
  * changes across partitions.
  */
 import type * as http from "node:http";
-import type { KvResult } from "../kv/commands.js";
+import { type KvResult, LIMITS, utf8Length } from "../kv/commands.js";
 import { formatPartitionRule, type Partitioner } from "../kv/partitioner.js";
 import { KvStore } from "../kv/store.js";
 import type { PartitionedNode } from "../node/partitioned-node.js";
-import { type ApiOptions, createGate, createRoutes, exemptFromAdmission } from "./api.js";
+import { type ApiOptions, createGate, createRoutes, exemptFromAdmission, kvJsonOf } from "./api.js";
 import { clusterJson } from "./cluster-api.js";
 import { HttpError } from "./http-util.js";
 import type { Match } from "./validate.js";
@@ -28,6 +28,8 @@ export interface PartitionedApiOptions {
 }
 
 const HEADER = "x-ballot-partition";
+/** choose()'s answer for a range over every partition. */
+const ALL = -1;
 
 function crossPartition(message: string): HttpError {
   return new HttpError(400, "cross_partition", message);
@@ -85,9 +87,10 @@ export function createPartitionedApi(opts: PartitionedApiOptions): http.RequestL
         const prefix = url.searchParams.get("prefix") ?? "";
         if (asked !== null) return asked;
         const p = partitioner.ofPrefix(prefix);
+        if (p === null && id === "listKeys") return ALL;
         if (p === null)
           throw crossPartition(
-            `${id === "watch" ? "a watch" : "a range"} over ${prefix === "" ? "the whole keyspace" : `the prefix '${prefix}'`} spans ${count} partitions: name one with X-Ballot-Partition${partitioner.rule.kind === "prefix" ? `, or use a prefix up to '${partitioner.rule.delimiter}'` : ""}`,
+            `a watch over ${prefix === "" ? "the whole keyspace" : `the prefix '${prefix}'`} spans ${count} partitions: name one with X-Ballot-Partition${partitioner.rule.kind === "prefix" ? `, or use a prefix up to '${partitioner.rule.delimiter}'` : ""}`,
           );
         return p;
       }
@@ -150,6 +153,38 @@ export function createPartitionedApi(opts: PartitionedApiOptions): http.RequestL
       commitIndex: s.commitIndex,
     }));
 
+  /**
+   * A range over several partitions: each partition's part read as the request asks (a
+   * linearizable read confirms every partition), merged in key order. Each part is what its
+   * partition held at its read; the whole is not one moment of the cluster (nothing orders
+   * partitions), which is why `revisions` lists every partition's.
+   */
+  const mergedRange = async (res: http.ServerResponse, url: URL): Promise<void> => {
+    const prefix = url.searchParams.get("prefix") ?? "";
+    if (utf8Length(prefix) > LIMITS.keyBytes)
+      throw new HttpError(400, "invalid_request", "the prefix is too long");
+    const limit = Number(url.searchParams.get("limit") ?? "1000");
+    await Promise.all(routes.map((r) => r.read(url)));
+    let more = false;
+    const kvs: ReturnType<KvStore["range"]>["kvs"][number][] = [];
+    for (const o of parts) {
+      const r = o.kv.range(prefix, limit);
+      more ||= r.more;
+      kvs.push(...r.kvs);
+    }
+    kvs.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    if (kvs.length > limit) {
+      kvs.length = limit;
+      more = true;
+    }
+    routes[0]!.send(res, 200, {
+      kvs: kvs.map(kvJsonOf),
+      more,
+      revision: parts[0]!.kv.revision,
+      revisions: parts.map((o) => o.kv.revision),
+    });
+  };
+
   let queued = 0;
   const node0 = first.node;
   // Every answer says how the cluster partitions, so a client can send a key to its partition's leader.
@@ -171,6 +206,10 @@ export function createPartitionedApi(opts: PartitionedApiOptions): http.RequestL
       .check(req)
       .then(async ({ url, match }) => {
         const p = choose(req, url, match);
+        if (p === ALL) {
+          await mergedRange(res, url);
+          return;
+        }
         part = routes[p]!;
         res.setHeader("X-Ballot-Partition", String(p));
         part.headers(res);

@@ -136,10 +136,24 @@ describe("a partitioned cluster of real processes (--partitions 4 --partition-by
       range.body.kvs.map((k: { key: string }) => k.key),
       ["user5/email", "user5/name"],
     );
-    const whole = await call(`${c.url(c.ids[1]!)}/v1/kv`);
-    assert.equal(whole.status, 400);
-    assert.equal(whole.body.error.code, "cross_partition");
-    assert.match(whole.body.error.message, /spans 4 partitions.*X-Ballot-Partition.*prefix up to '\//);
+    // A range over the whole keyspace merges every partition's, in key order.
+    const whole = await call(`${c.url(c.ids[1]!)}/v1/kv?prefix=user1`);
+    assert.equal(whole.status, 200, JSON.stringify(whole.body));
+    const wholeKeys = whole.body.kvs.map((k: { key: string }) => k.key);
+    assert.deepEqual(wholeKeys, [...wholeKeys].sort());
+    assert.deepEqual(
+      wholeKeys.filter((k: string) => k.endsWith("/name")),
+      ["user1/name", "user10/name", "user11/name"],
+    );
+    assert.equal(whole.body.revisions.length, P);
+    const limited = await call(`${c.url(c.ids[1]!)}/v1/kv?prefix=&limit=5`);
+    assert.equal(limited.body.kvs.length, 5);
+    assert.equal(limited.body.more, true);
+    // A watch spans one partition: over the whole keyspace it is refused, with the way to ask one.
+    const watchAll = await call(`${c.url(c.ids[1]!)}/v1/watch`);
+    assert.equal(watchAll.status, 400);
+    assert.equal(watchAll.body.error.code, "cross_partition");
+    assert.match(watchAll.body.error.message, /spans 4 partitions.*X-Ballot-Partition.*prefix up to '\//);
     const one = await call(`${c.url(c.ids[1]!)}/v1/kv`, "GET", undefined, { "X-Ballot-Partition": "0" });
     assert.equal(one.status, 200);
     assert.ok(one.body.kvs.length > 0);
