@@ -19,7 +19,6 @@ import {
   checkMemberUrl,
   clusterIdOf,
   type NodeLogger,
-  type NodeStatus,
   RaftNode,
   type RaftNodeOptions,
   type StateMachine,
@@ -60,6 +59,23 @@ export interface PartitionStatus {
   readonly commitIndex: number;
   /** The member this partition's leadership is balanced to. */
   readonly preferred: NodeId;
+}
+
+/** A partitioned node's partitions (PartitionedNode.partitions). */
+export interface Partitions<R> {
+  count(): number;
+  /** Partition `p`'s node: propose, read, wait, watch its leadership, as with a one-group RaftNode. */
+  get(p: number): RaftNode<R>;
+  /** The member partition `p`'s leadership is balanced to. */
+  preferredLeader(p: number): NodeId;
+  /** Who leads each partition, as this node knows it. */
+  status(): PartitionStatus[];
+  /**
+   * Runs `job` for each partition this node leads, while it leads it (each partition's
+   * Leadership, with that group's term as the fencing token): across the cluster, every
+   * partition's job runs on exactly one node, and the work is spread over all of them.
+   */
+  runWhileLeader(job: PartitionJob, opts?: { onError?: (e: unknown, partition: number) => void }): RunHandle;
 }
 
 const consoleLogger: NodeLogger = {
@@ -184,53 +200,41 @@ export class PartitionedNode<R = unknown> {
     return this.nodes.length;
   }
 
-  /** Partition `p`'s node: propose, read, wait, watch its leadership, as with a one-group RaftNode. */
-  partition(p: number): RaftNode<R> {
+  private partition(p: number): RaftNode<R> {
     const n = this.nodes[p];
     if (!n) throw new RangeError(`no partition ${p} (the cluster has ${this.nodes.length})`);
     return n;
   }
 
-  /** The member partition `p`'s leadership is balanced to. */
-  preferredLeader(p: number): NodeId {
+  private preferredLeader(p: number): NodeId {
     return this.members[p % this.members.length]!;
   }
 
-  /**
-   * Runs `job` for each partition this node leads, while it leads it (each partition's
-   * Leadership, with that group's term as the fencing token): across the cluster, every
-   * partition's job runs on exactly one node, and the work is spread over all of them.
-   */
-  runWhileLeader(
-    job: PartitionJob,
-    opts: { onError?: (e: unknown, partition: number) => void } = {},
-  ): RunHandle {
-    const handles = this.nodes.map((n, partition) =>
-      n.leadership.runWhileLeader((signal, ctx) => job(signal, { ...ctx, partition }), {
-        onError: opts.onError ? (e) => opts.onError!(e, partition) : undefined,
+  /** The partitions: each one's node, who leads them, and jobs that run per led partition. */
+  readonly partitions: Partitions<R> = {
+    count: () => this.nodes.length,
+    get: (p) => this.partition(p),
+    preferredLeader: (p) => this.preferredLeader(p),
+    status: () =>
+      this.nodes.map((n, partition) => {
+        const l = n.leaderInfo;
+        return {
+          partition,
+          leader: l ? { id: l.id, url: l.url } : null,
+          term: n.term,
+          commitIndex: n.commitIndex,
+          preferred: this.preferredLeader(partition),
+        };
       }),
-    );
-    return { stop: async () => void (await Promise.all(handles.map((h) => h.stop()))) };
-  }
-
-  /** Who leads each partition, as this node knows it. */
-  partitions(): PartitionStatus[] {
-    return this.nodes.map((n, partition) => {
-      const l = n.leaderInfo;
-      return {
-        partition,
-        leader: l ? { id: l.id, url: l.url } : null,
-        term: n.term,
-        commitIndex: n.commitIndex,
-        preferred: this.preferredLeader(partition),
-      };
-    });
-  }
-
-  /** Partition `p`'s full status. */
-  status(p: number): NodeStatus {
-    return this.partition(p).status();
-  }
+    runWhileLeader: (job, opts = {}) => {
+      const handles = this.nodes.map((n, partition) =>
+        n.leadership.runWhileLeader((signal, ctx) => job(signal, { ...ctx, partition }), {
+          onError: opts.onError ? (e) => opts.onError!(e, partition) : undefined,
+        }),
+      );
+      return { stop: async () => void (await Promise.all(handles.map((h) => h.stop()))) };
+    },
+  };
 
   /** Serves the peer protocol (every partition's) on `server` (unless it was given at start). */
   attach(server: http.Server): void {

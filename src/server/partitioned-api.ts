@@ -146,7 +146,7 @@ export function createPartitionedApi(opts: PartitionedApiOptions): http.RequestL
   };
 
   const partitionsJson = () =>
-    opts.node.partitions().map((s) => ({
+    opts.node.partitions.status().map((s) => ({
       id: s.partition,
       leader: s.leader,
       term: s.term,

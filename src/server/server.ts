@@ -248,7 +248,7 @@ async function startPartitioned(opts: ServerOptions, server: http.Server): Promi
     throw new ConfigError((e as Error).message);
   }
   const parts: ApiOptions[] = stores.map((kv, p) => {
-    const node = pnode.partition(p);
+    const node = pnode.partitions.get(p);
     const expiry = leaseExpiry(node, kv);
     return {
       node,
@@ -261,7 +261,7 @@ async function startPartitioned(opts: ServerOptions, server: http.Server): Promi
     };
   });
   // Metrics and the dashboard are partition 0's for now (the partition grid is not built yet).
-  const metrics = createMetrics(pnode.partition(0) as RaftNode<unknown>);
+  const metrics = createMetrics(pnode.partitions.get(0) as RaftNode<unknown>);
   const { createPartitionedApi } = await import("./partitioned-api.js");
   server.off("request", starting);
   server.on(
@@ -281,7 +281,7 @@ async function startPartitioned(opts: ServerOptions, server: http.Server): Promi
   );
   let stopping: Promise<void> | null = null;
   return {
-    node: pnode.partition(0),
+    node: pnode.partitions.get(0),
     kv: stores[0]!,
     partitioned: pnode,
     server,

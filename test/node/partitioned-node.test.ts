@@ -13,7 +13,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { PartitionedNode } from "../../src/node/partitioned-node.js";
+import { PartitionedNode } from "../../src/index.js";
 import type { StateMachine } from "../../src/node/raft-node.js";
 import { StorageError } from "../../src/storage/storage.js";
 
@@ -83,7 +83,7 @@ describe("PartitionedNode: many Raft groups per member", () => {
       nodes.set(id, node);
       handles.set(
         id,
-        node.runWhileLeader(async (signal, ctx) => {
+        node.partitions.runWhileLeader(async (signal, ctx) => {
           const run: Run = {
             node: id,
             partition: ctx.partition,
@@ -102,13 +102,13 @@ describe("PartitionedNode: many Raft groups per member", () => {
     const leadersSeenBy = (id: string) =>
       nodes
         .get(id)!
-        .partitions()
+        .partitions.status()
         .map((s) => s.leader?.id ?? null);
     const ledBy = (id: string) =>
       nodes
         .get(id)!
-        .partitions()
-        .filter((_, p) => nodes.get(id)!.partition(p).isLeader)
+        .partitions.status()
+        .filter((_, p) => nodes.get(id)!.partitions.get(p).isLeader)
         .map((s) => s.partition);
     const waitFor = async (what: string, cond: () => boolean, ms: number) => {
       const until = performance.now() + ms;
@@ -136,7 +136,7 @@ describe("PartitionedNode: many Raft groups per member", () => {
 
     // Every partition commits, and every member applies it.
     for (let p = 0; p < P; p++) {
-      const leader = nodes.get(preferred(p))!.partition(p);
+      const leader = nodes.get(preferred(p))!.partitions.get(p);
       assert.equal(await leader.propose(new TextEncoder().encode(`write ${p}`)), 1);
     }
     await waitFor(
@@ -165,7 +165,9 @@ describe("PartitionedNode: many Raft groups per member", () => {
       () =>
         leadersSeenBy("a").every(
           (l, p) =>
-            (l === "a" || l === "b") && leadersSeenBy("b")[p] === l && nodes.get(l)!.partition(p).isLeader,
+            (l === "a" || l === "b") &&
+            leadersSeenBy("b")[p] === l &&
+            nodes.get(l)!.partitions.get(p).isLeader,
         ),
       6 * ET,
     );
@@ -176,7 +178,7 @@ describe("PartitionedNode: many Raft groups per member", () => {
     assert.ok(failover < 3 * ET, `failover took ${failover.toFixed(0)} ms`);
     for (const id of ["a", "b"])
       assert.ok(ledBy(id).length <= Math.ceil(P / 2) + 1, `${id} leads ${ledBy(id).length}`);
-    const written = nodes.get(leadersSeenBy("a")[2]!)!.partition(2);
+    const written = nodes.get(leadersSeenBy("a")[2]!)!.partitions.get(2);
     assert.equal(await written.propose(new TextEncoder().encode("after the loss")), 2);
 
     // c comes back from its data directory and is handed its partitions again.
