@@ -122,11 +122,27 @@ describe("a partitioned cluster of real processes (--partitions 4 --partition-by
     });
     assert.equal(wrong.status, 400);
     assert.equal(wrong.body.error.code, "cross_partition");
-    const bad = await call(`${c.url(c.ids[0]!)}/v1/kv/user3/email`, "GET", undefined, {
-      "X-Ballot-Partition": "99",
-    });
-    assert.equal(bad.status, 400);
-    assert.equal(bad.body.error.code, "invalid_header");
+    for (const v of ["99", "4", "-1", "1e0", "0x1", "1.5", "", "999999", "1, 2"]) {
+      for (const path of [
+        "/v1/kv/user3/email",
+        "/v1/txn",
+        "/v1/leases",
+        "/v1/elections/e1",
+        "/v1/kv?prefix=",
+      ]) {
+        const method = path === "/v1/txn" || path === "/v1/leases" ? "POST" : "GET";
+        const body =
+          path === "/v1/txn"
+            ? { success: [{ put: { key: "x", value: 1 } }] }
+            : path === "/v1/leases"
+              ? { ttl: 5 }
+              : undefined;
+        const bad = await call(`${c.url(c.ids[0]!)}${path}`, method, body, { "X-Ballot-Partition": v });
+        assert.equal(bad.status, 400, `${path} with X-Ballot-Partition '${v}': ${JSON.stringify(bad.body)}`);
+        assert.equal(bad.body.error.code, "invalid_header");
+      }
+    }
+    assert.equal((await call(`${c.url(c.ids[0]!)}/v1/kv/x`)).status, 404, "the refused txn wrote nothing");
   });
 
   it("ranges and transactions within a partition work; across partitions they are refused with 400 cross_partition", async () => {

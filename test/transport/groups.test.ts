@@ -1,0 +1,120 @@
+/**
+ * One peer stream for every Raft group of a node: a message reaches its own group's view and no
+ * other; a peer that names a group the node does not have is garbage (its stream is cut, nothing
+ * is delivered); a one-group node never takes a tagged message for its own.
+ */
+import assert from "node:assert/strict";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import * as net from "node:net";
+import { after, describe, it } from "node:test";
+import type { Message } from "../../src/raft/types.js";
+import { encodeFramedMessage } from "../../src/transport/codec.js";
+import { GroupTransports } from "../../src/transport/groups.js";
+import { HttpTransport, RAFT_PATH, UPGRADE_PROTOCOL } from "../../src/transport/http.js";
+
+const quiet = { info: () => {}, warn: () => {} };
+const servers: http.Server[] = [];
+after(() => {
+  for (const s of servers) {
+    s.closeAllConnections();
+    s.close();
+  }
+});
+
+async function node(groups: number) {
+  const server = http.createServer();
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const t = new HttpTransport({ self: "b", clusterId: "c1", peers: new Map(), logger: quiet, groups });
+  t.attach(server);
+  const port = (server.address() as AddressInfo).port;
+  return { t, port };
+}
+
+/** Opens a peer stream from 'a' to the node and writes `frames` on it; resolves once it is closed or 300 ms pass. */
+function stream(port: number, frames: Uint8Array[]): Promise<{ closed: boolean }> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1", () => {
+      s.write(
+        `GET ${RAFT_PATH} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ${UPGRADE_PROTOCOL}\r\n` +
+          "X-Ballot-From: a\r\nX-Ballot-To: b\r\nX-Ballot-Cluster: c1\r\n\r\n",
+      );
+      for (const f of frames) s.write(f);
+    });
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve({ closed: false });
+    }, 300);
+    s.on("close", () => {
+      clearTimeout(timer);
+      resolve({ closed: true });
+    });
+    s.on("error", () => {});
+    s.on("data", () => {});
+  });
+}
+
+const beat = (term: number): Message => ({ type: "heartbeat", from: "a", to: "b", term, commit: 0 });
+
+describe("group transports over one peer stream", () => {
+  it("delivers each group's messages to its own view only", async () => {
+    const { t, port } = await node(4);
+    const mux = new GroupTransports(t, 4);
+    const got: [number, number][] = [];
+    for (let g = 0; g < 4; g++) mux.view(g).start((m, group) => got.push([group, m.term]));
+    const r = await stream(port, [
+      encodeFramedMessage(beat(10), 0),
+      encodeFramedMessage(beat(13), 3),
+      encodeFramedMessage(beat(11), 1),
+    ]);
+    assert.equal(r.closed, false);
+    assert.deepEqual(got, [
+      [0, 10],
+      [3, 13],
+      [1, 11],
+    ]);
+    await t.close();
+  });
+
+  it("cuts a peer that names a group the node does not have, delivering nothing of it", async () => {
+    const { t, port } = await node(2);
+    const got: number[] = [];
+    t.start((_m, group) => got.push(group));
+    const r = await stream(port, [encodeFramedMessage(beat(1), 5), encodeFramedMessage(beat(2), 0)]);
+    assert.equal(r.closed, true);
+    assert.deepEqual(got, []);
+    assert.equal(t.rejected, 1);
+    // A one-group node: any tagged message is garbage.
+    const one = await node(1);
+    const seen: number[] = [];
+    one.t.start((_m, group) => seen.push(group));
+    const r1 = await stream(one.port, [encodeFramedMessage(beat(1), 1)]);
+    assert.equal(r1.closed, true);
+    assert.deepEqual(seen, []);
+    await t.close();
+    await one.t.close();
+  });
+
+  it("only group 0's view sets the peers; a view's close leaves the shared streams alone", async () => {
+    const { t } = await node(3);
+    const mux = new GroupTransports(t, 3);
+    mux.view(2).setPeers(new Map([["x", "http://127.0.0.1:1"]]));
+    assert.deepEqual(t.status(), []);
+    mux.view(0).setPeers(new Map([["a", "http://127.0.0.1:1"]]));
+    assert.deepEqual(
+      t.status().map((s) => s.id),
+      ["a"],
+    );
+    await mux.view(0).close();
+    assert.deepEqual(
+      mux
+        .view(1)
+        .status()
+        .map((s) => s.id),
+      ["a"],
+    );
+    assert.throws(() => mux.view(3), RangeError);
+    await t.close();
+  });
+});
