@@ -6,6 +6,7 @@
  */
 import type * as http from "node:http";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { PartitionedNode, PartitionStatus } from "../node/partitioned-node.js";
 import type { RaftNode, ReadConfirmation } from "../node/raft-node.js";
 
 const ROLES = ["follower", "preCandidate", "candidate", "leader"] as const;
@@ -250,4 +251,47 @@ export function createMetrics(node: RaftNode<unknown>): ServerMetrics {
       registry.clear();
     },
   };
+}
+
+/**
+ * A partitioned member's partitions, in a bounded number of series (a per-partition label would
+ * grow with the partition count): how many there are, how many this member leads, how many have
+ * no leader it knows of, and the highest term among them. The per-node series above are partition
+ * 0's.
+ */
+export function addPartitionMetrics(metrics: ServerMetrics, node: PartitionedNode<unknown>): void {
+  const registers = [metrics.registry];
+  const count = (pred: (s: PartitionStatus) => boolean) => node.partitions.status().filter(pred).length;
+  new Gauge({
+    name: "ballot_partitions",
+    help: "Partitions (Raft groups) of this cluster",
+    registers,
+    collect() {
+      this.set(node.partitions.count());
+    },
+  });
+  new Gauge({
+    name: "ballot_partitions_led",
+    help: "Partitions this member leads",
+    registers,
+    collect() {
+      this.set(count((s) => s.leader?.id === node.id));
+    },
+  });
+  new Gauge({
+    name: "ballot_partitions_without_leader",
+    help: "Partitions with no leader this member knows of",
+    registers,
+    collect() {
+      this.set(count((s) => s.leader === null));
+    },
+  });
+  new Gauge({
+    name: "ballot_partitions_max_term",
+    help: "Highest term among the partitions (leader changes show as it grows)",
+    registers,
+    collect() {
+      this.set(Math.max(0, ...node.partitions.status().map((s: PartitionStatus) => s.term)));
+    },
+  });
 }

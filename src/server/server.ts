@@ -20,7 +20,7 @@ import { serverTlsOptions, type TlsMaterial, tlsWarnings } from "../transport/tl
 import { type ApiOptions, createApi } from "./api.js";
 import type { Authenticator } from "./auth.js";
 import { ConfigError } from "./config-error.js";
-import { createMetrics } from "./metrics.js";
+import { addPartitionMetrics, createMetrics } from "./metrics.js";
 import { CONNECTIONS_CHECKING_INTERVAL_MS, hardenWire, type WireDeadlines } from "./wire.js";
 
 export interface ServerOptions {
@@ -262,6 +262,7 @@ async function startPartitioned(opts: ServerOptions, server: http.Server): Promi
   });
   // Metrics and the dashboard are partition 0's for now (the partition grid is not built yet).
   const metrics = createMetrics(pnode.partitions.get(0) as RaftNode<unknown>);
+  addPartitionMetrics(metrics, pnode);
   const { createPartitionedApi } = await import("./partitioned-api.js");
   server.off("request", starting);
   server.on(

@@ -79,6 +79,11 @@ describe("a partitioned cluster of real processes (--partitions 4 --partition-by
     const r = await call(`${c.url(c.ids[0]!)}/v1/cluster`);
     assert.equal(r.body.partitionBy, "prefix:/");
     assert.equal(r.body.members.length, 3);
+    // Bounded partition metrics: totals, not a series per partition.
+    const metrics = await (await fetch(`${c.url(c.ids[1]!)}/metrics`)).text();
+    assert.match(metrics, /^ballot_partitions\{node="n2"\} 4$/m);
+    assert.match(metrics, /^ballot_partitions_led\{node="n2"\} 1$/m);
+    assert.match(metrics, /^ballot_partitions_without_leader\{node="n2"\} 0$/m);
     const ready = await call(`${c.url(c.ids[1]!)}/ready`);
     assert.equal(ready.status, 200);
     assert.deepEqual(ready.body.partitionsNotReady, []);
