@@ -38,7 +38,7 @@ import type { RaftNode } from "../node/raft-node.js";
 import type { TlsMaterial } from "../transport/tls.js";
 import type { Authenticator } from "./auth.js";
 import { clusterJson, handleCluster } from "./cluster-api.js";
-import { createDashboard } from "./dashboard.js";
+import { createDashboard, type PartitionSource } from "./dashboard.js";
 import { handleElections } from "./elections-api.js";
 import { discardBody, HttpError, parseJsonObject, readBody } from "./http-util.js";
 import { handleLeases } from "./leases-api.js";
@@ -64,6 +64,8 @@ export interface ApiOptions {
   readonly auth?: Authenticator;
   /** The node's TLS material: requests it sends to other nodes (forwarded writes) present its certificate and trust its CA. */
   readonly tls?: TlsMaterial;
+  /** A partitioned member: who leads each partition, for the dashboard's partition grid. */
+  readonly dashboardPartitions?: PartitionSource;
 }
 
 /** What route modules get from the API: the node, the store and the shared request machinery. */
@@ -226,7 +228,7 @@ export function createRoutes(opts: ApiOptions, gate: Gate): Routes {
   const { node, kv } = opts;
   const checkedOf = gate.checked;
   let openapiText: string | null = null;
-  const dashboard = createDashboard(node);
+  const dashboard = createDashboard(node, opts.dashboardPartitions);
   // Node-to-node requests present this node's certificate and trust the cluster's CA.
   const tls = opts.tls;
   const peerAgent = tls

@@ -81,6 +81,17 @@ ol.events time { color: var(--muted); font-variant-numeric: tabular-nums; min-wi
 ol.events .kind { min-width: 92px; }
 ol.events li.empty { color: var(--muted); }
 footer { color: var(--muted); font-size: 12px; margin-top: 18px; }
+#partitions-section { display: none; }
+#partitions-section.shown { display: block; }
+.grid { display: flex; flex-wrap: wrap; gap: 4px; padding: 10px 14px; }
+.cell { min-width: 46px; padding: 4px 6px; border-radius: 6px; font-size: 12px; text-align: center;
+  border: 1px solid var(--line); font-variant-numeric: tabular-nums; }
+.cell b { display: block; font-size: 11px; color: var(--muted); font-weight: 600; }
+.cell.none { color: var(--bad); border-color: var(--bad); }
+.cell.m0 { background: rgba(46, 160, 67, .18); } .cell.m1 { background: rgba(56, 132, 244, .18); }
+.cell.m2 { background: rgba(210, 153, 34, .20); } .cell.m3 { background: rgba(163, 113, 247, .20); }
+.cell.m4 { background: rgba(219, 97, 162, .20); } .cell.m5 { background: rgba(57, 197, 187, .20); }
+.cell.mine { outline: 2px solid var(--accent); }
 `;
 
 const SCRIPT = String.raw`
@@ -184,6 +195,30 @@ const SCRIPT = String.raw`
     }
   }
 
+  function renderPartitions() {
+    var s = state.status;
+    var section = byId("partitions-section");
+    if (!s || !s.partitions) { section.className = ""; return; }
+    section.className = "shown";
+    var ids = s.members.map(function (m) { return m.id; });
+    var led = {};
+    var cells = s.partitions.map(function (p) {
+      var k = p.leader === null ? -1 : ids.indexOf(p.leader);
+      var c = el("div", "cell " + (p.leader === null ? "none" : "m" + (k % 6)) + (p.leader === s.self ? " mine" : ""));
+      c.setAttribute("data-partition", String(p.id));
+      c.setAttribute("data-leader", p.leader === null ? "" : p.leader);
+      c.title = "partition " + p.id + ", term " + p.term;
+      c.append(el("b", "", String(p.id)), p.leader === null ? "none" : p.leader);
+      if (p.leader !== null) led[p.leader] = (led[p.leader] || 0) + 1;
+      return c;
+    });
+    byId("partitions").replaceChildren.apply(byId("partitions"), cells);
+    var without = s.partitions.filter(function (p) { return p.leader === null; }).length;
+    var parts = ids.map(function (id) { return id + " leads " + (led[id] || 0); });
+    if (without > 0) parts.push(without + " without a leader");
+    setText("partitions-note", s.partitions.length + " partitions: " + parts.join(", ") + ". The cards above are partition 0's.");
+  }
+
   function renderHistory() {
     var list = byId("events");
     var items = state.history.slice().reverse().map(function (e) {
@@ -230,6 +265,7 @@ const SCRIPT = String.raw`
       setConnected(true);
       setText("updated", "last change " + clock(s.at));
       renderStatus();
+      renderPartitions();
     } else if (type === "leader" || type === "membership") {
       addEvent(s);
     }
@@ -323,6 +359,10 @@ const BODY = `
       </table>
       <div class="note" id="members-note"></div>
     </div>
+  </section>
+  <section id="partitions-section">
+    <h2>Partitions: who leads what</h2>
+    <div class="panel"><div class="grid" id="partitions"></div><div class="note" id="partitions-note"></div></div>
   </section>
   <section>
     <h2>Recent leader and membership changes <small class="meta" id="since"></small></h2>

@@ -70,7 +70,20 @@ export interface DashboardStatus {
     /** The leader's peer stream to the member: up, down, or null (not the leader, itself, no stream yet). */
     readonly link: "up" | "down" | null;
   }[];
+  /** A partitioned member: who leads each partition, as this member sees it (the rest is partition 0's). */
+  readonly partitions?: readonly {
+    readonly id: number;
+    readonly leader: string | null;
+    readonly term: number;
+  }[];
 }
+
+/** Where a partitioned member's dashboard learns who leads each partition. */
+export type PartitionSource = () => readonly {
+  readonly partition: number;
+  readonly leader: { readonly id: string } | null;
+  readonly term: number;
+}[];
 
 export interface Dashboard {
   /** GET /: the page. */
@@ -95,7 +108,7 @@ const onlyGet = (method: string): void => {
 };
 
 /** Builds the dashboard of `node`; call once per server. */
-export function createDashboard<R>(node: RaftNode<R>): Dashboard {
+export function createDashboard<R>(node: RaftNode<R>, partitions?: PartitionSource): Dashboard {
   const viewers = new Set<Viewer>();
   const history: DashboardEvent[] = [];
   const historySince = Date.now();
@@ -214,6 +227,15 @@ export function createDashboard<R>(node: RaftNode<R>): Dashboard {
           link: st.role !== "leader" || m.id === st.self || link === undefined ? null : link ? "up" : "down",
         };
       }),
+      ...(partitions
+        ? {
+            partitions: partitions().map((p) => ({
+              id: p.partition,
+              leader: p.leader?.id ?? null,
+              term: p.term,
+            })),
+          }
+        : {}),
     };
   };
 

@@ -271,7 +271,9 @@ async function startPartitioned(opts: ServerOptions, server: http.Server): Promi
       createPartitionedApi({
         node: pnode,
         partitioner,
-        parts: parts.map((p, i) => (i === 0 ? { ...p, metrics } : p)),
+        parts: parts.map((p, i) =>
+          i === 0 ? { ...p, metrics, dashboardPartitions: () => pnode.partitions.status() } : p,
+        ),
       }),
     ),
   );

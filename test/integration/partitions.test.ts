@@ -8,9 +8,11 @@
  * its writes survive a restart; another partition count is refused by the data directory.
  */
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
+import { chromium } from "playwright-core";
 import { BallotClient } from "../../src/client/index.js";
-import { call, ProcCluster, sleep } from "./procs.js";
+import { call, ProcCluster, readEvents, sleep } from "./procs.js";
 
 const P = 4;
 /** user id → partition, as the cluster reported while writing (filled by the second test). */
@@ -87,6 +89,41 @@ describe("a partitioned cluster of real processes (--partitions 4 --partition-by
     const ready = await call(`${c.url(c.ids[1]!)}/ready`);
     assert.equal(ready.status, 200);
     assert.deepEqual(ready.body.partitionsNotReady, []);
+  });
+
+  it("the dashboard shows who leads each partition (event stream and page)", async () => {
+    const leaders = await waitForPartitionLeaders(c);
+    const url = c.url(c.ids[1]!);
+    const r = await readEvents(`${url}/v1/events`, (es) => es.some((e) => e.event === "status"));
+    const status = r.events.find((e) => e.event === "status")!.data;
+    assert.deepEqual(
+      status.partitions.map((p: { id: number; leader: string }) => [p.id, p.leader]),
+      leaders.map((l, p) => [p, l]),
+    );
+    if (!existsSync("/usr/bin/chromium"))
+      assert.fail("/usr/bin/chromium is missing: run scripts/install-chromium.sh");
+    const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      await page.goto(`${url}/`);
+      await page.waitForSelector("#partitions .cell[data-partition='3']");
+      const cells = await page.$$eval("#partitions .cell", (els) =>
+        els.map((e) => [e.getAttribute("data-partition"), e.getAttribute("data-leader")]),
+      );
+      assert.deepEqual(
+        cells,
+        leaders.map((l, p) => [String(p), l]),
+      );
+      assert.match(
+        (await page.textContent("#partitions-note")) ?? "",
+        /4 partitions: n1 leads \d, n2 leads \d, n3 leads \d/,
+      );
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+    }
   });
 
   it("any node takes any key: routed to its partition's leader, the partition named; a user's keys stay together", async () => {
