@@ -24,6 +24,22 @@ import {
   type StateMachine,
 } from "./raft-node.js";
 
+/**
+ * A partitioned cluster's id: the partition count and rule are part of its identity, so members
+ * created with different ones never talk (and a data directory says which it was made for).
+ */
+export function partitionedClusterId(
+  token: string,
+  partitions: number,
+  rule: string,
+  memberIds: readonly string[],
+): string {
+  return clusterIdOf(
+    `${token}.p${partitions}${rule === "hash" ? "" : `.${Buffer.from(rule).toString("hex")}`}`,
+    memberIds,
+  );
+}
+
 /** At most this many partitions (a group tag is 16 bits; far more than one process serves well). */
 export const MAX_PARTITIONS = 4096;
 
@@ -146,9 +162,8 @@ export class PartitionedNode<R = unknown> {
     const logger = opts.logger ?? consoleLogger;
     // The partition count is part of the cluster's identity.
     const rule = opts.partitionBy ?? "hash";
-    const token = `${opts.clusterToken ?? "ballot"}.p${p}${rule === "hash" ? "" : `.${Buffer.from(rule).toString("hex")}`}`;
     const members = [...urls.keys()].sort();
-    const clusterId = clusterIdOf(token, members);
+    const clusterId = partitionedClusterId(opts.clusterToken ?? "ballot", p, rule, members);
     const log = SharedLog.open({
       dir: opts.dataDir,
       nodeId: opts.id,

@@ -8,11 +8,25 @@
  * its writes survive a restart; another partition count is refused by the data directory.
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
 import { chromium } from "playwright-core";
 import { BallotClient } from "../../src/client/index.js";
-import { call, ProcCluster, readEvents, sleep } from "./procs.js";
+import { CLI, call, ProcCluster, readEvents, sleep } from "./procs.js";
+
+const run = promisify(execFile);
+const cli = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
+  try {
+    const r = await run(process.execPath, [CLI, ...args], { timeout: 60_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+};
 
 const P = 4;
 /** user id → partition, as the cluster reported while writing (filled by the second test). */
@@ -303,6 +317,78 @@ describe("a partitioned cluster of real processes (--partitions 4 --partition-by
     } finally {
       await client.close();
     }
+  });
+
+  it("ballot snapshot save backs up every partition; restore seeds a new partitioned cluster with all of it", async () => {
+    const file = join(c.dir, "backup.set");
+    const saved = await cli("snapshot", "save", file, "--endpoints", c.url(c.ids[1]!));
+    assert.equal(saved.code, 0, saved.stderr);
+    const summary = JSON.parse(saved.stdout) as { partitions: number; partitionBy: string };
+    assert.equal(summary.partitions, P);
+    assert.equal(summary.partitionBy, "prefix:/");
+    const before = (await call(`${c.url(c.ids[0]!)}/v1/kv?prefix=user&limit=10000`)).body.kvs as {
+      key: string;
+      value: unknown;
+    }[];
+    const dst = await ProcCluster.start({
+      extraArgs: ["--partitions", String(P), "--partition-by", "prefix:/"],
+      before: async (d) => {
+        for (const id of d.ids) {
+          const r = await cli(
+            "snapshot",
+            "restore",
+            file,
+            "--data-dir",
+            join(d.dir, id),
+            "--id",
+            id,
+            "--members",
+            d.members,
+          );
+          assert.equal(r.code, 0, r.stderr);
+        }
+      },
+    });
+    try {
+      await waitForPartitionLeaders(dst);
+      const got = (await call(`${dst.url(dst.ids[2]!)}/v1/kv?prefix=user&limit=10000`)).body.kvs as {
+        key: string;
+        value: unknown;
+      }[];
+      assert.deepEqual(
+        got.map((k) => [k.key, k.value]),
+        before.map((k) => [k.key, k.value]),
+      );
+      const w = await call(
+        `${dst.url(dst.ids[0]!)}/v1/kv/user1/after-restore`,
+        "PUT",
+        { value: 1 },
+        {},
+        true,
+      );
+      assert.equal(w.status, 200);
+    } finally {
+      await dst.stop();
+    }
+    // A damaged set is refused, and nothing is written.
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 3] ^= 0xff;
+    const bad = join(c.dir, "bad.set");
+    writeFileSync(bad, bytes);
+    const r = await cli(
+      "snapshot",
+      "restore",
+      bad,
+      "--data-dir",
+      join(c.dir, "restored-bad"),
+      "--id",
+      "n1",
+      "--members",
+      c.members,
+    );
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /partition 3's backup does not match its checksum/);
+    assert.equal(existsSync(join(c.dir, "restored-bad")), false);
   });
 
   it("a killed node's partitions are led again by the others; it restarts with its data; another count is refused", async () => {
