@@ -84,19 +84,22 @@ export class WriteCoalescer {
       const home = this.opts.partitionOf?.(this.queue[0]!.key) ?? null;
       // Taken in order; a put of another partition stays queued, in its place, for a later batch.
       const group: Waiting[] = [];
-      for (let i = 0; i < this.queue.length && group.length < this.opts.maxOps; ) {
+      const skipped: Waiting[] = [];
+      let i = 0;
+      for (; i < this.queue.length && group.length < this.opts.maxOps; i++) {
         const w = this.queue[i]!;
         const size = typeof w.value === "string" ? w.value.length * 3 + 2 : 0;
         if (keys.has(w.key) || (group.length > 0 && bytes + size > MAX_BATCH_STRING_BYTES)) break;
         if (home !== null && this.opts.partitionOf!(w.key) !== home) {
-          i++;
+          skipped.push(w);
           continue;
         }
         keys.add(w.key);
         bytes += size;
         group.push(w);
-        this.queue.splice(i, 1);
       }
+      // One splice for the whole scan (the queue can be long under load): what was skipped goes back first.
+      this.queue.splice(0, i, ...skipped);
       if (group.length === 1) {
         const w = group[0]!;
         this.track(this.single(w.key, w.value, w.lease)).then(w.resolve, w.reject);

@@ -24,6 +24,7 @@ function staged(
     revision: 100,
     results: keys.map((key, i) => ({ put: { key, revision: 10 + i } })),
   }),
+  partitionOf?: (key: string) => number | null,
 ): { s: Staged; co: WriteCoalescer } {
   const waiting: (() => void)[] = [];
   const s: Staged = {
@@ -56,7 +57,7 @@ function staged(
       s.batches.push(keys);
       return hold(() => batchAnswer(keys));
     },
-    { maxInFlight: 2, maxOps: 3 },
+    { maxInFlight: 2, maxOps: 3, partitionOf },
   );
   return { s, co };
 }
@@ -86,6 +87,26 @@ describe("WriteCoalescer", () => {
       results.map((r) => `${r.key}@${r.revision}`),
       ["a@1", "b@1", "c@10", "d@11", "e@12", "f@10", "g@11", "g@1"],
     );
+  });
+
+  it("on a partitioned cluster a batch holds one partition's puts, in order; the others keep their place", async () => {
+    // Keys "<partition><name>": the first character is the partition.
+    const { s, co } = staged(undefined, (key) => Number(key[0]));
+    const keys = ["0a", "0b", "1c", "0d", "1e", "2f", "0g", "1h", "0i"];
+    const all = keys.map((k) => co.put(k, 1));
+    await tick();
+    assert.deepEqual(s.singles, ["0a", "0b"]);
+    s.release();
+    await tick();
+    assert.deepEqual(s.batches, [
+      ["1c", "1e", "1h"],
+      ["0d", "0g", "0i"],
+    ]);
+    s.release();
+    await tick();
+    assert.deepEqual(s.singles, ["0a", "0b", "2f"], "the last one waiting goes alone");
+    s.release();
+    assert.equal((await Promise.all(all)).length, keys.length);
   });
 
   it("large string values end a batch before the server's size limit would refuse it", async () => {
