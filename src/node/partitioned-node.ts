@@ -4,7 +4,9 @@
  * (one WAL, see storage/shared-log.ts), one peer stream per node pair (see transport/groups.ts),
  * and one clock. Leaders are spread: partition p prefers the (p mod M)-th member, and a node that
  * leads a partition another healthy member prefers hands it over. Owns the groups' lifecycle, the
- * shared clock, leader balancing and running a job per led partition. Must never make a Raft
+ * shared clock, leader balancing and running a job per led partition. `--priority` places
+ * partition 0 (where elections and leases live unless a request names another): it goes to the
+ * member of highest priority, the first by id among equals; the others are spread. Must never make a Raft
  * decision (each group's core does) and never run a partition's job on a node that does not hold
  * that partition's leadership (each group's Leadership decides, as for one group).
  */
@@ -184,6 +186,7 @@ export class PartitionedNode<R = unknown> {
       idleTimeoutMs: Math.max(3000, 6 * electionTimeoutMs),
       tls: opts.tls,
       groups: p,
+      priority: opts.priority ?? 0,
     });
     if (opts.server) transport.attach(opts.server);
     const mux = new GroupTransports(transport, p);
@@ -222,7 +225,19 @@ export class PartitionedNode<R = unknown> {
   }
 
   private preferredLeader(p: number): NodeId {
-    return this.members[p % this.members.length]!;
+    const spread = this.members[p % this.members.length]!;
+    if (p !== 0) return spread;
+    // Partition 0: the highest priority any member announced (this node's own included).
+    let best: NodeId | null = null;
+    let top = 0;
+    for (const id of this.members) {
+      const pr = id === this.id ? (this.transport.priority ?? 0) : this.transport.peerPriority(id);
+      if (pr !== undefined && pr > top) {
+        best = id;
+        top = pr;
+      }
+    }
+    return best ?? spread;
   }
 
   /** The partitions: each one's node, who leads them, and jobs that run per led partition. */

@@ -2,13 +2,14 @@
  * The HTTP API of a partitioned member: the same routes as one group's, in front of P partitions.
  * Owns choosing the partition a request acts on — a key's by the cluster's partition rule, a
  * lease's by its id, a range's or watch's by its prefix, anything else by X-Ballot-Partition
- * (default 0) — and refusing, 400 `cross_partition`, a request that would span partitions. Each
- * partition's own routes then do the rest (leader routing included: a write goes to *that
- * partition's* leader). Must never let a request act on a partition it did not name or imply.
+ * (default 0) — and refusing, 400 `cross_partition`, a request that would span partitions (a
+ * range that does is answered by merging every partition's). Each partition's own routes then do
+ * the rest (leader routing included: a write goes to *that partition's* leader). Must never let a
+ * request act on a partition it did not name or imply.
  *
- * Ordering: one partition's revisions are its own (every partition counts from 1); a transaction,
- * a range and a watch see one partition, in that partition's revision order. Nothing orders
- * changes across partitions.
+ * Ordering: one partition's revisions are its own (every partition counts from 1); a transaction
+ * and a watch see one partition, in that partition's revision order. Nothing orders changes
+ * across partitions: a merged range is each partition's part as of its own read.
  */
 import type * as http from "node:http";
 import { type KvResult, LIMITS, utf8Length } from "../kv/commands.js";

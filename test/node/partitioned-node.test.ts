@@ -226,6 +226,52 @@ describe("PartitionedNode: many Raft groups per member", () => {
     );
   });
 
+  it("--priority places partition 0 on the member of highest priority; the others stay spread", async () => {
+    const ids = ["a", "b", "c"];
+    const servers = new Map<string, http.Server>();
+    for (const id of ids) {
+      const s = http.createServer((_, res) => res.writeHead(404).end());
+      await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+      servers.set(id, s);
+    }
+    const members = Object.fromEntries(
+      ids.map((id) => [id, `http://127.0.0.1:${(servers.get(id)!.address() as AddressInfo).port}`]),
+    );
+    const nodes = await Promise.all(
+      ids.map((id) =>
+        PartitionedNode.start({
+          id,
+          members,
+          partitions: 4,
+          dataDir: join(root, `prio-${id}`),
+          stateMachine: () => new Journal(),
+          heartbeatIntervalMs: 40,
+          electionTimeoutMs: ET,
+          priority: id === "c" ? 5 : 0,
+          server: servers.get(id)!,
+          logger: quiet,
+        }),
+      ),
+    );
+    try {
+      const want = ["c", "b", "c", "a"];
+      const until = performance.now() + 20 * ET;
+      const led = () =>
+        [0, 1, 2, 3].map((p) => ids.find((_, i) => nodes[i]!.partitions.get(p).isLeader) ?? null);
+      while (led().join() !== want.join()) {
+        if (performance.now() > until) assert.fail(`leaders ${led().join()} never became ${want.join()}`);
+        await sleep(20);
+      }
+      for (const n of nodes) assert.equal(n.partitions.preferredLeader(0), "c");
+    } finally {
+      await Promise.all(nodes.map((n) => n.stop()));
+      for (const s of servers.values()) {
+        s.closeAllConnections();
+        await new Promise<void>((r) => s.close(() => r()));
+      }
+    }
+  });
+
   it("refuses bad options with a clear error", async () => {
     const members = { a: "http://127.0.0.1:1" };
     for (const partitions of [0, -1, 1.5, 5000, Number.NaN]) {

@@ -79,7 +79,7 @@ const planted: {
 ];
 
 describe("deterministic simulation of partitioned nodes (many Raft groups per node)", () => {
-  const MULTI = Math.max(1, Math.round(SEEDS / 20));
+  const MULTI = Math.max(1, Math.round(SEEDS / 25));
   for (const groups of [4, 16]) {
     const count = groups === 4 ? MULTI : Math.max(1, Math.round(MULTI / 4));
     it(`${count} seeds with ${groups} groups per node over one shared WAL: every group safe, live and linearizable`, async () => {
