@@ -16,11 +16,15 @@
  *   node dist/examples/leader-only-job/job.js --mode embedded --id n1 --data-dir ./data/n1 \
  *        --members n1=http://127.0.0.1:7001,n2=http://127.0.0.1:7002,n3=http://127.0.0.1:7003
  *
- * Partitioned (--partitions P, with --mode client or etcd): the work is split by user id into P
- * partitions, one leader each, spread over the running instances (each leads at most
- * ceil(P / live)); an instance's job for partition i handles the users that hash to i and records
- * under job/last/p<i>, fenced by that partition's own token. A dead instance's partitions move to
- * the others once its leases expire; a new instance takes its share.
+ * Partitioned (--partitions P): the work is split by user id into P partitions, one leader each,
+ * spread over the running instances; an instance's job for partition i handles the users that
+ * hash to i and records under job/last/p<i>, fenced by that partition's own token. With --mode
+ * client or etcd, each partition is an election (each instance leads at most ceil(P / live)); a
+ * dead instance's partitions move to the others once its leases expire, a new instance takes its
+ * share. With --mode embedded, the consensus itself is partitioned (`ballot start --partitions P`):
+ * each partition is a Raft group led by one instance (node.partitions.runWhileLeader), its records
+ * go to that group's own store (under a key of that partition, job/last/p<i>.<n>), and a dead
+ * instance's partitions are led by the others within about two election timeouts.
  *
  *   node dist/examples/leader-only-job/job.js --mode client --id j1 --endpoints http://127.0.0.1:2379 --partitions 6
  *
@@ -32,7 +36,7 @@ import { parseArgs } from "node:util";
 import { parseMembers } from "../../src/cli/flags.js";
 import type { Election, ElectionJobContext } from "../../src/client/election.js";
 import { BallotClient, PartitionedElection } from "../../src/client/index.js";
-import { encodeCommand, type KvResult, startServer } from "../../src/index.js";
+import { encodeCommand, type KvResult, Partitioner, startServer } from "../../src/index.js";
 
 const { values } = parseArgs({
   options: {
@@ -59,8 +63,6 @@ const ttlSeconds = Number(values.ttl);
 const partitions = values.partitions === undefined ? undefined : Number(values.partitions);
 if (partitions !== undefined && !(Number.isInteger(partitions) && partitions >= 1 && partitions <= 1024))
   fail("--partitions must be a whole number from 1 to 1024");
-if (partitions !== undefined && values.mode === "embedded")
-  fail("--partitions needs --mode client or etcd (one Raft group per node has one leader)");
 /** The users the work is about; a user belongs to the partition its id hashes to (FNV-1a). */
 const USERS = Array.from({ length: 24 }, (_, i) => `user${i + 1}`);
 const partitionOf = (user: string, p: number): number => {
@@ -76,16 +78,18 @@ const print = (o: Record<string, unknown>): void => {
 interface FencedStore {
   /** `key` is job/last, or job/last/p<i> for partition i: each has its own fence. */
   write(key: string, record: Record<string, unknown>, fencingToken: number): Promise<boolean>;
+  /** Where partition i's records go, when the store decides it (embedded: a key of that partition). */
+  keyFor?(partition: number): string;
 }
 
 /** The job: the same code whichever way leadership is held, for the whole work or one partition. */
 async function job(
   store: FencedStore,
   signal: AbortSignal,
-  ctx: ElectionJobContext,
+  ctx: Pick<ElectionJobContext, "fencingToken" | "assertLeader">,
   partition?: number,
 ): Promise<void> {
-  const key = partition === undefined ? "job/last" : `job/last/p${partition}`;
+  const key = partition === undefined ? "job/last" : (store.keyFor?.(partition) ?? `job/last/p${partition}`);
   const part =
     partition === undefined
       ? {}
@@ -145,23 +149,41 @@ if (values.mode === "embedded") {
     members,
     dataDir: values["data-dir"] ?? fail("--data-dir is required"),
     electionTimeoutMs: Number(values["election-timeout"]),
+    partitions,
     logger: { info: () => {}, warn: () => {}, error: (m) => console.error(m) },
   });
-  const store: FencedStore = {
-    async write(key, record, fencingToken) {
-      // The replicated store itself refuses a token lower than one it has accepted for the key.
-      const r: KvResult = await running.node.propose(
-        encodeCommand({ op: "put", key, value: JSON.stringify(record), fence: fencingToken }),
-      );
-      return r.ok;
-    },
-  };
-  const handle = running.node.leadership.runWhileLeader((signal, ctx) => job(store, signal, ctx));
+  // The replicated store itself refuses a token lower than one it has accepted for the key.
+  const put = (node: typeof running.node, key: string, record: Record<string, unknown>, fence: number) =>
+    node
+      .propose(encodeCommand({ op: "put", key, value: JSON.stringify(record), fence }))
+      .then((r: KvResult) => r.ok);
+  let handle: { stop(): Promise<void> };
+  const partitioned = running.partitioned;
+  if (partitioned) {
+    // Each partition's records go to its own group, under a key the cluster's rule puts there.
+    const rule = new Partitioner(partitions!);
+    const keyFor = (i: number): string => {
+      for (let n = 0; ; n++) if (rule.of(`job/last/p${i}.${n}`) === i) return `job/last/p${i}.${n}`;
+    };
+    const store: FencedStore = {
+      keyFor,
+      write: (key, record, fence) => put(partitioned.partitions.get(rule.of(key)), key, record, fence),
+    };
+    handle = partitioned.partitions.runWhileLeader((signal, ctx) => job(store, signal, ctx, ctx.partition));
+  } else {
+    const store: FencedStore = { write: (key, record, fence) => put(running.node, key, record, fence) };
+    handle = running.node.leadership.runWhileLeader((signal, ctx) => job(store, signal, ctx));
+  }
   shutdown.push(async () => {
     await handle.stop();
     await running.stop();
   });
-  print({ event: "started", mode: "embedded", url: running.url });
+  print({
+    event: "started",
+    mode: "embedded",
+    url: running.url,
+    ...(partitions === undefined ? {} : { partitions }),
+  });
 } else {
   let election: Election | PartitionedElection;
   let store: FencedStore;

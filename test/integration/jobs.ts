@@ -30,7 +30,7 @@ export interface JobLine {
 }
 
 export type JobMode =
-  | { readonly mode: "embedded"; readonly electionTimeoutMs: number }
+  | { readonly mode: "embedded"; readonly electionTimeoutMs: number; readonly partitions?: number }
   | {
       readonly mode: "client";
       readonly endpoints: string[];
@@ -96,6 +96,7 @@ export class JobInstances {
           members,
           "--election-timeout",
           String(m.electionTimeoutMs),
+          ...(m.partitions !== undefined ? ["--partitions", String(m.partitions)] : []),
         ]);
         this.links.set(
           id,

@@ -270,3 +270,98 @@ describe("leader-only job, partitioned by user id via ballot/client", { timeout:
     for (const records of byPartition.values()) checkHistory(records);
   });
 });
+
+describe("leader-only job, partitioned consensus embedded (node.partitions.runWhileLeader)", {
+  timeout: 120_000,
+}, () => {
+  const P = 6;
+  let j: JobInstances;
+  before(async () => {
+    j = await JobInstances.start({ mode: "embedded", electionTimeoutMs: ET, partitions: P });
+  });
+  after(async () => {
+    await j?.stop();
+  });
+
+  /** Partition → the instance whose job for it runs now (elected, not yet stopped, not dead). */
+  const runningNow = (dead: Set<string>): Map<number, string> => {
+    const now = new Map<number, string>();
+    for (const l of j.lines) {
+      if (l.partition === undefined || dead.has(l.instance)) continue;
+      if (l.event === "elected") now.set(l.partition, l.instance);
+      if (l.event === "stopped" && now.get(l.partition) === l.instance) now.delete(l.partition);
+    }
+    return now;
+  };
+  const counts = (now: Map<number, string>, live: string[]) =>
+    live.map((id) => [...now.values()].filter((w) => w === id).length);
+  /** Every partition's job runs, on a live instance, none holding more than ceil(P / live) + 1. */
+  const covered = (now: Map<number, string>, live: string[]) =>
+    now.size === P && counts(now, live).every((n) => n <= Math.ceil(P / live.length) + 1);
+  const balanced = (now: Map<number, string>, live: string[]) =>
+    now.size === P && counts(now, live).every((n) => n === P / live.length);
+  const waitFor = async (what: string, cond: () => boolean, ms: number) => {
+    const end = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > end)
+        throw new Error(`timed out: ${what}; running ${JSON.stringify([...runningNow(new Set())])}`);
+      await sleep(50);
+    }
+  };
+
+  it("two of six partitions each; kill -9, SIGSTOP and rejoin move them and back; a partition's jobs never overlap", async () => {
+    await waitFor("two partitions each", () => balanced(runningNow(new Set()), j.ids), 30_000);
+    const victim = "j1";
+    const t0 = Date.now();
+    await j.signal(victim, "SIGKILL");
+    await waitFor(
+      "the others lead all six",
+      () => covered(runningNow(new Set([victim])), ["j2", "j3"]),
+      10_000,
+    );
+    const movedIn = Date.now() - t0;
+    console.log(
+      `# partitioned consensus: kill -9 of ${victim} → all ${P} partitions led by the others after ${movedIn} ms (election timeout ${ET} ms)`,
+    );
+    assert.ok(movedIn <= 4 * ET + 1000, `took ${movedIn} ms`);
+    j.spawn(victim);
+    await waitFor("two each again", () => balanced(runningNow(new Set()), j.ids), 30_000);
+
+    const paused = "j2";
+    const pausedHeld = [...runningNow(new Set())].filter(([, w]) => w === paused).map(([p]) => p);
+    const linesBefore = j.lines.length;
+    await j.signal(paused, "SIGSTOP");
+    await waitFor(
+      "the others lead all six while it is stopped",
+      () => covered(runningNow(new Set([paused])), ["j1", "j3"]),
+      10_000,
+    );
+    await j.signal(paused, "SIGCONT");
+    await waitFor(
+      "its old jobs report stopped",
+      () =>
+        pausedHeld.every((p) =>
+          j.lines
+            .slice(linesBefore)
+            .some((l) => l.instance === paused && l.event === "stopped" && l.partition === p),
+        ),
+      10_000,
+    );
+    await waitFor("two each after the pause", () => balanced(runningNow(new Set()), j.ids), 30_000);
+
+    // Each partition's own store: accepted records never go back in token, and a token is one instance's.
+    for (let p = 0; p < P; p++) {
+      const r = await readEvents(
+        `${j.apiUrls.get("j3")}/v1/watch?prefix=job/last/p${p}.&fromRevision=1`,
+        () => false,
+        {
+          timeoutMs: 1000,
+          headers: { "X-Ballot-Partition": String(p) },
+        },
+      );
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      const records = r.events.filter((e) => e.event === "put").map((e) => e.data.value as Record_);
+      checkHistory(records);
+    }
+  });
+});
