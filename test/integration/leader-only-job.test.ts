@@ -159,6 +159,50 @@ scenarios("leader-only job, etcd via ballot/etcd", {
   },
 });
 
+/** Partition → the instance whose job for it runs now (elected, not yet stopped, not dead), from the instances' lines. */
+function partitionRunners(j: JobInstances, dead: Set<string>): Map<number, string> {
+  const now = new Map<number, string>();
+  for (const l of j.lines) {
+    if (l.partition === undefined || dead.has(l.instance)) continue;
+    if (l.event === "elected") now.set(l.partition, l.instance);
+    if (l.event === "stopped" && now.get(l.partition) === l.instance) now.delete(l.partition);
+  }
+  for (const [p, who] of now) if (dead.has(who)) now.delete(p);
+  return now;
+}
+
+async function waitForJobs(j: JobInstances, what: string, cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end)
+      throw new Error(`timed out: ${what}; running ${JSON.stringify([...partitionRunners(j, new Set())])}`);
+    await sleep(50);
+  }
+}
+
+/**
+ * SIGSTOP of `paused` until the others run every partition (`othersCover`), then SIGCONT: its old
+ * jobs must report stopped (their signals aborted while it was stopped).
+ */
+async function pauseHandsOver(j: JobInstances, paused: string, othersCover: () => boolean): Promise<void> {
+  const held = [...partitionRunners(j, new Set())].filter(([, w]) => w === paused).map(([p]) => p);
+  const linesBefore = j.lines.length;
+  await j.signal(paused, "SIGSTOP");
+  await waitForJobs(j, "the others lead every partition while it is stopped", othersCover, 20_000);
+  await j.signal(paused, "SIGCONT");
+  await waitForJobs(
+    j,
+    "its old jobs report stopped",
+    () =>
+      held.every((p) =>
+        j.lines
+          .slice(linesBefore)
+          .some((l) => l.instance === paused && l.event === "stopped" && l.partition === p),
+      ),
+    10_000,
+  );
+}
+
 describe("leader-only job, partitioned by user id via ballot/client", { timeout: 120_000 }, () => {
   const P = 6;
   let cluster: ProcCluster;
@@ -177,29 +221,12 @@ describe("leader-only job, partitioned by user id via ballot/client", { timeout:
     await cluster?.stop();
   });
 
-  /** Partition → the instance whose job for it runs now (elected, not yet stopped, not killed). */
-  const runningNow = (dead: Set<string>): Map<number, string> => {
-    const now = new Map<number, string>();
-    for (const l of j.lines) {
-      if (l.partition === undefined || dead.has(l.instance)) continue;
-      if (l.event === "elected") now.set(l.partition, l.instance);
-      if (l.event === "stopped" && now.get(l.partition) === l.instance) now.delete(l.partition);
-    }
-    for (const [p, who] of now) if (dead.has(who)) now.delete(p);
-    return now;
-  };
+  const runningNow = (dead: Set<string>) => partitionRunners(j, dead);
   const share = (now: Map<number, string>, live: string[]) => {
     const counts = live.map((id) => [...now.values()].filter((w) => w === id).length);
     return now.size === P && counts.every((n) => n >= 1 && n <= Math.ceil(P / live.length));
   };
-  const waitFor = async (what: string, cond: () => boolean, ms: number) => {
-    const end = Date.now() + ms;
-    while (!cond()) {
-      if (Date.now() > end)
-        throw new Error(`timed out: ${what}; running ${JSON.stringify([...runningNow(new Set())])}`);
-      await sleep(50);
-    }
-  };
+  const waitFor = (what: string, cond: () => boolean, ms: number) => waitForJobs(j, what, cond, ms);
 
   it("each instance leads two of six partitions; a kill -9 or a SIGSTOP moves its two to the others; every user handled once per partition", async () => {
     await waitFor("two partitions each", () => share(runningNow(new Set()), j.ids), 30_000);
@@ -230,26 +257,7 @@ describe("leader-only job, partitioned by user id via ballot/client", { timeout:
 
     // SIGSTOP beyond the lease: the others take its two partitions; on SIGCONT its jobs find their
     // signals aborted (they stop, their late writes are refused by the fence), and it takes a share again.
-    const paused = "j2";
-    const pausedHeld = [...runningNow(new Set())].filter(([, w]) => w === paused).map(([p]) => p);
-    const linesBefore = j.lines.length;
-    await j.signal(paused, "SIGSTOP");
-    await waitFor(
-      "the others lead all six while it is stopped",
-      () => share(runningNow(new Set([paused])), ["j1", "j3"]),
-      20_000,
-    );
-    await j.signal(paused, "SIGCONT");
-    await waitFor(
-      "its old jobs report stopped",
-      () =>
-        pausedHeld.every((p) =>
-          j.lines
-            .slice(linesBefore)
-            .some((l) => l.instance === paused && l.event === "stopped" && l.partition === p),
-        ),
-      10_000,
-    );
+    await pauseHandsOver(j, "j2", () => share(runningNow(new Set(["j2"])), ["j1", "j3"]));
     await waitFor("two each after the pause", () => share(runningNow(new Set()), j.ids), 30_000);
 
     // The store: per partition, accepted records never go back in token, and a token is one instance's.
@@ -283,16 +291,7 @@ describe("leader-only job, partitioned consensus embedded (node.partitions.runWh
     await j?.stop();
   });
 
-  /** Partition → the instance whose job for it runs now (elected, not yet stopped, not dead). */
-  const runningNow = (dead: Set<string>): Map<number, string> => {
-    const now = new Map<number, string>();
-    for (const l of j.lines) {
-      if (l.partition === undefined || dead.has(l.instance)) continue;
-      if (l.event === "elected") now.set(l.partition, l.instance);
-      if (l.event === "stopped" && now.get(l.partition) === l.instance) now.delete(l.partition);
-    }
-    return now;
-  };
+  const runningNow = (dead: Set<string>) => partitionRunners(j, dead);
   const counts = (now: Map<number, string>, live: string[]) =>
     live.map((id) => [...now.values()].filter((w) => w === id).length);
   /** Every partition's job runs, on a live instance, none holding more than ceil(P / live) + 1. */
@@ -300,14 +299,7 @@ describe("leader-only job, partitioned consensus embedded (node.partitions.runWh
     now.size === P && counts(now, live).every((n) => n <= Math.ceil(P / live.length) + 1);
   const balanced = (now: Map<number, string>, live: string[]) =>
     now.size === P && counts(now, live).every((n) => n === P / live.length);
-  const waitFor = async (what: string, cond: () => boolean, ms: number) => {
-    const end = Date.now() + ms;
-    while (!cond()) {
-      if (Date.now() > end)
-        throw new Error(`timed out: ${what}; running ${JSON.stringify([...runningNow(new Set())])}`);
-      await sleep(50);
-    }
-  };
+  const waitFor = (what: string, cond: () => boolean, ms: number) => waitForJobs(j, what, cond, ms);
 
   it("two of six partitions each; kill -9, SIGSTOP and rejoin move them and back; a partition's jobs never overlap", async () => {
     await waitFor("two partitions each", () => balanced(runningNow(new Set()), j.ids), 30_000);
@@ -327,26 +319,7 @@ describe("leader-only job, partitioned consensus embedded (node.partitions.runWh
     j.spawn(victim);
     await waitFor("two each again", () => balanced(runningNow(new Set()), j.ids), 30_000);
 
-    const paused = "j2";
-    const pausedHeld = [...runningNow(new Set())].filter(([, w]) => w === paused).map(([p]) => p);
-    const linesBefore = j.lines.length;
-    await j.signal(paused, "SIGSTOP");
-    await waitFor(
-      "the others lead all six while it is stopped",
-      () => covered(runningNow(new Set([paused])), ["j1", "j3"]),
-      10_000,
-    );
-    await j.signal(paused, "SIGCONT");
-    await waitFor(
-      "its old jobs report stopped",
-      () =>
-        pausedHeld.every((p) =>
-          j.lines
-            .slice(linesBefore)
-            .some((l) => l.instance === paused && l.event === "stopped" && l.partition === p),
-        ),
-      10_000,
-    );
+    await pauseHandsOver(j, "j2", () => covered(runningNow(new Set(["j2"])), ["j1", "j3"]));
     await waitFor("two each after the pause", () => balanced(runningNow(new Set()), j.ids), 30_000);
 
     // Each partition's own store: accepted records never go back in token, and a token is one instance's.

@@ -8,25 +8,12 @@
  * its writes survive a restart; another partition count is refused by the data directory.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
 import { chromium } from "playwright-core";
 import { BallotClient } from "../../src/client/index.js";
-import { CLI, call, ProcCluster, readEvents, sleep } from "./procs.js";
-
-const run = promisify(execFile);
-const cli = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
-  try {
-    const r = await run(process.execPath, [CLI, ...args], { timeout: 60_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-};
+import { call, cli, ProcCluster, readEvents, sleep } from "./procs.js";
 
 const P = 4;
 /** user id → partition, as the cluster reported while writing (filled by the second test). */

@@ -3,11 +3,12 @@
  * dirs, kill/restart by PID, and an HTTP helper. Owns the processes it starts and always stops
  * them (and only them); must never touch anything it did not create.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 
 export const CLI = new URL("../../src/cli/main.js", import.meta.url).pathname;
 
@@ -60,6 +61,19 @@ export async function call(
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const runFile = promisify(execFile);
+
+/** Runs `ballot ARGS...` (this build's CLI) to completion: its exit code and output. */
+export async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await runFile(process.execPath, [CLI, ...args], { timeout: 60_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+}
 
 export interface ClusterOptions {
   readonly nodes?: number;

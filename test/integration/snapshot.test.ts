@@ -1,24 +1,11 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
 import { readBackup } from "../../src/cli/snapshot.js";
 import type { KeyValue } from "../../src/kv/commands.js";
 import { KvStore } from "../../src/kv/store.js";
-import { CLI, call, ProcCluster } from "./procs.js";
-
-const run = promisify(execFile);
-const cli = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
-  try {
-    const r = await run(process.execPath, [CLI, ...args], { timeout: 60_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-};
+import { call, cli, ProcCluster } from "./procs.js";
 
 describe("snapshot save and restore", { timeout: 120_000 }, () => {
   let src: ProcCluster;

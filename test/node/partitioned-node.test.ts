@@ -39,6 +39,22 @@ class Journal implements StateMachine<number> {
   }
 }
 
+/** One HTTP server per member on a free loopback port (peer streams are attached to it), and the member URLs. */
+async function listeners(
+  ids: string[],
+): Promise<{ servers: Map<string, http.Server>; members: Record<string, string> }> {
+  const servers = new Map<string, http.Server>();
+  for (const id of ids) {
+    const s = http.createServer((_, res) => res.writeHead(404).end());
+    await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+    servers.set(id, s);
+  }
+  const members = Object.fromEntries(
+    ids.map((id) => [id, `http://127.0.0.1:${(servers.get(id)!.address() as AddressInfo).port}`]),
+  );
+  return { servers, members };
+}
+
 interface Run {
   node: string;
   partition: number;
@@ -53,15 +69,7 @@ describe("PartitionedNode: many Raft groups per member", () => {
 
   it("balances leaders, commits in every partition, survives a member's loss and gives its partitions back", async () => {
     const ids = ["a", "b", "c"];
-    const servers = new Map<string, http.Server>();
-    for (const id of ids) {
-      const s = http.createServer((_, res) => res.writeHead(404).end());
-      await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-      servers.set(id, s);
-    }
-    const members = Object.fromEntries(
-      ids.map((id) => [id, `http://127.0.0.1:${(servers.get(id)!.address() as AddressInfo).port}`]),
-    );
+    const { servers, members } = await listeners(ids);
     const journals = new Map<string, Journal[]>();
     const runs: Run[] = [];
     const nodes = new Map<string, PartitionedNode<number>>();
@@ -228,15 +236,7 @@ describe("PartitionedNode: many Raft groups per member", () => {
 
   it("--priority places partition 0 on the member of highest priority; the others stay spread", async () => {
     const ids = ["a", "b", "c"];
-    const servers = new Map<string, http.Server>();
-    for (const id of ids) {
-      const s = http.createServer((_, res) => res.writeHead(404).end());
-      await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-      servers.set(id, s);
-    }
-    const members = Object.fromEntries(
-      ids.map((id) => [id, `http://127.0.0.1:${(servers.get(id)!.address() as AddressInfo).port}`]),
-    );
+    const { servers, members } = await listeners(ids);
     const nodes = await Promise.all(
       ids.map((id) =>
         PartitionedNode.start({
