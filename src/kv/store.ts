@@ -414,6 +414,11 @@ export class KvStore implements StateMachine<KvResult> {
     return this.leases.get(id);
   }
 
+  /** How many leases are live. */
+  get leaseCount(): number {
+    return this.leases.size;
+  }
+
   /** Every live lease (for the expiry timer and listings). */
   allLeases(): Iterable<Readonly<LeaseState>> {
     return this.leases.values();

@@ -6,10 +6,18 @@
  * a node leads leave as one message per peer (CockroachDB's and dragonboat's coalesced
  * heartbeats), and one fdatasync covers every group's entries (see storage/shared-log.ts).
  *
+ * With `quiesce`, idle groups go quiet (RaftOptions.quiesce) and the host becomes their failure
+ * detector, as CockroachDB's node liveness is for its quiescent ranges: it pings every peer once
+ * per heartbeat interval (an empty envelope), notes when it last heard from each, and when a
+ * peer has been silent for an election timeout it restarts the election timers of the quiet
+ * groups that peer leads, and wakes the quiet groups it leads itself that no longer hear from a
+ * quorum (so they check it and step down); see FailureDetector. Group 0 never goes quiet.
+ *
  * Must never do I/O, read a clock or draw randomness: like RawNode, it is driven by the layer
  * around it, and the simulator drives it from a seed. It never makes a Raft decision either: each
  * group's core does, exactly as it would alone.
  */
+import type { Raft } from "../raft/raft.js";
 import { RawNode, type RawNodeOptions } from "../raft/rawnode.js";
 import type { Message, NodeId, Ready } from "../raft/types.js";
 
@@ -56,6 +64,8 @@ export interface MultiRaftOptions {
   readonly groups: number;
   /** Options of group `g`'s core (its storage, its seeded randomness, ...). `id` is this node's. */
   readonly group: (g: number) => Omit<RawNodeOptions, "id">;
+  /** Idle groups (all but group 0) go quiet, with this host detecting failed peers. Default false. */
+  readonly quiesce?: boolean;
 }
 
 export interface MultiRaftStats {
@@ -70,12 +80,22 @@ export class MultiRaft {
   private readonly nodes: RawNode[] = [];
   private outstanding: MultiReady | null = null;
   readonly stats: MultiRaftStats = { badEnvelopes: 0, unknownGroup: 0 };
+  private readonly quiesce: boolean;
+  /** The host's own clock (ticks), for its failure detector. */
+  private ticks = 0;
+  /** When (host ticks) each peer was last heard from. */
+  private readonly heardAt = new Map<NodeId, number>();
+  private pingDue = false;
+  private readonly detector: FailureDetector;
 
   constructor(opts: MultiRaftOptions) {
     if (!Number.isInteger(opts.groups) || opts.groups < 1)
       throw new RangeError(`groups must be a positive integer, not ${opts.groups}`);
     this.id = opts.id;
-    for (let g = 0; g < opts.groups; g++) this.nodes.push(new RawNode({ ...opts.group(g), id: opts.id }));
+    this.quiesce = opts.quiesce ?? false;
+    this.detector = new FailureDetector(opts.id);
+    for (let g = 0; g < opts.groups; g++)
+      this.nodes.push(new RawNode({ ...opts.group(g), id: opts.id, quiesce: this.quiesce && g > 0 }));
   }
 
   get groups(): number {
@@ -91,7 +111,28 @@ export class MultiRaft {
 
   /** One tick of the node's clock, for every group. */
   tick(): void {
+    this.ticks++;
     for (const n of this.nodes) n.tick();
+    if (!this.quiesce) return;
+    const first = this.nodes[0]!.raft;
+    if (this.ticks % first.heartbeatTicks !== 0) return;
+    this.pingDue = true;
+    this.detector.check(
+      this.peers(),
+      (peer) => this.ticks - (this.heardAt.get(peer) ?? Number.NEGATIVE_INFINITY) < first.electionTicks,
+      this.nodes.map((n) => n.raft),
+    );
+  }
+
+  /** The members of any group but this node: whom the failure detector pings. */
+  private peers(): Set<NodeId> {
+    const peers = new Set<NodeId>();
+    for (const n of this.nodes) {
+      for (const id of n.raft.config.voters) peers.add(id);
+      for (const id of n.raft.config.learners) peers.add(id);
+    }
+    peers.delete(this.id);
+    return peers;
   }
 
   /**
@@ -110,6 +151,7 @@ export class MultiRaft {
         return;
       }
     }
+    this.heardAt.set(env.from, this.ticks);
     for (const gm of env.messages) {
       const n = Number.isInteger(gm.group) ? this.nodes[gm.group] : undefined;
       if (!n) {
@@ -123,6 +165,7 @@ export class MultiRaft {
   /** Whether ready() has anything to hand out. */
   hasReady(): boolean {
     if (this.outstanding) return false;
+    if (this.pingDue) return true;
     for (const n of this.nodes) if (n.hasReady()) return true;
     return false;
   }
@@ -153,6 +196,11 @@ export class MultiRaft {
       put(early, g, ready.leaderMessages);
       put(late, g, ready.messages);
     }
+    if (this.pingDue) {
+      this.pingDue = false;
+      // A peer that gets nothing else in this batch gets an empty envelope: the ping.
+      for (const peer of this.peers()) if (!early.has(peer) && !late.has(peer)) early.set(peer, []);
+    }
     const envelopes = (m: Map<NodeId, GroupMessage[]>): Envelope[] =>
       [...m].map(([to, messages]) => ({ from: this.id, to, messages }));
     const batch: MultiReady = { groups, early: envelopes(early), late: envelopes(late), mustSync };
@@ -166,5 +214,47 @@ export class MultiRaft {
       throw new Error("multiraft: advance() of a batch that is not outstanding");
     this.outstanding = null;
     for (const { group, ready } of batch.groups) this.nodes[group]!.advance(ready);
+  }
+}
+
+/**
+ * The failure detector of quiet groups (shared by this host and the running node, which feed it
+ * what they heard). Once per heartbeat interval: a quiet follower whose leader's node is silent
+ * restarts its election timer; a quiet leader that no longer hears from a quorum of voters wakes,
+ * so its quorum check can step it down; a leader may go quiet while a minority of members is down
+ * (it ignores them), and wakes when one comes back, to bring it up to date.
+ */
+export class FailureDetector {
+  private dead: ReadonlySet<NodeId> = new Set();
+
+  constructor(private readonly self: NodeId) {}
+
+  /** Applies what was heard to `groups`; returns those whose core changed (their driver must run them). */
+  check(peers: Iterable<NodeId>, heard: (peer: NodeId) => boolean, groups: Iterable<Raft>): Raft[] {
+    const dead = new Set<NodeId>();
+    for (const p of peers) if (p !== this.self && !heard(p)) dead.add(p);
+    let revived = false;
+    for (const p of this.dead) if (!dead.has(p)) revived = true;
+    if (dead.size > 0 || this.dead.size > 0) this.dead = dead;
+    const changed: Raft[] = [];
+    for (const r of groups) {
+      r.quietIgnores = this.dead;
+      if (!r.quiesced) continue;
+      if (r.role !== "leader") {
+        if (r.leader !== null && this.dead.has(r.leader)) {
+          r.leaderSilent();
+          changed.push(r);
+        }
+        continue;
+      }
+      const voters = r.config.voters;
+      let live = 0;
+      for (const id of voters) if (!this.dead.has(id)) live++;
+      if (revived || live < (voters.length >> 1) + 1) {
+        r.wake();
+        changed.push(r);
+      }
+    }
+    return changed;
   }
 }

@@ -39,6 +39,8 @@ export interface LeadershipSource {
   holds(): boolean;
   term(): number;
   leader(): { id: string; url: string | null; term: number } | null;
+  /** Called when something comes to need the lease (a job, a listener): a quiet group must wake. */
+  wantLease?(): void;
 }
 
 export interface RunHandle {
@@ -74,6 +76,18 @@ export class Leadership extends EventEmitter {
     private readonly logError: (msg: string) => void = (m) => console.error(m),
   ) {
     super();
+    this.on("newListener", (event: string) => {
+      if (event === "elected" || event === "deposed") this.src.wantLease?.();
+    });
+  }
+
+  /**
+   * Whether anything relies on this leadership's lease being kept: a job, or a listener to
+   * `elected`/`deposed` (waitForLeadership is one). Without, an idle partition may go quiet and
+   * let its lease lapse (see RaftOptions.quiesce).
+   */
+  needsLease(): boolean {
+    return this.runners.size > 0 || this.listenerCount("elected") > 0 || this.listenerCount("deposed") > 0;
   }
 
   /** Whether this node holds leadership now (checked against the clock). */
@@ -182,6 +196,7 @@ export class Leadership extends EventEmitter {
         }),
     };
     this.runners.add(r);
+    this.src.wantLease?.();
     this.check();
     return {
       stop: async () => {

@@ -11,6 +11,8 @@
  * that partition's leadership (each group's Leadership decides, as for one group).
  */
 import type * as http from "node:http";
+import { FailureDetector } from "../multiraft/host.js";
+import type { Raft } from "../raft/raft.js";
 import type { NodeId } from "../raft/types.js";
 import { SharedLog } from "../storage/shared-log.js";
 import { GroupTransports } from "../transport/groups.js";
@@ -77,6 +79,8 @@ export interface PartitionStatus {
   readonly commitIndex: number;
   /** The member this partition's leadership is balanced to. */
   readonly preferred: NodeId;
+  /** Idle and quiet here: no heartbeats, no election timer (woken by any write, read or failure). */
+  readonly quiet: boolean;
 }
 
 /** A partitioned node's partitions (PartitionedNode.partitions). */
@@ -133,13 +137,20 @@ export class PartitionedNode<R = unknown> {
     this.transport = transport;
     this.members = members;
     this.logger = logger;
+    this.detector = new FailureDetector(id);
+    for (const n of nodes) this.byCore.set(n.core, n);
     const first = nodes[0]!;
-    // One timer drives every group's clock: P timers would each wake the event loop.
+    // One timer drives every group's clock: P timers would each wake the event loop. Quiet
+    // partitions cost a clock update each per tick; only awake ones act on timeouts.
     const check = () => {
       for (const n of this.nodes) n.clockCheck();
     };
+    const detectEvery = Math.max(1, Math.round(first.heartbeatIntervalMs / first.tickMs));
+    let ticks = 0;
     this.clock = setInterval(() => {
-      for (const n of this.nodes) n.clockSync();
+      const now = performance.now();
+      for (const n of this.nodes) n.clockSync(now);
+      if (++ticks % detectEvery === 0) this.detectSilence(now);
       setImmediate(check);
     }, first.tickMs);
     this.balancer = setInterval(() => this.balance(), first.electionTimeoutMs);
@@ -184,6 +195,7 @@ export class PartitionedNode<R = unknown> {
       peers: new Map(),
       logger: { info: (m) => logger.info(m), warn: (m) => logger.warn(m) },
       idleTimeoutMs: Math.max(3000, 6 * electionTimeoutMs),
+      pingIntervalMs: opts.heartbeatIntervalMs ?? 100,
       tls: opts.tls,
       groups: p,
       priority: opts.priority ?? 0,
@@ -212,6 +224,29 @@ export class PartitionedNode<R = unknown> {
     }
     return new PartitionedNode<R>(opts.id, clusterId, nodes, log, transport, members, logger);
   }
+
+  /** Whether `peer`'s node sent this one anything (pings included) within an election timeout. */
+  private heard(peer: NodeId, now = performance.now()): boolean {
+    const at = this.transport.lastHeard(peer);
+    return at !== undefined && now - at < this.nodes[0]!.electionTimeoutMs;
+  }
+
+  /**
+   * The failure detector of the quiet partitions (see multiraft/host.ts): once per heartbeat
+   * interval, a quiet follower whose leader's node has been silent for an election timeout
+   * restarts its election timer, and a quiet leader without a quorum it hears wakes.
+   */
+  private detectSilence(now: number): void {
+    const changed = this.detector.check(
+      this.members,
+      (peer) => this.heard(peer, now),
+      this.nodes.map((n) => n.core),
+    );
+    for (const r of changed) this.byCore.get(r)?.poke();
+  }
+
+  private readonly detector: FailureDetector;
+  private readonly byCore = new Map<Raft, RaftNode<R>>();
 
   /** How many partitions. */
   get count(): number {
@@ -254,6 +289,7 @@ export class PartitionedNode<R = unknown> {
           term: n.term,
           commitIndex: n.commitIndex,
           preferred: this.preferredLeader(partition),
+          quiet: n.quiesced,
         };
       }),
     runWhileLeader: (job, opts = {}) => {
@@ -282,6 +318,9 @@ export class PartitionedNode<R = unknown> {
     for (let p = 0; p < this.nodes.length; p++) {
       const n = this.nodes[p]!;
       const preferred = this.preferredLeader(p);
+      // A partition led here that its preferred member should lead stays awake while that member
+      // answers: the hand-over waits for its acknowledgements, which a quiet group gets none of.
+      n.setKeptAwake(n.isLeader && preferred !== this.id && this.heard(preferred, now));
       if (!n.isLeader || preferred === this.id || this.handingOver.has(p)) {
         this.healthySince.delete(p);
         continue;

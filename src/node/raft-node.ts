@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type * as http from "node:http";
+import type { Raft } from "../raft/raft.js";
 import { seededRandom } from "../raft/random.js";
 import { RawNode } from "../raft/rawnode.js";
 import {
@@ -258,6 +259,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
   private placing = false;
   readonly tickMs: number;
   readonly electionTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
   /** See RaftNodeOptions.followerReadLeases. */
   readonly followerReadLeases: boolean;
   private readonly snapshotEntries: number;
@@ -308,6 +310,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
     this.seedUrls = opts.join?.seeds ?? new Map();
     this.urls = new Map(this.givenUrls);
     const heartbeat = opts.heartbeatIntervalMs ?? 100;
+    this.heartbeatIntervalMs = heartbeat;
     this.electionTimeoutMs = opts.electionTimeoutMs ?? 500;
     if (!(heartbeat > 0 && this.electionTimeoutMs >= 2 * heartbeat)) {
       throw new RangeError("the election timeout must be at least twice the heartbeat interval");
@@ -341,6 +344,9 @@ export class RaftNode<R = unknown> extends EventEmitter {
       leaseDriftTicks: Math.max(1, Math.ceil(Math.round(this.electionTimeoutMs / this.tickMs) / 10)),
       applied: this.applied,
       followerReadLeases: opts.followerReadLeases ?? false,
+      // A partitioned node's idle partitions go quiet (its PartitionedNode detects failed peers);
+      // partition 0, which holds the cluster's elections and leases, never does.
+      quiesce: opts.partition !== undefined && opts.partition.group > 0,
     });
     this.followerReadLeases = opts.followerReadLeases ?? false;
     this.transport =
@@ -371,6 +377,10 @@ export class RaftNode<R = unknown> extends EventEmitter {
           raft.log.term(raft.log.committed) === raft.term,
         term: () => raft.term,
         leader: () => this.leaderInfo,
+        wantLease: () => {
+          this.updateQuiescence();
+          this.kick();
+        },
       },
       (m) => this.log.error(m),
     );
@@ -479,15 +489,67 @@ export class RaftNode<R = unknown> extends EventEmitter {
    * on every group, then, in the check phase of the same turn (after the input that arrived was
    * read, see onTimer), clockCheck() on every group — one immediate for all groups, not one each.
    */
-  clockSync(): void {
+  clockSync(now: number): void {
     if (this.stopped) return;
-    this.lag.sample(performance.now());
-    this.syncClock();
+    // A group quiet before these ticks has no timeout to act on: its check is skipped. One that
+    // went quiet during them has its last heartbeat to send.
+    this.checkDue = !this.raw.raft.quiesced;
+    if (this.checkDue) this.lag.sample(now);
+    this.syncClock(now);
   }
 
   /** @internal See clockSync(). */
   clockCheck(): void {
-    this.afterInput();
+    if (this.checkDue) this.afterInput();
+  }
+
+  private checkDue = true;
+
+  /** @internal Whether this partition is quiet (idle: no heartbeats, no election timer). */
+  get quiesced(): boolean {
+    return this.raw.raft.quiesced;
+  }
+
+  /** @internal The core, for a partitioned node's failure detector (multiraft/host.ts FailureDetector). */
+  get core(): Raft {
+    return this.raw.raft;
+  }
+
+  /** @internal Runs the Ready loop after the failure detector changed the core. */
+  poke(): void {
+    this.kick();
+  }
+
+  private readonly awakeHolds: (() => boolean)[] = [];
+  private keptAwake = false;
+
+  /**
+   * @internal Keeps this partition awake while `hold()` is true (checked every tick while awake,
+   * and before it goes quiet): state whose upkeep needs a leader with a valid lease (a store's
+   * TTL leases, which only such a leader expires).
+   */
+  holdAwakeWhile(hold: () => boolean): void {
+    this.awakeHolds.push(hold);
+    this.updateQuiescence();
+  }
+
+  /** @internal Keeps this partition awake (leader balancing needs its acknowledgements). */
+  setKeptAwake(awake: boolean): void {
+    if (this.keptAwake === awake) return;
+    this.keptAwake = awake;
+    this.updateQuiescence();
+    this.kick();
+  }
+
+  /**
+   * A group may go quiet unless something needs its leader's lease: a leader-only job, a
+   * listener to its leadership's events, a hold (holdAwakeWhile), or the balancer.
+   */
+  private updateQuiescence(): void {
+    const raft = this.raw.raft;
+    if (!raft.quiesceEnabled) return;
+    const awake = this.keptAwake || this.leadership.needsLease() || this.awakeHolds.some((h) => h());
+    raft.setQuiesceAllowed(!awake);
   }
 
   private async restoreStateMachine(): Promise<void> {
@@ -521,6 +583,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
   private readonly afterInput = (): void => {
     if (this.stopped) return;
     this.syncClock();
+    this.updateQuiescence();
     this.raw.checkTimeouts();
     this.leadership.check();
     this.maybePromote();
@@ -534,9 +597,8 @@ export class RaftNode<R = unknown> extends EventEmitter {
    * lease lasts longer than it does. The ticks hold their timeouts (see onTimer): callers may
    * run before pending input is read, and only afterInput acts on the deadlines.
    */
-  syncClock(): void {
+  syncClock(now = performance.now()): void {
     if (this.stopped) return;
-    const now = performance.now();
     let due = Math.floor((now - this.lastTickAt) / this.tickMs);
     if (due <= 0) return;
     this.lastTickAt += due * this.tickMs;

@@ -88,6 +88,19 @@ export interface RaftOptions {
    * a node takes the grants of any leader that sends them, whatever this option says.
    */
   readonly followerReadLeases?: boolean;
+  /**
+   * Quiescence of an idle group (default false), for a host running many groups (see
+   * multiraft/host.ts): a leader whose log is committed and held by every member, with nothing
+   * pending, sends one last heartbeat marked quiet and then stops heartbeating and checking its
+   * quorum; its followers stop their election timers. Any proposal, read, transfer or message
+   * (but an acknowledgement) wakes it. A quiet leader's lease runs out as it would without
+   * acknowledgements, so it serves no lease reads and runs no leader-only job while quiet (the
+   * driver keeps such a group awake: setQuiesceAllowed). Failure detection becomes the host's:
+   * it must call leaderSilent() on the followers of a leader whose node it has not heard from for
+   * an election timeout, and wake() a quiet leader that has not heard from a quorum for as long.
+   * Not with followerReadLeases (a group with them never goes quiet).
+   */
+  readonly quiesce?: boolean;
   /** Index already applied by the state machine (when restarting). */
   readonly applied?: number;
   /** Test-only planted bugs. */
@@ -160,8 +173,19 @@ export class Raft {
   readonly maxSnapshotChunkBytes: number;
   readonly maxUncommittedBytes: number;
   readonly followerReadLeases: boolean;
+  readonly quiesceEnabled: boolean;
   readonly bugs: PlantedBugs;
   private readonly random: RandomSource;
+
+  /** Quiet (see RaftOptions.quiesce): no heartbeats, no election timer, no quorum check. */
+  quiesced = false;
+  /** The driver's say on whether this group may go quiet (a leader whose lease a job needs may not). */
+  private quiesceAllowed = true;
+  /**
+   * Members the host's failure detector holds to be down: a leader may go quiet without them
+   * (a minority), and the host wakes it when one comes back.
+   */
+  quietIgnores: ReadonlySet<NodeId> = new Set();
 
   /** Ticks seen by this node since it started: its own clock, used by leases. */
   tickCount = 0;
@@ -214,6 +238,7 @@ export class Raft {
     this.maxSnapshotChunkBytes = opts.maxSnapshotChunkBytes ?? 1 << 20;
     this.maxUncommittedBytes = opts.maxUncommittedBytes ?? 64 << 20;
     this.followerReadLeases = opts.followerReadLeases ?? false;
+    this.quiesceEnabled = (opts.quiesce ?? false) && !this.followerReadLeases;
     this.bugs = opts.bugs ?? {};
     this.random = opts.random;
 
@@ -326,6 +351,7 @@ export class Raft {
       this.vote = null;
     }
     this.leader = null;
+    this.quiesced = false;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
@@ -354,6 +380,7 @@ export class Raft {
     this.votes.clear();
     this.role = "preCandidate";
     this.leader = null;
+    this.quiesced = false;
     this.voidReadLease();
   }
 
@@ -435,6 +462,7 @@ export class Raft {
   /** Advance logical time by one tick. */
   tick(): void {
     this.tickCount++;
+    if (this.quiesced) return; // the clock moves (leases run out); nothing else does
     if (this.role === "leader") this.tickLeader(true);
     else this.tickElection(true);
   }
@@ -448,6 +476,7 @@ export class Raft {
    */
   tickHeld(): void {
     this.tickCount++;
+    if (this.quiesced) return;
     if (this.role === "leader") this.tickLeader(false);
     else this.tickElection(false);
   }
@@ -503,8 +532,75 @@ export class Raft {
     }
     if (this.heartbeatElapsed >= this.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      this.bcastHeartbeat();
+      if (this.mayQuiesceNow()) {
+        this.bcastHeartbeat(undefined, true);
+        this.quiesced = true;
+      } else {
+        this.bcastHeartbeat();
+      }
     }
+  }
+
+  // ---------------------------------------------------------------- quiescence
+
+  /**
+   * Whether this leader may go quiet: nothing is pending, every entry is committed (one of this
+   * term among them) and held by every member the host holds alive (a majority of voters at
+   * least), each of which answered within an election timeout.
+   * Its last heartbeat then carries the final commit index, so nobody is left waiting on it.
+   */
+  private mayQuiesceNow(): boolean {
+    if (!this.quiesceEnabled || !this.quiesceAllowed || this.role !== "leader") return false;
+    if (this.transferee !== null || this.pendingReads.length > 0 || this.readsAwaitingCommit.length > 0)
+      return false;
+    const last = this.log.lastIndex();
+    if (this.log.committed !== last || this.log.term(last) !== this.term) return false;
+    let down = 0;
+    for (const [id, pr] of this.progress) {
+      if (id !== this.id && this.quietIgnores.has(id)) {
+        if (this.config.voters.includes(id)) down++;
+        continue;
+      }
+      if (pr.match !== last) return false;
+      if (id === this.id) continue;
+      if (pr.state !== "replicate" || this.tickCount - pr.ackedTick >= this.electionTicks) return false;
+    }
+    return this.config.voters.length - down >= (this.config.voters.length >> 1) + 1;
+  }
+
+  /** Whether this group may go quiet (default true); disallowing it wakes the group. */
+  setQuiesceAllowed(allowed: boolean): void {
+    this.quiesceAllowed = allowed;
+    if (!allowed) this.wake();
+  }
+
+  /**
+   * Ends a quiet spell: a leader heartbeats at once (which wakes its followers) and starts a
+   * fresh quorum check; a follower restarts its election timer.
+   */
+  wake(): void {
+    if (!this.quiesced) return;
+    this.quiesced = false;
+    this.electionElapsed = 0;
+    if (this.role !== "leader") return;
+    this.heartbeatElapsed = 0;
+    this.recentActive.clear();
+    this.bcastHeartbeat();
+  }
+
+  /**
+   * The host has not heard from this quiet follower's leader's node for an election timeout:
+   * the follower's timer runs again as if the leader had been silent that long (it was, so the
+   * follower is out of its lease and grants votes), and it campaigns within half a timeout more
+   * (still randomized, so the followers of a dead leader rarely split the vote): a quiet group
+   * is led again within two election timeouts of its leader's death, as an awake one is.
+   */
+  leaderSilent(): void {
+    if (!this.quiesced || this.role === "leader") return;
+    this.quiesced = false;
+    this.electionElapsed = this.electionTicks;
+    this.randomizedElectionTimeout =
+      this.electionTicks + randomInt(this.random, 0, Math.max(1, this.electionTicks >> 1));
   }
 
   // ---------------------------------------------------------------- step
@@ -512,9 +608,18 @@ export class Raft {
   /** Handle one message from a peer. Messages not addressed to this node are ignored. */
   step(m: Message): void {
     if (m.to !== this.id || m.from === this.id) return;
+    // A leader never campaigns: a quiet follower asked for a vote by its own leader knows that
+    // leadership is over (it restarted or stepped down) though its node still answers pings.
+    if (this.quiesced && m.from === this.leader && (m.type === "vote" || m.type === "preVote"))
+      this.leaderSilent();
     if (m.term > this.term) {
       if (m.type === "vote" || m.type === "preVote") {
-        if (!m.force && this.inLease()) return; // a live leader's followers do not disturb it (§9.6 / CheckQuorum)
+        if (!m.force && this.inLease()) {
+          // A live leader's followers do not disturb it (§9.6 / CheckQuorum). A quiet leader wakes:
+          // the candidate missed its last heartbeat, or restarted, and needs to hear from it.
+          if (this.role === "leader") this.wake();
+          return;
+        }
       }
       if (m.type === "preVote" || (m.type === "preVoteResp" && !m.reject)) {
         // A PreVote never changes our term; a granted PreVote response is counted as is.
@@ -621,6 +726,16 @@ export class Raft {
   }
 
   private stepFollower(m: Message): void {
+    // The leader's own traffic wakes a quiet follower (each case below restarts the timer); stray
+    // answers (to an old campaign, a read) do not.
+    if (
+      this.quiesced &&
+      (m.type === "append" ||
+        m.type === "snapshot" ||
+        m.type === "timeoutNow" ||
+        (m.type === "heartbeat" && !m.force))
+    )
+      this.quiesced = false;
     switch (m.type) {
       case "append":
         this.electionElapsed = 0;
@@ -632,6 +747,13 @@ export class Raft {
         this.electionElapsed = 0;
         this.leader = m.from;
         this.acceptReadLease(m);
+        if (m.force && this.quiesceEnabled) {
+          // The leader goes quiet: take its final commit index and stop the timer, unanswered
+          // (an answer would wake it). One that cannot go quiet answers, and its leader stays awake.
+          this.log.commitTo(Math.min(m.commit ?? 0, this.log.lastIndex()));
+          this.quiesced = true;
+          return;
+        }
         this.handleHeartbeat(m);
         return;
       case "snapshot":
@@ -652,6 +774,8 @@ export class Raft {
   }
 
   private stepLeader(m: Message): void {
+    // Acknowledgements still on the wire when the leader went quiet do not wake it; anything else does.
+    if (this.quiesced && m.type !== "heartbeatResp" && !(m.type === "appendResp" && !m.reject)) this.wake();
     const pr = this.progress.get(m.from);
     switch (m.type) {
       case "appendResp": {
@@ -773,7 +897,7 @@ export class Raft {
     }
   }
 
-  private bcastHeartbeat(readSeq?: number): void {
+  private bcastHeartbeat(readSeq?: number, quiesce = false): void {
     const seq = readSeq ?? this.readSeq;
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
@@ -786,6 +910,7 @@ export class Raft {
         commit: Math.min(pr.match, this.log.committed),
         sentTick: this.tickCount,
         readSeq: seq,
+        ...(quiesce ? { force: true } : {}),
         ...this.readLeaseFields(pr),
       });
     }
@@ -1034,6 +1159,7 @@ export class Raft {
 
   /** Appends normal entries; only the leader accepts them. */
   propose(datas: readonly Uint8Array[]): ProposeResult {
+    if (this.role === "leader") this.wake();
     const refused = this.checkProposable();
     if (refused) return refused;
     if (this.uncommittedBytes > this.maxUncommittedBytes) {
@@ -1061,6 +1187,7 @@ export class Raft {
    * change is uncommitted.
    */
   proposeConfChange(cc: ConfChange): ProposeResult {
+    if (this.role === "leader") this.wake();
     const refused = this.checkProposable();
     if (refused) return refused;
     if (!this.committedInTerm()) {
@@ -1161,6 +1288,7 @@ export class Raft {
   }
 
   private readIndexAsLeader(requestId: number, from: NodeId, mode: ReadMode): void {
+    this.wake();
     if (!this.committedInTerm()) {
       // Until our no-op commits we do not know the commit index of earlier terms (§6.4 step 1).
       this.readsAwaitingCommit.push({ requestId, from, mode });
@@ -1399,6 +1527,7 @@ export class Raft {
     const pr = this.progress.get(to);
     if (!pr) return { ok: false, message: `${to} is not a member` };
     if (this.transferee === to) return { ok: true };
+    this.wake();
     this.transferee = to;
     this.electionElapsed = 0;
     if (pr.match === this.log.lastIndex()) {

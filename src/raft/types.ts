@@ -113,7 +113,11 @@ export interface Message {
   /** snapshot: a chunk of a snapshot. snapshotResp: `index` is the snapshot index, `offset` bytes received so far. */
   readonly snapshot?: SnapshotChunk;
   readonly offset?: number;
-  /** vote: this campaign is a leadership transfer and may disturb a live leader's lease. readIndex: the follower asks for a lease read. */
+  /**
+   * vote: this campaign is a leadership transfer and may disturb a live leader's lease. readIndex:
+   * the follower asks for a lease read. heartbeat: the leader goes quiet (see RaftOptions.quiesce);
+   * it is not answered.
+   */
   readonly force?: boolean;
   /**
    * Follower read leases (only when the leader runs with them). append/heartbeat: 0 asks the

@@ -250,6 +250,8 @@ async function startPartitioned(opts: ServerOptions, server: http.Server): Promi
   const parts: ApiOptions[] = stores.map((kv, p) => {
     const node = pnode.partitions.get(p);
     const expiry = leaseExpiry(node, kv);
+    // Only a leader with a valid lease expires leases: a partition holding any stays awake.
+    node.holdAwakeWhile(() => kv.leaseCount > 0);
     return {
       node,
       kv,

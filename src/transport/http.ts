@@ -47,6 +47,12 @@ export interface HttpTransportOptions {
   /** An inbound stream with no frame for this long is closed as dead. Default 10 s. Outbound streams ping at a third of it. */
   readonly idleTimeoutMs?: number;
   /**
+   * An outbound stream with nothing to send for this long sends a ping. Default a third of
+   * idleTimeoutMs. A partitioned node pings once per heartbeat interval: its quiet partitions
+   * send no heartbeats, and these pings are how its peers know it is alive (see lastHeard).
+   */
+  readonly pingIntervalMs?: number;
+  /**
    * Whether to take a peer stream from `from`: null to accept, else why not (answered `410
    * member_removed`: a member whose removal is committed). Default: accept everyone.
    */
@@ -251,7 +257,7 @@ class PeerLink {
   }
 
   private startPing(): void {
-    const every = Math.max(50, Math.floor(this.t.idleTimeoutMs / 3));
+    const every = this.t.pingIntervalMs;
     this.pingTimer = setInterval(() => {
       if (this.socket && Date.now() - this.lastSend >= every) {
         this.lastSend = Date.now();
@@ -304,6 +310,9 @@ export class HttpTransport implements Transport {
   readonly logger: TransportLogger;
   readonly maxQueueBytes: number;
   readonly idleTimeoutMs: number;
+  readonly pingIntervalMs: number;
+  /** When (performance.now()) each peer's stream to this node last brought anything, pings included. */
+  private readonly heardAt = new Map<NodeId, number>();
   readonly tls: TlsMaterial | undefined;
   readonly groups: number;
   private links = new Map<NodeId, PeerLink>();
@@ -326,6 +335,7 @@ export class HttpTransport implements Transport {
     this.logger = opts.logger ?? { info: () => {}, warn: (m) => console.warn(`ballot transport: ${m}`) };
     this.maxQueueBytes = opts.maxQueueBytes ?? 64 << 20;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 10_000;
+    this.pingIntervalMs = opts.pingIntervalMs ?? Math.max(50, Math.floor(this.idleTimeoutMs / 3));
     this.admit = opts.admit ?? (() => null);
     this.formerClusterId = opts.formerClusterId;
     this.priority = opts.priority ?? 0;
@@ -479,6 +489,7 @@ export class HttpTransport implements Transport {
       });
     }
     const onData = (chunk: Buffer): void => {
+      this.heardAt.set(from, performance.now());
       try {
         for (const f of reader.push(chunk)) {
           if (f.byteLength === 0) continue; // ping
@@ -502,6 +513,11 @@ export class HttpTransport implements Transport {
     socket.on("error", () => {});
     socket.on("close", () => this.inbound.delete(socket));
     if (head.length > 0) onData(head);
+  }
+
+  /** When (performance.now()) `peer` last sent this node anything, pings included; undefined if never. */
+  lastHeard(peer: NodeId): number | undefined {
+    return this.heardAt.get(peer);
   }
 
   /** The priority `peer` announced, if it has opened a stream to this node. */

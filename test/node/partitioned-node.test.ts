@@ -234,6 +234,134 @@ describe("PartitionedNode: many Raft groups per member", () => {
     );
   });
 
+  it("idle partitions go quiet; writes and reads wake them; a member's death still hands its quiet partitions over within two election timeouts", async () => {
+    const Q = 16;
+    const HB = 40;
+    const ids = ["a", "b", "c"];
+    const { servers, members } = await listeners(ids);
+    const journals = new Map<string, Journal[]>();
+    const nodes = new Map<string, PartitionedNode<number>>();
+    const open = async (id: string) => {
+      const js = Array.from({ length: Q }, () => new Journal());
+      journals.set(id, js);
+      const node = await PartitionedNode.start<number>({
+        id,
+        members,
+        partitions: Q,
+        dataDir: join(root, `quiet-${id}`),
+        stateMachine: (p) => js[p]!,
+        heartbeatIntervalMs: HB,
+        electionTimeoutMs: ET,
+        logger: quiet,
+      });
+      node.attach(servers.get(id)!);
+      nodes.set(id, node);
+    };
+    await Promise.all(ids.map(open));
+    const status = (id: string) => nodes.get(id)!.partitions.status();
+    const waitFor = async (what: string, cond: () => boolean, ms: number) => {
+      const until = performance.now() + ms;
+      while (!cond()) {
+        if (performance.now() > until)
+          assert.fail(
+            `timed out waiting for ${what}: ${ids
+              .filter((id) => nodes.has(id))
+              .map((id) => `${id}: ${status(id).map((s) => `${s.leader?.id ?? "-"}${s.quiet ? "q" : ""}`)}`)
+              .join("; ")}`,
+          );
+        await sleep(10);
+      }
+    };
+    const live = () => ids.filter((id) => nodes.has(id));
+    const settled = (who: string[], leaderOf: (p: number) => string) =>
+      who.every((id) =>
+        status(id).every((s) => s.leader?.id === leaderOf(s.partition) && (s.partition === 0 || s.quiet)),
+      );
+
+    // Balanced, then quiet: every partition but 0 idles with no heartbeats on every member.
+    const preferred = (p: number) => ids[p % ids.length]!;
+    await waitFor("balanced and quiet", () => settled(ids, preferred), 30 * ET);
+    assert.equal(
+      status("a")[0]!.quiet,
+      false,
+      "partition 0 (elections, leases, configuration) never goes quiet",
+    );
+
+    // A write wakes a quiet partition, commits and is applied everywhere; the partition goes quiet again.
+    const enc = new TextEncoder();
+    for (const p of [1, 2, 3]) {
+      const leader = nodes.get(preferred(p))!.partitions.get(p);
+      assert.equal(await leader.propose(enc.encode(`write ${p}`)), 1);
+    }
+    await waitFor(
+      "applied everywhere, quiet again",
+      () =>
+        settled(ids, preferred) &&
+        ids.every((id) => [1, 2, 3].every((p) => journals.get(id)![p]!.applied.join() === `write ${p}`)),
+      20 * ET,
+    );
+    // A linearizable read on a quiet partition (its lease ran out): a quorum round wakes it.
+    const reader = nodes.get("a")!.partitions.get(4);
+    assert.ok(status("a")[4]!.quiet);
+    assert.ok((await reader.readBarrier({ consistency: "linearizable", timeoutMs: 10 * ET })) >= 1);
+    // A follower's read too (it asks the leader, which wakes).
+    assert.ok(
+      (await nodes
+        .get("b")!
+        .partitions.get(4)
+        .readBarrier({ timeoutMs: 10 * ET })) >= 1,
+    );
+    await waitFor("quiet after the reads", () => settled(ids, preferred), 20 * ET);
+
+    // Kill c while its partitions are quiet: only the failure detector (pings stop) can tell.
+    const cLeads = status("a")
+      .filter((s) => s.leader?.id === "c")
+      .map((s) => s.partition);
+    assert.ok(cLeads.length >= 5 && cLeads.every((p) => status("a")[p]!.quiet && status("b")[p]!.quiet));
+    const killedAt = performance.now();
+    await nodes.get("c")!.stop({ transferLeadership: false });
+    nodes.delete("c");
+    servers.get("c")!.closeAllConnections();
+    await new Promise<void>((r) => servers.get("c")!.close(() => r()));
+    await waitFor(
+      "every partition led by a or b",
+      () =>
+        status("a").every(
+          (s, p) =>
+            (s.leader?.id === "a" || s.leader?.id === "b") &&
+            status("b")[p]!.leader?.id === s.leader.id &&
+            nodes.get(s.leader.id)!.partitions.get(p).isLeader,
+        ),
+      10 * ET,
+    );
+    const failover = performance.now() - killedAt;
+    console.log(
+      `quiet partitions: every one of ${Q} led again ${failover.toFixed(0)} ms after a member died (election timeout ${ET} ms, ${cLeads.length} of them quiet on it)`,
+    );
+    // Two election timeouts and a failure-detector period, with room for a loaded 2-core machine.
+    assert.ok(failover < 3 * ET, `failover took ${failover.toFixed(0)} ms`);
+    // With c down the survivors' partitions go quiet again (c cannot take its back).
+    await waitFor(
+      "quiet without c",
+      () => live().every((id) => status(id).every((s) => s.partition === 0 || s.quiet)),
+      30 * ET,
+    );
+
+    // c comes back: it is handed its partitions again, and everything goes quiet once more.
+    const server = http.createServer((_, res) => res.writeHead(404).end());
+    await new Promise<void>((r) => server.listen(Number(new URL(members.c!).port), "127.0.0.1", r));
+    servers.set("c", server);
+    await open("c");
+    await waitFor("balanced and quiet again", () => settled(ids, preferred), 40 * ET);
+    assert.equal(journals.get("c")![2]!.applied.join(), "write 2");
+
+    await Promise.all([...nodes.values()].map((n) => n.stop()));
+    for (const s of servers.values()) {
+      s.closeAllConnections();
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+  });
+
   it("--priority places partition 0 on the member of highest priority; the others stay spread", async () => {
     const ids = ["a", "b", "c"];
     const { servers, members } = await listeners(ids);

@@ -108,6 +108,7 @@ if (verbose) {
     events: 0,
     withFollowerReadLeases: 0,
     localLeaseReads: 0,
+    quietSpells: 0,
   };
   for (const o of res.outcomes) {
     const s = o.stats;
@@ -124,6 +125,7 @@ if (verbose) {
     tot.events += s.events;
     if (s.followerReadLeases) tot.withFollowerReadLeases++;
     tot.localLeaseReads += s.localLeaseReads;
+    tot.quietSpells += s.quietSpells;
   }
   console.log(JSON.stringify({ ...tot, elapsedMs: res.elapsedMs }));
 }

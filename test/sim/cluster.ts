@@ -80,11 +80,15 @@ export interface SimStats {
   localLeaseReads: number;
   /** Envelopes that carried messages of several groups at once (coalesced heartbeats among them). */
   coalesced: number;
+  /** Times a group's leader went quiet (multi-group runs quiesce idle groups). */
+  quietSpells: number;
 }
 
 export class SimFailure extends Error {}
 
 const TICK_MS = 10;
+/** Trace lines kept for a failure's report (BALLOT_SIM_TRACE=N keeps more, to debug a seed). */
+const TRACE_KEEP = Math.max(300, Number(process.env.BALLOT_SIM_TRACE ?? 0) || 0);
 const ELECTION_TICKS = 10;
 const HEARTBEAT_TICKS = 2;
 const SNAPSHOT_EVERY = 40;
@@ -138,6 +142,8 @@ interface SimGroup {
   readWaiters: { index: number; requestId: number; op: OpRecord }[];
   lastCommit: number;
   wasLeaderInTerm: number;
+  /** Whether this group was a quiet leader when last checked. */
+  wasQuiet: boolean;
   firstCommitInTerm: number;
 }
 
@@ -240,6 +246,7 @@ export class Simulation {
       followerReadLeases: this.opts.followerReadLeases,
       localLeaseReads: 0,
       coalesced: 0,
+      quietSpells: 0,
     };
     this.maxMsgBytes = [1, 200, 4096][randomInt(this.rng, 0, 3)]!;
     this.maxInflight = [1, 4, 64][randomInt(this.rng, 0, 3)]!;
@@ -291,6 +298,7 @@ export class Simulation {
           readWaiters: [],
           lastCommit: 0,
           wasLeaderInTerm: 0,
+          wasQuiet: false,
           firstCommitInTerm: 0,
         });
       }
@@ -314,7 +322,7 @@ export class Simulation {
   private trace(line: string): void {
     if (!this.opts.trace) return;
     this.traceLog.push(`${this.now.toFixed(1).padStart(7)}ms ${line}`);
-    if (this.traceLog.length > 400) this.traceLog.splice(0, this.traceLog.length - 300);
+    if (this.traceLog.length > TRACE_KEEP + 100) this.traceLog.splice(0, this.traceLog.length - TRACE_KEEP);
   }
 
   traceTail(n: number): string[] {
@@ -364,6 +372,8 @@ export class Simulation {
     node.host = new MultiRaft({
       id: node.id,
       groups: this.opts.groups,
+      // As a partitioned node runs: idle groups go quiet, the host detects failed peers.
+      quiesce: this.opts.groups > 1,
       group: (g) => ({
         storage: log.group(g),
         random: seededRandom(Math.floor(this.rng() * 2 ** 32)),
@@ -1070,6 +1080,9 @@ export class Simulation {
     const name = `${node.id} ${this.gname(sg.group)}`;
     const raft = sg.raw!.raft;
     if (raft.term > this.stats.maxTerm) this.stats.maxTerm = raft.term;
+    const quiet = raft.quiesced && raft.role === "leader";
+    if (quiet && !sg.wasQuiet) this.stats.quietSpells++;
+    sg.wasQuiet = quiet;
     // Commit index never decreases within a node's life.
     const commit = raft.log.committed;
     if (commit < sg.lastCommit) this.fail(`${name}commit index went back from ${sg.lastCommit} to ${commit}`);

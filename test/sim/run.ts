@@ -50,7 +50,7 @@ export function runSeed(seed: number, opts: RunOptions = {}): SeedOutcome {
     } catch {
       // expected: the same failure, now with a trace
     }
-    trace = again.traceTail(60);
+    trace = again.traceTail(Number(process.env.BALLOT_SIM_TRACE ?? 60));
     return { seed, ok: false, error, trace };
   }
 }

@@ -95,6 +95,9 @@ describe("deterministic simulation of partitioned nodes (many Raft groups per no
       assert.equal(res.failed.length, 0, detail);
       assert.ok(res.outcomes.every((o) => o.stats?.groups === groups));
       assert.ok(coalesced > count * 10, "groups' messages to one peer leave together");
+      const quiet = res.outcomes.reduce((n, o) => n + (o.stats?.quietSpells ?? 0), 0);
+      console.log(`sim, ${groups} groups: ${quiet} quiet spells of idle groups`);
+      assert.ok(quiet > count * 5, "idle groups go quiet (and wake again: the runs stay live)");
     });
   }
 
