@@ -99,6 +99,17 @@ async function drive(
   return { opsPerSec: Math.round(lat.length / seconds), p50Ms: q(0.5), p99Ms: q(0.99), errors, redirects };
 }
 
+/** How many partitions each member reports quiet (GET /v1/cluster). */
+async function quietCounts(c: ProcCluster): Promise<number[]> {
+  return Promise.all(
+    c.ids.map(async (id) => {
+      const r = await fetch(`${c.url(id)}/v1/cluster`);
+      const body = (await r.json()) as { partitions?: { quiet?: boolean }[] };
+      return (body.partitions ?? []).filter((p) => p.quiet).length;
+    }),
+  );
+}
+
 /** CPU ticks (user + system) and RSS of a process, from /proc. */
 function sample(pid: number): { ticks: number; rssMb: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -153,7 +164,14 @@ const startedAt = Date.now();
 const idle = await ProcCluster.start({ extraArgs: ["--partitions", String(idleCount)] });
 try {
   const startMs = Date.now() - startedAt;
-  await sleep(5000); // elections and balancing settle
+  // Elections and balancing settle, then idle partitions go quiet (all but partition 0).
+  const settleStart = Date.now();
+  let quiet = await quietCounts(idle);
+  while (quiet.some((q) => q < idleCount - 1) && Date.now() - settleStart < 60_000) {
+    await sleep(1000);
+    quiet = await quietCounts(idle);
+  }
+  const settleMs = Date.now() - settleStart;
   const pids = idle.ids.map((id) => idle.procs.get(id)!.pid!);
   const a = pids.map(sample);
   const t0 = performance.now();
@@ -161,9 +179,12 @@ try {
   const b = pids.map(sample);
   const elapsed = (performance.now() - t0) / 1000;
   const hz = 100; // USER_HZ on Linux
+  const quietAfter = await quietCounts(idle);
   out.idle = {
     partitions: idleCount,
     startMs,
+    quietAfterMs: settleMs,
+    quietPartitions: { before: quiet, after: quietAfter },
     perNode: idle.ids.map((id, i) => ({
       id,
       cpuPercentOfCore: Math.round(((b[i]!.ticks - a[i]!.ticks) / hz / elapsed) * 1000) / 10,

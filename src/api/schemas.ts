@@ -113,6 +113,11 @@ export const COMPONENTS = {
             leader: { $ref: "#/components/schemas/LeaderRef" },
             term: count,
             commitIndex: count,
+            quiet: {
+              type: "boolean",
+              description:
+                "the partition is idle and quiet on this node: no heartbeats, no election timer, woken by any write, read or failure",
+            },
           },
         },
       },

@@ -59,6 +59,8 @@ export type ClusterStatus = {
     readonly leader: LeaderRef;
     readonly term: number;
     readonly commitIndex: number;
+    /** the partition is idle and quiet on this node: no heartbeats, no election timer, woken by any write, read or failure */
+    readonly quiet?: boolean;
   }[];
 };
 

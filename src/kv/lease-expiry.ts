@@ -86,6 +86,12 @@ export class LeaseExpiry {
   }
 
   check(): void {
+    if (this.deadlines.size === 0) {
+      // Nothing to expire (the common case of a partition that holds no lease): skip the
+      // leadership check, and decide afresh (catching up first) once a lease appears.
+      this.leading = false;
+      return;
+    }
     if (!this.opts.isLeader()) {
       this.leading = false;
       return;

@@ -152,6 +152,7 @@ export function createPartitionedApi(opts: PartitionedApiOptions): http.RequestL
       leader: s.leader,
       term: s.term,
       commitIndex: s.commitIndex,
+      quiet: s.quiet,
     }));
 
   /**

@@ -197,8 +197,9 @@ function nodeOptions(opts: ServerOptions) {
 }
 
 /** Expires `kv`'s leases through `node` while it leads. */
-function leaseExpiry(node: RaftNode<KvResult>, kv: KvStore): LeaseExpiry {
+function leaseExpiry(node: RaftNode<KvResult>, kv: KvStore, intervalMs?: number): LeaseExpiry {
   return new LeaseExpiry({
+    intervalMs,
     store: kv,
     propose: (c) => node.propose(encodeCommand(c)),
     isLeader: () => node.leadership.isLeader,
@@ -249,7 +250,8 @@ async function startPartitioned(opts: ServerOptions, server: http.Server): Promi
   }
   const parts: ApiOptions[] = stores.map((kv, p) => {
     const node = pnode.partitions.get(p);
-    const expiry = leaseExpiry(node, kv);
+    // Checked by one timer for every partition (below), not one each.
+    const expiry = leaseExpiry(node, kv, 0);
     // Only a leader with a valid lease expires leases: a partition holding any stays awake.
     node.holdAwakeWhile(() => kv.leaseCount > 0);
     return {
@@ -262,6 +264,10 @@ async function startPartitioned(opts: ServerOptions, server: http.Server): Promi
       tls: opts.tls,
     };
   });
+  const expiryTimer = setInterval(() => {
+    for (const p of parts) p.expiry.check();
+  }, 100);
+  expiryTimer.unref();
   // Metrics and the dashboard are partition 0's for now (the partition grid is not built yet).
   const metrics = createMetrics(pnode.partitions.get(0) as RaftNode<unknown>);
   addPartitionMetrics(metrics, pnode);
@@ -293,6 +299,7 @@ async function startPartitioned(opts: ServerOptions, server: http.Server): Promi
     url,
     stop() {
       stopping ??= (async () => {
+        clearInterval(expiryTimer);
         for (const p of parts) p.expiry.stop();
         metrics.stop();
         await pnode.stop();
