@@ -121,7 +121,7 @@ function sample(pid: number): { ticks: number; rssMb: number } {
 
 const out: Record<string, unknown> = {
   benchmark: "partitions",
-  description: `3 members on one machine, ballot start --partitions P (hash rule); one driver keeps K=${k} writes of 100-byte values over ${KEYS} keys in flight, each sent to its partition's leader through undici Pools, one request per write; ${seconds} s per run, ${rounds} rounds, counts interleaved. Idle: 3 members of ${idleCount} partitions doing nothing for ${idleSeconds} s, CPU and RSS per process from /proc`,
+  description: `3 members on one machine, ballot start --partitions P (hash rule); one driver keeps K=${k} writes of 100-byte values over ${KEYS} keys in flight, each sent to its partition's leader through undici Pools, one request per write; ${seconds} s per run, ${rounds} rounds, counts interleaved. Idle: 3 members of ${idleCount} partitions doing nothing for ${idleSeconds} s, CPU and RSS per process from /proc, and the same for one partition as the baseline of any idle member`,
   date: new Date().toISOString(),
   machine: describeMachine(),
 };
@@ -159,42 +159,50 @@ out.writes = Object.fromEntries(
   ]),
 );
 
-// Idle cost.
-const startedAt = Date.now();
-const idle = await ProcCluster.start({ extraArgs: ["--partitions", String(idleCount)] });
-try {
-  const startMs = Date.now() - startedAt;
-  // Elections and balancing settle, then idle partitions go quiet (all but partition 0).
-  const settleStart = Date.now();
-  let quiet = await quietCounts(idle);
-  while (quiet.some((q) => q < idleCount - 1) && Date.now() - settleStart < 60_000) {
+// Idle cost: `count` partitions per member doing nothing, after they went quiet.
+async function idleCost(count: number): Promise<Record<string, unknown>> {
+  const startedAt = Date.now();
+  const idle = await ProcCluster.start({ extraArgs: count > 1 ? ["--partitions", String(count)] : [] });
+  try {
+    const startMs = Date.now() - startedAt;
+    // Elections and balancing settle, then idle partitions go quiet (all but partition 0).
+    const settleStart = Date.now();
     await sleep(1000);
-    quiet = await quietCounts(idle);
+    let quiet = await quietCounts(idle);
+    while (quiet.some((q) => q < count - 1) && Date.now() - settleStart < 60_000) {
+      await sleep(1000);
+      quiet = await quietCounts(idle);
+    }
+    const settleMs = Date.now() - settleStart;
+    const pids = idle.ids.map((id) => idle.procs.get(id)!.pid!);
+    const a = pids.map(sample);
+    const t0 = performance.now();
+    await sleep(idleSeconds * 1000);
+    const b = pids.map(sample);
+    const elapsed = (performance.now() - t0) / 1000;
+    const hz = 100; // USER_HZ on Linux
+    const quietAfter = await quietCounts(idle);
+    const result = {
+      partitions: count,
+      startMs,
+      quietAfterMs: settleMs,
+      quietPartitions: { before: quiet, after: quietAfter },
+      perNode: idle.ids.map((id, i) => ({
+        id,
+        cpuPercentOfCore: Math.round(((b[i]!.ticks - a[i]!.ticks) / hz / elapsed) * 1000) / 10,
+        rssMb: b[i]!.rssMb,
+      })),
+    };
+    console.log(`idle, ${count} partition(s) per node (started in ${startMs} ms):`, JSON.stringify(result));
+    return result;
+  } finally {
+    await idle.stop();
   }
-  const settleMs = Date.now() - settleStart;
-  const pids = idle.ids.map((id) => idle.procs.get(id)!.pid!);
-  const a = pids.map(sample);
-  const t0 = performance.now();
-  await sleep(idleSeconds * 1000);
-  const b = pids.map(sample);
-  const elapsed = (performance.now() - t0) / 1000;
-  const hz = 100; // USER_HZ on Linux
-  const quietAfter = await quietCounts(idle);
-  out.idle = {
-    partitions: idleCount,
-    startMs,
-    quietAfterMs: settleMs,
-    quietPartitions: { before: quiet, after: quietAfter },
-    perNode: idle.ids.map((id, i) => ({
-      id,
-      cpuPercentOfCore: Math.round(((b[i]!.ticks - a[i]!.ticks) / hz / elapsed) * 1000) / 10,
-      rssMb: b[i]!.rssMb,
-    })),
-  };
-  console.log(`idle, ${idleCount} partitions per node (started in ${startMs} ms):`, JSON.stringify(out.idle));
-} finally {
-  await idle.stop();
 }
+// The same members with one partition, in the same run: what any idle member costs (its tick
+// timer, partition 0's heartbeats), against which the many partitions' cost is read.
+out.idleOnePartition = await idleCost(1);
+out.idle = await idleCost(idleCount);
 writeFileSync(
   new URL("../../../bench/results/partitions.json", import.meta.url),
   `${JSON.stringify(out, null, 2)}\n`,

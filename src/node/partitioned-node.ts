@@ -140,18 +140,27 @@ export class PartitionedNode<R = unknown> {
     this.detector = new FailureDetector(id);
     for (const n of nodes) this.byCore.set(n.core, n);
     const first = nodes[0]!;
-    // One timer drives every group's clock: P timers would each wake the event loop. Quiet
-    // partitions cost a clock update each per tick; only awake ones act on timeouts.
+    // One timer drives every group's clock: P timers would each wake the event loop. It ticks the
+    // awake partitions only: one found quiet leaves the set until something wakes it (onAwake),
+    // and its clock is caught up when next used, so 1,000 idle partitions cost no work per tick.
+    const awake = new Set(nodes);
+    for (const n of nodes) n.onAwake = () => awake.add(n);
+    let due: RaftNode<R>[] = [];
     const check = () => {
-      for (const n of this.nodes) n.clockCheck();
+      const list = due;
+      due = [];
+      for (const n of list) n.clockCheck();
     };
     const detectEvery = Math.max(1, Math.round(first.heartbeatIntervalMs / first.tickMs));
     let ticks = 0;
     this.clock = setInterval(() => {
       const now = performance.now();
-      for (const n of this.nodes) n.clockSync(now);
+      for (const n of awake) {
+        if (n.clockSync(now)) due.push(n);
+        else awake.delete(n);
+      }
       if (++ticks % detectEvery === 0) this.detectSilence(now);
-      setImmediate(check);
+      if (due.length > 0) setImmediate(check);
     }, first.tickMs);
     this.balancer = setInterval(() => this.balance(), first.electionTimeoutMs);
   }

@@ -474,6 +474,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
       // A leader stamps a follower's clock reading with its own tick count on arrival: a count left
       // behind by a stalled event loop would stretch the read lease computed from it.
       if (node.followerReadLeases && node.raw.raft.role === "leader") node.syncClock();
+      else node.catchUpQuiet();
       if (m.type === "heartbeatResp") node.observeRtt(m.from);
       node.raw.step(m);
       node.kick();
@@ -489,16 +490,45 @@ export class RaftNode<R = unknown> extends EventEmitter {
    * on every group, then, in the check phase of the same turn (after the input that arrived was
    * read, see onTimer), clockCheck() on every group — one immediate for all groups, not one each.
    */
-  clockSync(now: number): void {
-    if (this.stopped) return;
-    // A group quiet before these ticks has no timeout to act on: its check is skipped. One that
-    // went quiet during them has its last heartbeat to send.
+  clockSync(now: number): boolean {
+    if (this.stopped) return false;
+    // A group quiet before these ticks has nothing to act on and is not ticked at all: its clock
+    // is caught up (catchUpQuiet) before anything reads it. One that went quiet during these
+    // ticks still has its last heartbeat to send.
     this.checkDue = !this.raw.raft.quiesced;
-    if (this.checkDue) this.lag.sample(now);
+    if (!this.checkDue) {
+      this.asleep = true;
+      return false;
+    }
+    this.lag.sample(now);
     this.syncClock(now);
+    return true;
   }
 
-  /** @internal See clockSync(). */
+  /**
+   * @internal Called when a partition the shared clock found quiet (clockSync returned false)
+   * may be awake again: anything that wakes a core either kicks the Ready loop or changes
+   * whether it may stay quiet, and both pass through noteAwake().
+   */
+  onAwake: (() => void) | null = null;
+  private asleep = false;
+
+  private noteAwake(): void {
+    if (!this.asleep) return;
+    this.asleep = false;
+    this.onAwake?.();
+  }
+
+  /**
+   * Catches the clock of a quiet partition up before its core is used: the shared clock skips
+   * quiet partitions (clockSync), and a core acting on a stale clock would stamp acknowledgements
+   * and clock readings in the past.
+   */
+  private catchUpQuiet(): void {
+    if (this.partitioned && this.raw.raft.quiesced) this.syncClock();
+  }
+
+  /** @internal See clockSync(); called for the partitions it returned true for. */
   clockCheck(): void {
     if (this.checkDue) this.afterInput();
   }
@@ -512,6 +542,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
 
   /** @internal The core, for a partitioned node's failure detector (multiraft/host.ts FailureDetector). */
   get core(): Raft {
+    this.catchUpQuiet();
     return this.raw.raft;
   }
 
@@ -550,6 +581,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
     if (!raft.quiesceEnabled) return;
     const awake = this.keptAwake || this.leadership.needsLease() || this.awakeHolds.some((h) => h());
     raft.setQuiesceAllowed(!awake);
+    if (!raft.quiesced) this.noteAwake();
   }
 
   private async restoreStateMachine(): Promise<void> {
@@ -602,6 +634,8 @@ export class RaftNode<R = unknown> extends EventEmitter {
     let due = Math.floor((now - this.lastTickAt) / this.tickMs);
     if (due <= 0) return;
     this.lastTickAt += due * this.tickMs;
+    // A quiet group's ticks only move its clock: no loop, and no stall to record.
+    if (this.raw.elapseQuiet(due)) return;
     if (due > this.maxTickBurst) this.maxTickBurst = due;
     if (due > 10_000) due = 10_000;
     for (let i = 0; i < due; i++) this.raw.tickHeld();
@@ -616,6 +650,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
   // ---------------------------------------------------------------- the Ready loop
 
   private kick(): void {
+    this.noteAwake();
     if (this.scheduled || this.stopped) return;
     this.scheduled = true;
     setImmediate(() => {
@@ -775,6 +810,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
       if (risk !== null) throw new MembershipError("quorum_at_risk", risk);
       cc = { type: "remove", id: change.id, urls };
     }
+    this.catchUpQuiet();
     const res = this.raw.proposeConfChange(cc);
     if (!res.ok) {
       if (res.error === "not_leader") throw this.notLeader();
@@ -929,6 +965,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
     if (r.role !== "leader" || !waiting || waiting.length === 0 || r.configIndex > r.log.committed) return;
     for (const id of waiting) {
       if (!r.config.learners.includes(id) || this.catchUpGap(id) !== null) continue;
+      this.catchUpQuiet();
       const res = this.raw.proposeConfChange({ type: "addVoter", id });
       if (res.ok) {
         this.log.info(`learner ${id} has caught up: promoting it to voter (index ${res.index})`);
@@ -1052,6 +1089,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
     // Before the core sees it: a refused proposal must leave no trace in the log.
     const refused = this.admission("proposal", 0);
     if (refused) return Promise.reject(refused);
+    this.catchUpQuiet();
     const res = this.raw.propose(command);
     if (!res.ok) {
       if (res.error === "not_leader") return Promise.reject(this.notLeader());
@@ -1128,6 +1166,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
     // Never trust a lease on a stale clock. The core checks a follower's read lease in readIndex()
     // itself, on the clock just brought up to date: an expired one falls back to asking the leader.
     if (opts.consistency === "lease") this.syncClock();
+    else this.catchUpQuiet();
     const id = this.nextReadId++;
     const timeoutMs = opts.timeoutMs ?? 2 * this.electionTimeoutMs;
     return new Promise<number>((resolve, reject) => {
@@ -1198,6 +1237,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
   }
 
   private async handOver(id: NodeId): Promise<void> {
+    this.catchUpQuiet();
     const res = this.raw.transferLeadership(id);
     if (!res.ok) throw new UnavailableError(res.message);
     this.kick();
@@ -1241,6 +1281,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
   }
 
   status(): NodeStatus {
+    this.catchUpQuiet();
     const r = this.raw.raft;
     const st = this.raw.status();
     const last = r.log.lastIndex();

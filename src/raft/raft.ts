@@ -481,6 +481,18 @@ export class Raft {
     else this.tickElection(false);
   }
 
+  /**
+   * Advances a quiet group's clock by `n` ticks at once and returns true; returns false (and
+   * does nothing) when the group is awake. A quiet group's ticks only move its clock, so a host
+   * with many quiet groups need not tick each one: it catches a group's clock up like this
+   * before the group's next input.
+   */
+  elapseQuiet(n: number): boolean {
+    if (!this.quiesced) return false;
+    if (n > 0) this.tickCount += n;
+    return true;
+  }
+
   /** Acts on an election timeout or quorum check that fell due during tickHeld() ticks. */
   checkTimeouts(): void {
     if (this.role === "leader") {
@@ -1341,7 +1353,15 @@ export class Raft {
    * for an election timeout after receiving it. The drift bound covers clocks running at different rates.
    */
   leaseExpiresAtTick(): number {
-    if (this.role !== "leader" || !this.checkQuorum || this.leaseVoid || this.transferee !== null) {
+    // A quiet leader holds no lease: its host may leave its clock behind (elapseQuiet), and a
+    // lease read wakes it anyway, after which the acknowledgements it had count again.
+    if (
+      this.role !== "leader" ||
+      !this.checkQuorum ||
+      this.leaseVoid ||
+      this.transferee !== null ||
+      this.quiesced
+    ) {
       return Number.NEGATIVE_INFINITY;
     }
     const start = majorityValue(this.config.voters, (id) =>

@@ -68,6 +68,11 @@ export class RawNode {
     this.raft.tickHeld();
   }
 
+  /** Catches a quiet group's clock up by `n` ticks; false if the group is awake. See Raft.elapseQuiet. */
+  elapseQuiet(n: number): boolean {
+    return this.raft.elapseQuiet(n);
+  }
+
   /** Acts on the timeouts that fell due during tickHeld() ticks; see Raft.checkTimeouts. */
   checkTimeouts(): void {
     this.raft.checkTimeouts();

@@ -66,6 +66,12 @@ export interface ApiOptions {
   readonly tls?: TlsMaterial;
   /** A partitioned member: who leads each partition, for the dashboard's partition grid. */
   readonly dashboardPartitions?: PartitionSource;
+  /**
+   * Whether this API serves the dashboard (default true). A partitioned member serves one, the
+   * member's (partition 0's, with the partition grid): a sampler per partition would wake the
+   * event loop twice a second per partition for pages nobody asks for.
+   */
+  readonly dashboard?: boolean;
 }
 
 /** What route modules get from the API: the node, the store and the shared request machinery. */
@@ -228,7 +234,8 @@ export function createRoutes(opts: ApiOptions, gate: Gate): Routes {
   const { node, kv } = opts;
   const checkedOf = gate.checked;
   let openapiText: string | null = null;
-  const dashboard = createDashboard(node, opts.dashboardPartitions);
+  const dashboard = opts.dashboard === false ? null : createDashboard(node, opts.dashboardPartitions);
+  const noDashboard = () => new HttpError(404, "not_found", "this member's dashboard is partition 0's");
   // Node-to-node requests present this node's certificate and trust the cluster's CA.
   const tls = opts.tls;
   const peerAgent = tls
@@ -613,8 +620,10 @@ export function createRoutes(opts: ApiOptions, gate: Gate): Routes {
           },
         );
       case "dashboard":
+        if (!dashboard) throw noDashboard();
         return dashboard.page(res, "GET");
       case "dashboardEvents":
+        if (!dashboard) throw noDashboard();
         return dashboard.events(res, "GET");
     }
     if (path.startsWith("/v1/cluster/")) return handleCluster(ctx, req, res, url, method);

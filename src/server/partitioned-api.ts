@@ -128,6 +128,10 @@ export function createPartitionedApi(opts: PartitionedApiOptions): http.RequestL
           throw crossPartition(`lease ${match.params.id} is held by partition ${p}, not ${asked}`);
         return p;
       }
+      case "dashboard":
+      case "dashboardEvents":
+        // One dashboard per member, with every partition in its grid.
+        return 0;
       case "listLeases":
       case "saveSnapshot":
         if (asked === null && count > 1)
@@ -141,7 +145,7 @@ export function createPartitionedApi(opts: PartitionedApiOptions): http.RequestL
         return p;
       }
       default:
-        // Elections (in partition 0 unless named), leases granted, the cluster, probes, the dashboard.
+        // Elections (in partition 0 unless named), leases granted, the cluster, probes.
         return asked ?? 0;
     }
   };

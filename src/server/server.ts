@@ -280,7 +280,9 @@ async function startPartitioned(opts: ServerOptions, server: http.Server): Promi
         node: pnode,
         partitioner,
         parts: parts.map((p, i) =>
-          i === 0 ? { ...p, metrics, dashboardPartitions: () => pnode.partitions.status() } : p,
+          i === 0
+            ? { ...p, metrics, dashboardPartitions: () => pnode.partitions.status() }
+            : { ...p, dashboard: false },
         ),
       }),
     ),

@@ -77,6 +77,25 @@ describe("quiescence of idle groups", () => {
     assert.equal(c.raft("a").leaseValid(), true);
   });
 
+  it("a quiet leader holds no lease even before it runs out, and its clock can be caught up at once", () => {
+    const c = quietCluster();
+    const a = c.raft("a");
+    assert.equal(a.quiesced, true);
+    // Just quiet: the acknowledgements are fresh, yet a host that skips quiet groups' ticks
+    // (elapseQuiet) may have left its clock behind, so no lease is claimed while quiet.
+    assert.equal(a.leaseValid(), false);
+    const before = a.tickCount;
+    assert.equal(a.elapseQuiet(5 * ET), true);
+    assert.equal(a.tickCount, before + 5 * ET, "the clock moved by the ticks skipped");
+    assert.deepEqual(run(c, 0), []);
+    assert.ok(c.propose("a", "x").ok, "a proposal wakes it");
+    assert.equal(a.elapseQuiet(1), false, "an awake group is ticked, not caught up");
+    assert.equal(a.tickCount, before + 5 * ET);
+    c.deliverAll();
+    assert.equal(a.quiesced, false);
+    assert.equal(a.leaseValid(), true, "acknowledged after waking: the lease is back");
+  });
+
   it("a follower's read asks the leader, which wakes", () => {
     const c = quietCluster();
     c.node("b").raw.readIndex(9);
