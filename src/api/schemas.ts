@@ -509,11 +509,17 @@ export const ROUTES: readonly RouteSpec[] = [
         description: "default: every key",
       },
       fromRevision: { schema: id, description: "default: the next revision" },
+      fromRevisions: {
+        schema: { type: "string", pattern: "^[0-9]{1,15}(,[0-9]{1,15}){0,1023}$" },
+        description:
+          "a partitioned cluster's watch over several partitions: the first revision of each partition, by partition id, joined by commas (default: each one's next)",
+      },
     },
     headers: {
       "Last-Event-ID": {
-        schema: { type: "string", pattern: "^\\s*([0-9]{1,15})?\\s*$" },
-        description: "resume after this revision (what the last event's id was)",
+        schema: { type: "string", pattern: "^\\s*([0-9]{1,15}(,[0-9]{1,15}){0,1023})?\\s*$" },
+        description:
+          "resume after this revision (what the last event's id was); a watch over several partitions resumes after a position, one revision per partition joined by commas",
       },
     },
     responses: {

@@ -123,10 +123,21 @@ export interface WatchOptions {
    * client reads the current revision first, a linearizable read, so reconnects cannot skip changes).
    */
   readonly fromRevision?: number;
+  /**
+   * A partitioned cluster's watch of a prefix that spans several partitions: the first revision
+   * to deliver of each partition, by partition id (revisions are per partition). Default: each
+   * one's next, read first as for `fromRevision`.
+   */
+  readonly fromRevisions?: readonly number[];
   /** Ends the iteration (quietly) when it aborts. */
   readonly signal?: AbortSignal;
 }
 
+/**
+ * A change. `revision` is its partition's; `partition` is there when the watch spans several
+ * partitions of a partitioned cluster (each partition's events come in its revision order; nothing
+ * orders events of different partitions).
+ */
 export type WatchEvent =
   | {
       readonly type: "put";
@@ -136,8 +147,9 @@ export type WatchEvent =
       readonly createRevision: number;
       readonly version: number;
       readonly lease?: number;
+      readonly partition?: number;
     }
-  | { readonly type: "delete"; readonly key: string; readonly revision: number };
+  | { readonly type: "delete"; readonly key: string; readonly revision: number; readonly partition?: number };
 
 export interface ElectionOptions {
   /** TTL of the lease backing each candidacy, in seconds. Default 5. */
@@ -412,8 +424,12 @@ export class BallotClient {
       write: false,
       signal: opts.signal,
     });
-    const o = r.body as { kvs: unknown[]; more: boolean; revision: number };
-    return { kvs: o.kvs.map(asKeyValue), more: o.more, revision: o.revision };
+    const o = r.body as { kvs: unknown[]; more: boolean; revision: number; revisions?: unknown };
+    const out: ListResult = { kvs: o.kvs.map(asKeyValue), more: o.more, revision: o.revision };
+    // A partitioned cluster's range over several partitions: each partition's revision.
+    if (Array.isArray(o.revisions) && o.revisions.every((v) => Number.isSafeInteger(v) && v >= 0))
+      return { ...out, revisions: o.revisions as number[] };
+    return out;
   }
 
   /** The cluster as the answering node sees it (GET /v1/cluster). */
@@ -464,6 +480,17 @@ export class BallotClient {
    */
   watch(prefix: string, opts: WatchOptions = {}): AsyncIterable<WatchEvent> {
     checkRevision("fromRevision", opts.fromRevision);
+    if (opts.fromRevisions !== undefined) {
+      if (!Array.isArray(opts.fromRevisions) || opts.fromRevisions.length === 0)
+        throw new BallotClientError(
+          0,
+          "invalid_argument",
+          "fromRevisions must be a list of revisions, one per partition",
+        );
+      for (const r of opts.fromRevisions) checkRevision("fromRevisions", r);
+      if (opts.fromRevision !== undefined)
+        throw new BallotClientError(0, "invalid_argument", "give fromRevision or fromRevisions, not both");
+    }
     return { [Symbol.asyncIterator]: () => this.watchStream(prefix, opts) };
   }
 
@@ -474,10 +501,15 @@ export class BallotClient {
     const { controller: life, dispose } = linkedController(opts.signal, this.closer.signal);
     try {
       let start = opts.fromRevision;
-      if (start === undefined) {
-        // "From now" must mean one fixed revision, or a reconnect before the first event could skip changes.
+      // A watch over several partitions: one position per partition (the next revision of each).
+      let next = opts.fromRevisions?.map((r) => Math.max(1, r));
+      if (start === undefined && next === undefined) {
+        // "From now" must mean fixed revisions, or a reconnect before the first event could skip
+        // changes. A partitioned cluster answers a range over several partitions with each one's.
         try {
-          start = (await this.list(prefix, { limit: 1, signal: life.signal })).revision + 1;
+          const now = await this.list(prefix, { limit: 1, signal: life.signal });
+          if (now.revisions) next = now.revisions.map((r) => r + 1);
+          else start = now.revision + 1;
         } catch (e) {
           if (life.signal.aborted) return;
           throw e;
@@ -487,17 +519,25 @@ export class BallotClient {
       let last: number | undefined;
       const connect = (): { path: string; headers: Record<string, string> } => {
         const q = new URLSearchParams({ prefix });
-        if (last === undefined) q.set("fromRevision", String(start));
+        if (next) q.set("fromRevisions", next.join(","));
+        else if (last === undefined) q.set("fromRevision", String(start));
         return {
           path: `/v1/watch?${q}`,
-          headers: last === undefined ? {} : { "Last-Event-ID": String(last) },
+          headers: next || last === undefined ? {} : { "Last-Event-ID": String(last) },
         };
       };
       for await (const data of this.resumable(life.signal, connect, ["put", "delete"])) {
         const ev = data as WatchEvent;
         if (typeof ev?.revision !== "number") continue;
-        if (last !== undefined && ev.revision <= last) continue;
-        last = ev.revision;
+        if (next) {
+          const p = ev.partition;
+          if (typeof p !== "number" || !Number.isInteger(p) || p < 0 || p >= next.length) continue;
+          if (ev.revision < next[p]!) continue;
+          next[p] = ev.revision + 1;
+        } else {
+          if (last !== undefined && ev.revision <= last) continue;
+          last = ev.revision;
+        }
         yield ev;
       }
     } finally {

@@ -18,6 +18,7 @@ import { SharedLog } from "../storage/shared-log.js";
 import { GroupTransports } from "../transport/groups.js";
 import { HttpTransport } from "../transport/http.js";
 import type { LeadershipContext, RunHandle } from "./leadership.js";
+import { LagProbe } from "./overload.js";
 import {
   checkMemberId,
   checkMemberUrl,
@@ -129,6 +130,7 @@ export class PartitionedNode<R = unknown> {
     transport: HttpTransport,
     members: NodeId[],
     logger: NodeLogger,
+    lag: LagProbe,
   ) {
     this.id = id;
     this.clusterId = clusterId;
@@ -155,6 +157,7 @@ export class PartitionedNode<R = unknown> {
     let ticks = 0;
     this.clock = setInterval(() => {
       const now = performance.now();
+      lag.sample(now);
       for (const n of awake) {
         if (n.clockSync(now)) due.push(n);
         else awake.delete(n);
@@ -211,6 +214,8 @@ export class PartitionedNode<R = unknown> {
     });
     if (opts.server) transport.attach(opts.server);
     const mux = new GroupTransports(transport, p);
+    let lag: LagProbe | null = null;
+    const lagProbe = (tickMs: number) => (lag ??= new LagProbe(tickMs));
     const nodes: RaftNode<R>[] = [];
     try {
       for (let g = 0; g < p; g++) {
@@ -220,7 +225,7 @@ export class PartitionedNode<R = unknown> {
             members: urls,
             stateMachine: opts.stateMachine(g),
             transport: mux.view(g),
-            partition: { group: g, count: p, storage: log.group(g), clusterId },
+            partition: { group: g, count: p, storage: log.group(g), clusterId, lagProbe },
             logger: prefixed(logger, p > 1 ? `partition ${g}: ` : ""),
           }),
         );
@@ -231,7 +236,7 @@ export class PartitionedNode<R = unknown> {
       log.close();
       throw e;
     }
-    return new PartitionedNode<R>(opts.id, clusterId, nodes, log, transport, members, logger);
+    return new PartitionedNode<R>(opts.id, clusterId, nodes, log, transport, members, logger, lag!);
   }
 
   /** Whether `peer`'s node sent this one anything (pings included) within an election timeout. */

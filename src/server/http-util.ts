@@ -131,7 +131,7 @@ export function positiveId(v: unknown, what: string): number {
 export function startEventStream(
   res: http.ServerResponse,
   keepaliveMs = 15_000,
-): { event(name: string, data: unknown, id?: number): boolean; comment(text: string): void } {
+): { event(name: string, data: unknown, id?: number | string): boolean; comment(text: string): void } {
   res.writeHead(200, {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",

@@ -3,13 +3,14 @@
  * Owns choosing the partition a request acts on — a key's by the cluster's partition rule, a
  * lease's by its id, a range's or watch's by its prefix, anything else by X-Ballot-Partition
  * (default 0) — and refusing, 400 `cross_partition`, a request that would span partitions (a
- * range that does is answered by merging every partition's). Each partition's own routes then do
+ * range or a watch that does is answered by merging every partition's). Each partition's own routes then do
  * the rest (leader routing included: a write goes to *that partition's* leader). Must never let a
  * request act on a partition it did not name or imply.
  *
  * Ordering: one partition's revisions are its own (every partition counts from 1); a transaction
- * and a watch see one partition, in that partition's revision order. Nothing orders changes
- * across partitions: a merged range is each partition's part as of its own read.
+ * sees one partition, a watch each partition's changes in that partition's revision order.
+ * Nothing orders changes across partitions: a merged range is each partition's part as of its
+ * own read, a merged watch interleaves partitions as this member applies them.
  */
 import type * as http from "node:http";
 import { type KvResult, LIMITS, utf8Length } from "../kv/commands.js";
@@ -19,6 +20,7 @@ import type { PartitionedNode } from "../node/partitioned-node.js";
 import { type ApiOptions, createGate, createRoutes, exemptFromAdmission, kvJsonOf } from "./api.js";
 import { clusterJson } from "./cluster-api.js";
 import { HttpError } from "./http-util.js";
+import { handleMergedWatch, type WatchedPartition } from "./merged-watch.js";
 import type { Match } from "./validate.js";
 
 export interface PartitionedApiOptions {
@@ -31,6 +33,8 @@ export interface PartitionedApiOptions {
 const HEADER = "x-ballot-partition";
 /** choose()'s answer for a range over every partition. */
 const ALL = -1;
+/** choose()'s answer for a watch over every partition. */
+const ALL_WATCH = -2;
 
 function crossPartition(message: string): HttpError {
   return new HttpError(400, "cross_partition", message);
@@ -86,12 +90,13 @@ export function createPartitionedApi(opts: PartitionedApiOptions): http.RequestL
       case "listKeys":
       case "watch": {
         const prefix = url.searchParams.get("prefix") ?? "";
-        if (asked !== null) return asked;
-        const p = partitioner.ofPrefix(prefix);
-        if (p === null && id === "listKeys") return ALL;
-        if (p === null)
-          throw crossPartition(
-            `a watch over ${prefix === "" ? "the whole keyspace" : `the prefix '${prefix}'`} spans ${count} partitions: name one with X-Ballot-Partition${partitioner.rule.kind === "prefix" ? `, or use a prefix up to '${partitioner.rule.delimiter}'` : ""}`,
+        const p = asked ?? partitioner.ofPrefix(prefix);
+        if (p === null) return id === "listKeys" ? ALL : ALL_WATCH;
+        if (id === "watch" && url.searchParams.has("fromRevisions"))
+          throw new HttpError(
+            400,
+            "invalid_request",
+            `this watch sees one partition (${p}): give fromRevision, not fromRevisions`,
           );
         return p;
       }
@@ -191,6 +196,11 @@ export function createPartitionedApi(opts: PartitionedApiOptions): http.RequestL
     });
   };
 
+  const watched: WatchedPartition[] = parts.map((o) => ({
+    kv: o.kv,
+    hub: o.hub,
+    hasLeader: () => o.node.leaderInfo !== null,
+  }));
   let queued = 0;
   const node0 = first.node;
   // Every answer says how the cluster partitions, so a client can send a key to its partition's leader.
@@ -214,6 +224,10 @@ export function createPartitionedApi(opts: PartitionedApiOptions): http.RequestL
         const p = choose(req, url, match);
         if (p === ALL) {
           await mergedRange(res, url);
+          return;
+        }
+        if (p === ALL_WATCH) {
+          handleMergedWatch(watched, node0.electionTimeoutMs, req, res, url);
           return;
         }
         part = routes[p]!;

@@ -29,6 +29,12 @@ export async function handleWatch(
   const prefix = url.searchParams.get("prefix") ?? "";
   if (utf8Length(prefix) > LIMITS.keyBytes)
     throw new HttpError(400, "invalid_request", "the prefix is too long");
+  if (url.searchParams.has("fromRevisions"))
+    throw new HttpError(
+      400,
+      "invalid_request",
+      "fromRevisions is for a watch over several partitions; this watch sees one: give fromRevision",
+    );
   let from = ctx.kv.revision + 1;
   const fromText = url.searchParams.get("fromRevision");
   if (fromText !== null) {

@@ -208,11 +208,6 @@ describe("a partitioned cluster of real processes (--partitions 4 --partition-by
     const limited = await call(`${c.url(c.ids[1]!)}/v1/kv?prefix=&limit=5`);
     assert.equal(limited.body.kvs.length, 5);
     assert.equal(limited.body.more, true);
-    // A watch spans one partition: over the whole keyspace it is refused, with the way to ask one.
-    const watchAll = await call(`${c.url(c.ids[1]!)}/v1/watch`);
-    assert.equal(watchAll.status, 400);
-    assert.equal(watchAll.body.error.code, "cross_partition");
-    assert.match(watchAll.body.error.message, /spans 4 partitions.*X-Ballot-Partition.*prefix up to '\//);
     const one = await call(`${c.url(c.ids[1]!)}/v1/kv`, "GET", undefined, { "X-Ballot-Partition": "0" });
     assert.equal(one.status, 200);
     assert.ok(one.body.kvs.length > 0);
@@ -241,6 +236,104 @@ describe("a partitioned cluster of real processes (--partitions 4 --partition-by
     function partitionOfUser(u: number): number {
       return seenPartition.get(u)!;
     }
+  });
+
+  it("a watch over several partitions merges them, each in its revision order, and resumes from its position", async () => {
+    const base = c.url(c.ids[1]!);
+    const start = await call(`${base}/v1/kv?prefix=user`);
+    assert.equal(start.status, 200);
+    const from = (start.body.revisions as number[]).map((r) => r + 1);
+    type Ev = { id?: string; event: string; data: { key: string; revision: number; partition: number } };
+    const N = 24;
+    const watching = readEvents(
+      `${base}/v1/watch?prefix=user&fromRevisions=${from.join(",")}`,
+      (e) => e.length >= N,
+    );
+    await sleep(200);
+    for (let i = 0; i < N; i++) {
+      const r = await call(
+        `${c.url(c.ids[i % 3]!)}/v1/kv/user${i % 12}/watched`,
+        "PUT",
+        { value: i },
+        {},
+        true,
+      );
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    }
+    const got = await watching;
+    assert.equal(got.status, 200, JSON.stringify(got.body));
+    const events = got.events as Ev[];
+    assert.equal(events.length, N);
+    assert.deepEqual(
+      events.map((e) => e.data.key).sort(),
+      [...Array(N).keys()].map((i) => `user${i % 12}/watched`).sort(),
+      "every change, from every partition, once",
+    );
+    assert.ok(new Set(events.map((e) => e.data.partition)).size > 1, "events come from several partitions");
+    const last = new Map<number, number>();
+    let previous = from.map((r) => r - 1);
+    for (const e of events) {
+      const user = Number(/^user(\d+)\//.exec(e.data.key)![1]);
+      assert.equal(e.data.partition, seenPartition.get(user), `${e.data.key} comes from its partition`);
+      assert.ok(e.data.revision > (last.get(e.data.partition) ?? 0), "in its partition's revision order");
+      last.set(e.data.partition, e.data.revision);
+      // The id is the stream's position: this event's revision for its partition, the others unchanged.
+      const position = e.id!.split(",").map(Number);
+      assert.equal(position.length, P);
+      assert.deepEqual(
+        position,
+        previous.map((r, p) => (p === e.data.partition ? e.data.revision : r)),
+      );
+      previous = position;
+    }
+    // Resuming after the 10th event (as EventSource does with Last-Event-ID) gives exactly the rest.
+    const rest = await readEvents(`${base}/v1/watch?prefix=user`, (e) => e.length >= N - 10, {
+      headers: { "Last-Event-ID": events[9]!.id! },
+    });
+    assert.deepEqual(
+      (rest.events as Ev[]).map((e) => `${e.data.partition}:${e.data.revision}`).sort(),
+      events
+        .slice(10)
+        .map((e) => `${e.data.partition}:${e.data.revision}`)
+        .sort(),
+    );
+    // The client follows a watch over several partitions too, each event naming its partition.
+    const client = new BallotClient({ endpoints: c.ids.map((id) => c.url(id)) });
+    try {
+      const ctl = new AbortController();
+      const seen: { key: string; partition?: number }[] = [];
+      const following = (async () => {
+        for await (const e of client.watch("user", { signal: ctl.signal })) {
+          seen.push(e);
+          if (seen.length === 12) ctl.abort();
+        }
+      })();
+      await sleep(300);
+      for (let u = 0; u < 12; u++) await client.put(`user${u}/followed`, u);
+      await following;
+      assert.deepEqual(
+        seen.map((e) => e.key).sort(),
+        [...Array(12).keys()].map((u) => `user${u}/followed`).sort(),
+      );
+      for (const e of seen)
+        assert.equal(e.partition, seenPartition.get(Number(/^user(\d+)\//.exec(e.key)![1])));
+    } finally {
+      await client.close();
+    }
+    // Bad positions are refused, naming the shape asked for.
+    for (const [q, headers, code] of [
+      [`fromRevisions=1,2`, {}, "invalid_request"],
+      [`fromRevisions=0,1,1,1`, {}, "invalid_request"],
+      [`fromRevision=3`, {}, "cross_partition"],
+      [``, { "Last-Event-ID": "5" }, "invalid_request"],
+      [`fromRevisions=x`, {}, "invalid_request"],
+    ] as const) {
+      const bad = await call(`${base}/v1/watch?prefix=user${q ? `&${q}` : ""}`, "GET", undefined, headers);
+      assert.equal(bad.status, 400, `${q} ${JSON.stringify(headers)}: ${JSON.stringify(bad.body)}`);
+      assert.equal(bad.body.error.code, code, JSON.stringify(bad.body));
+    }
+    const one = await call(`${base}/v1/watch?prefix=user3/&fromRevisions=1,1,1,1`);
+    assert.equal(one.status, 400, "a watch of one partition takes fromRevision");
   });
 
   it("a lease is held by one partition: keys of that partition may use it, others are told where it lives", async () => {
