@@ -12,6 +12,10 @@ import { UsageError } from "./flags.js";
 export interface ClusterInfo {
   readonly clusterId: string;
   readonly members: Map<string, string>;
+  /** The cluster's partition count (1 unless it was created with --partitions). */
+  readonly partitions: number;
+  /** Its partition rule (`hash` unless created with --partition-by). */
+  readonly partitionBy: string;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -29,14 +33,21 @@ export async function fetchCluster(
   for (let attempt = 0; ; attempt++) {
     try {
       const r = await request(urls, "GET", "/v1/cluster", undefined, token, fetchImpl);
-      const b = r.body as { clusterId?: unknown; members?: unknown };
+      const b = r.body as {
+        clusterId?: unknown;
+        members?: unknown;
+        partitions?: unknown;
+        partitionBy?: unknown;
+      };
       if (r.status === 401 || r.status === 403)
         throw new UsageError(`--join: the cluster refused the request (${r.status}): give an admin --token`);
       if (r.status === 200 && typeof b.clusterId === "string" && Array.isArray(b.members)) {
         const members = new Map<string, string>();
         for (const m of b.members as { id?: unknown; url?: unknown }[])
           if (typeof m.id === "string" && typeof m.url === "string" && m.url !== "") members.set(m.id, m.url);
-        return { clusterId: b.clusterId, members };
+        const partitions = Array.isArray(b.partitions) ? b.partitions.length : 1;
+        const partitionBy = typeof b.partitionBy === "string" ? b.partitionBy : "hash";
+        return { clusterId: b.clusterId, members, partitions, partitionBy };
       }
       last = `GET /v1/cluster answered ${r.status}`;
     } catch (e) {

@@ -140,6 +140,7 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
       }
     }
   }
+  let joinedPartitions: { count: number; rule: string } | undefined;
   if (joinText) {
     if (DiskStorage.exists(dataDir, fsys)) {
       logger.info("--join: the data directory already holds this node's state; recovering it");
@@ -154,6 +155,19 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
             "a member that lost its data must not return under its old id; remove it (ballot members remove) and join under a new id",
         );
       join = { clusterId: info.clusterId, url: advertise, seeds: info.members };
+      // A partitioned cluster's members all run its partitions: the joiner takes the cluster's
+      // count and rule, and a flag that says otherwise is a mistake worth stopping for.
+      const givenP = p.flags.get("partitions");
+      const givenRule = p.flags.get("partition-by");
+      if (givenP !== undefined && Number(givenP) !== info.partitions)
+        throw new UsageError(
+          `--join: cluster ${info.clusterId} has ${info.partitions} partition${info.partitions === 1 ? "" : "s"}, not ${givenP}: start with --partitions ${info.partitions} (or leave it out)`,
+        );
+      if (givenRule !== undefined && givenRule !== info.partitionBy && info.partitions > 1)
+        throw new UsageError(
+          `--join: cluster ${info.clusterId} partitions by ${info.partitionBy}, not ${givenRule}: start with --partition-by ${info.partitionBy} (or leave it out)`,
+        );
+      joinedPartitions = { count: info.partitions, rule: info.partitionBy };
     }
   }
 
@@ -164,8 +178,9 @@ export async function runStart(p: Parsed, overrides: { fs?: FileSystem } = {}): 
     join,
     forceNewCluster: p.flags.get("force-new-cluster") === "true",
     priority: intFlag(p, "priority", 0, 0, 1_000_000),
-    partitions: intFlag(p, "partitions", 1, 1, 4096),
-    partitionBy: p.flags.get("partition-by"),
+    partitions: joinedPartitions?.count ?? intFlag(p, "partitions", 1, 1, 4096),
+    partitionBy:
+      joinedPartitions && joinedPartitions.count > 1 ? joinedPartitions.rule : p.flags.get("partition-by"),
     followerReadLeases: p.flags.get("follower-read-leases") === "true",
     dataDir,
     clusterToken: p.flags.get("cluster-token"),

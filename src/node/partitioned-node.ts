@@ -13,7 +13,7 @@
 import type * as http from "node:http";
 import { FailureDetector } from "../multiraft/host.js";
 import type { Raft } from "../raft/raft.js";
-import type { NodeId } from "../raft/types.js";
+import type { Configuration, NodeId } from "../raft/types.js";
 import { SharedLog } from "../storage/shared-log.js";
 import { GroupTransports } from "../transport/groups.js";
 import { HttpTransport } from "../transport/http.js";
@@ -49,7 +49,7 @@ export function partitionedClusterId(
 export const MAX_PARTITIONS = 4096;
 
 export interface PartitionedNodeOptions<R = unknown>
-  extends Omit<RaftNodeOptions<R>, "stateMachine" | "transport" | "join" | "forceNewCluster" | "partition"> {
+  extends Omit<RaftNodeOptions<R>, "stateMachine" | "transport" | "forceNewCluster" | "partition"> {
   /** How many partitions (Raft groups); fixed when the cluster is created, and checked on every start. */
   readonly partitions: number;
   /** Each partition's state machine. */
@@ -113,7 +113,19 @@ export class PartitionedNode<R = unknown> {
   private readonly nodes: RaftNode<R>[];
   private readonly log: SharedLog;
   private readonly transport: HttpTransport;
-  private readonly members: NodeId[];
+  /** Each configuration's voters in id order (leader balancing reads them often). */
+  private readonly sortedVoters = new WeakMap<Configuration, NodeId[]>();
+
+  /** Partition `p`'s voters in id order: members change in every partition, one after another. */
+  private votersOf(p: number): NodeId[] {
+    const config = this.nodes[p]!.core.config;
+    let ids = this.sortedVoters.get(config);
+    if (!ids) {
+      ids = [...config.voters].sort();
+      this.sortedVoters.set(config, ids);
+    }
+    return ids;
+  }
   private readonly logger: NodeLogger;
   private readonly clock: NodeJS.Timeout;
   private readonly balancer: NodeJS.Timeout;
@@ -128,7 +140,6 @@ export class PartitionedNode<R = unknown> {
     nodes: RaftNode<R>[],
     log: SharedLog,
     transport: HttpTransport,
-    members: NodeId[],
     logger: NodeLogger,
     lag: LagProbe,
   ) {
@@ -137,7 +148,6 @@ export class PartitionedNode<R = unknown> {
     this.nodes = nodes;
     this.log = log;
     this.transport = transport;
-    this.members = members;
     this.logger = logger;
     this.detector = new FailureDetector(id);
     for (const n of nodes) this.byCore.set(n.core, n);
@@ -179,7 +189,9 @@ export class PartitionedNode<R = unknown> {
       throw new RangeError(`partitions must be a whole number from 1 to ${MAX_PARTITIONS} (got ${p})`);
     const urls = new Map(opts.members instanceof Map ? opts.members : Object.entries(opts.members));
     checkMemberId(opts.id);
-    if (!urls.has(opts.id)) throw new RangeError(`members must include this node ('${opts.id}')`);
+    if (!opts.join && !urls.has(opts.id))
+      throw new RangeError(`members must include this node ('${opts.id}')`);
+    if (opts.join) checkMemberUrl(opts.id, opts.join.url);
     for (const [id, url] of urls) {
       checkMemberId(id);
       checkMemberUrl(id, url);
@@ -188,19 +200,32 @@ export class PartitionedNode<R = unknown> {
     // The partition count is part of the cluster's identity.
     const rule = opts.partitionBy ?? "hash";
     const members = [...urls.keys()].sort();
-    const clusterId = partitionedClusterId(opts.clusterToken ?? "ballot", p, rule, members);
+    const token = opts.clusterToken ?? "ballot";
+    const formed = partitionedClusterId(token, p, rule, members);
+    if (opts.join && !opts.join.clusterId && !SharedLog.exists(opts.dataDir, opts.fs))
+      throw new RangeError("a node joining a cluster with an empty data directory needs the cluster's id");
     const log = SharedLog.open({
       dir: opts.dataDir,
       nodeId: opts.id,
-      clusterId,
+      // Joining: the cluster's id, and no configuration until the leaders add this node.
+      clusterId: opts.join ? (opts.join.clusterId ?? "") : formed,
       groups: p,
       partitionBy: rule,
-      initialConfig: { voters: members, learners: [], urls: Object.fromEntries(urls) },
+      initialConfig: opts.join
+        ? { voters: [], learners: [], urls: {} }
+        : { voters: members, learners: [], urls: Object.fromEntries(urls) },
+      // The members given at start only form a new cluster: after membership changes the data
+      // directory's cluster is the one to rejoin (same token and partitions, other members).
+      adoptCluster: (stored) =>
+        opts.join !== undefined ||
+        stored.replace(/-[0-9a-f]{12}$/, "") === formed.replace(/-[0-9a-f]{12}$/, ""),
       fs: opts.fs,
       trailingEntries: opts.trailingEntries,
       logger: { warn: (m) => logger.warn(m) },
     });
+    const clusterId = log.group(0).clusterId;
     const electionTimeoutMs = opts.electionTimeoutMs ?? 500;
+    const nodes: RaftNode<R>[] = [];
     const transport = new HttpTransport({
       self: opts.id,
       clusterId,
@@ -211,12 +236,14 @@ export class PartitionedNode<R = unknown> {
       tls: opts.tls,
       groups: p,
       priority: opts.priority ?? 0,
+      // Members join partition 0 first and leave it last: its configuration says who is one.
+      admit: (from) => nodes[0]?.admits(from) ?? null,
+      onRemoved: (peer) => nodes[0]?.removedBy(peer),
     });
     if (opts.server) transport.attach(opts.server);
     const mux = new GroupTransports(transport, p);
     let lag: LagProbe | null = null;
     const lagProbe = (tickMs: number) => (lag ??= new LagProbe(tickMs));
-    const nodes: RaftNode<R>[] = [];
     try {
       for (let g = 0; g < p; g++) {
         nodes.push(
@@ -236,7 +263,7 @@ export class PartitionedNode<R = unknown> {
       log.close();
       throw e;
     }
-    return new PartitionedNode<R>(opts.id, clusterId, nodes, log, transport, members, logger, lag!);
+    return new PartitionedNode<R>(opts.id, clusterId, nodes, log, transport, logger, lag!);
   }
 
   /** Whether `peer`'s node sent this one anything (pings included) within an election timeout. */
@@ -251,8 +278,9 @@ export class PartitionedNode<R = unknown> {
    * restarts its election timer, and a quiet leader without a quorum it hears wakes.
    */
   private detectSilence(now: number): void {
+    const c = this.nodes[0]!.core.config;
     const changed = this.detector.check(
-      this.members,
+      [...c.voters, ...c.learners],
       (peer) => this.heard(peer, now),
       this.nodes.map((n) => n.core),
     );
@@ -274,12 +302,14 @@ export class PartitionedNode<R = unknown> {
   }
 
   private preferredLeader(p: number): NodeId {
-    const spread = this.members[p % this.members.length]!;
+    const voters = this.votersOf(p);
+    if (voters.length === 0) return this.id; // joining: no configuration yet
+    const spread = voters[p % voters.length]!;
     if (p !== 0) return spread;
     // Partition 0: the highest priority any member announced (this node's own included).
     let best: NodeId | null = null;
     let top = 0;
-    for (const id of this.members) {
+    for (const id of voters) {
       const pr = id === this.id ? (this.transport.priority ?? 0) : this.transport.peerPriority(id);
       if (pr !== undefined && pr > top) {
         best = id;

@@ -415,8 +415,8 @@ export class RaftNode<R = unknown> extends EventEmitter {
     if (opts.join) checkMemberUrl(opts.id, opts.join.url);
     const token = opts.clusterToken ?? "ballot";
     if (opts.partition) {
-      if (opts.join || opts.forceNewCluster)
-        throw new RangeError("joining and --force-new-cluster are not available to a partitioned node yet");
+      if (opts.forceNewCluster)
+        throw new RangeError("--force-new-cluster is not available to a partitioned node yet");
       return RaftNode.begin(new RaftNode<R>(opts, opts.partition.storage, opts.partition.clusterId, urls));
     }
     const fresh = !DiskStorage.exists(opts.dataDir, opts.fs);
@@ -583,7 +583,10 @@ export class RaftNode<R = unknown> extends EventEmitter {
   private updateQuiescence(): void {
     const raft = this.raw.raft;
     if (!raft.quiesceEnabled) return;
-    const awake = this.keptAwake || this.leadership.needsLease() || this.awakeHolds.some((h) => h());
+    // A learner waiting for promotion is promoted by this node's checks, which a quiet group skips.
+    const promoting = (raft.config.promote?.length ?? 0) > 0;
+    const awake =
+      this.keptAwake || promoting || this.leadership.needsLease() || this.awakeHolds.some((h) => h());
     raft.setQuiesceAllowed(!awake);
     if (!raft.quiesced) this.noteAwake();
   }
@@ -701,7 +704,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
     const tombstones = this.raw.raft.configAt(this.raw.raft.log.committed).removed?.length ?? 0;
     if (tombstones !== this.seenTombstones) {
       this.seenTombstones = tombstones;
-      if (this.transport instanceof HttpTransport) this.transport.recheckInbound();
+      this.transport.recheckInbound?.();
     }
     this.leadership.check();
     this.resolveWaiters();
@@ -748,6 +751,16 @@ export class RaftNode<R = unknown> extends EventEmitter {
       : null;
   }
 
+  /** @internal Whether a peer stream from `from` is admitted (a partitioned node's transport asks partition 0). */
+  admits(from: NodeId): string | null {
+    return this.admitPeer(from);
+  }
+
+  /** @internal A peer said this node's removal is committed (a partitioned node's transport tells partition 0). */
+  removedBy(peer: NodeId): void {
+    void this.leaveCluster(`${peer} says its removal from the configuration is committed`);
+  }
+
   private async leaveCluster(why: string): Promise<void> {
     if (this.stopped || this.leaving) return;
     this.leaving = true;
@@ -770,11 +783,9 @@ export class RaftNode<R = unknown> extends EventEmitter {
       | { type: "remove"; id: NodeId },
   ): Promise<void> {
     if (this.stopped) throw new StoppedError();
-    if (this.partitioned)
-      throw new MembershipError(
-        "invalid_config_change",
-        "a partitioned node's members change in every partition at once, which Ballot does not do yet",
-      );
+    // A partitioned member's change is made partition by partition (the API's partitioned
+    // membership route drives it), each through this, on that partition's leader.
+    this.catchUpQuiet();
     const r = this.raw.raft;
     if (r.role !== "leader") throw this.notLeader();
     const members = new Set([...r.config.voters, ...r.config.learners]);

@@ -13,6 +13,7 @@
  * own read, a merged watch interleaves partitions as this member applies them.
  */
 import type * as http from "node:http";
+import { httpsFetch } from "../client/https-fetch.js";
 import { type KvResult, LIMITS, utf8Length } from "../kv/commands.js";
 import { formatPartitionRule, type Partitioner } from "../kv/partitioner.js";
 import { KvStore } from "../kv/store.js";
@@ -21,6 +22,11 @@ import { type ApiOptions, createGate, createRoutes, exemptFromAdmission, kvJsonO
 import { clusterJson } from "./cluster-api.js";
 import { HttpError } from "./http-util.js";
 import { handleMergedWatch, type WatchedPartition } from "./merged-watch.js";
+import {
+  changeEveryPartition,
+  type MembershipOp,
+  type PartitionedMembershipOptions,
+} from "./partitioned-membership.js";
 import type { Match } from "./validate.js";
 
 export interface PartitionedApiOptions {
@@ -35,6 +41,8 @@ const HEADER = "x-ballot-partition";
 const ALL = -1;
 /** choose()'s answer for a watch over every partition. */
 const ALL_WATCH = -2;
+/** choose()'s answer for a membership change (made in every partition). */
+const ALL_MEMBERS = -3;
 
 function crossPartition(message: string): HttpError {
   return new HttpError(400, "cross_partition", message);
@@ -133,6 +141,12 @@ export function createPartitionedApi(opts: PartitionedApiOptions): http.RequestL
           throw crossPartition(`lease ${match.params.id} is held by partition ${p}, not ${asked}`);
         return p;
       }
+      case "addMember":
+      case "removeMember":
+      case "promoteMember":
+        // A member joins or leaves every partition; naming one changes that partition alone
+        // (how the change in every partition is made, one partition at a time).
+        return asked ?? (count > 1 ? ALL_MEMBERS : 0);
       case "dashboard":
       case "dashboardEvents":
         // One dashboard per member, with every partition in its grid.
@@ -203,6 +217,19 @@ export function createPartitionedApi(opts: PartitionedApiOptions): http.RequestL
   }));
   let queued = 0;
   const node0 = first.node;
+  const membership: PartitionedMembershipOptions = {
+    count,
+    self: node0.id,
+    leaderUrl: (p) => parts[p]!.node.leaderInfo?.url ?? null,
+    selfUrl: node0.urlOf(node0.id) ?? "http://127.0.0.1",
+    otherVoters: (exclude) =>
+      node0
+        .status()
+        .members.filter((m) => m.voter && m.id !== exclude && m.url !== "")
+        .map((m) => ({ id: m.id, url: m.url })),
+    fetch: first.tls ? httpsFetch(first.tls) : (input, init) => fetch(input, init),
+    partitionDeadlineMs: Math.max(10_000, 20 * node0.electionTimeoutMs),
+  };
   // Every answer says how the cluster partitions, so a client can send a key to its partition's leader.
   const announce = `${count} ${formatPartitionRule(partitioner.rule)}`;
   return (req, res) => {
@@ -228,6 +255,14 @@ export function createPartitionedApi(opts: PartitionedApiOptions): http.RequestL
         }
         if (p === ALL_WATCH) {
           handleMergedWatch(watched, node0.electionTimeoutMs, req, res, url);
+          return;
+        }
+        if (p === ALL_MEMBERS) {
+          const op = match.route.operationId as MembershipOp;
+          const checked = gate.checked(req);
+          const memberId = op === "addMember" ? String(checked.json?.id) : String(match.params.id);
+          const out = await changeEveryPartition(membership, op, memberId, req, checked.raw, url.pathname);
+          routes[0]!.send(res, out.status, out.body, out.headers);
           return;
         }
         part = routes[p]!;

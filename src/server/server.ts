@@ -222,8 +222,8 @@ async function startPartitioned(opts: ServerOptions, server: http.Server): Promi
   const count = opts.partitions ?? 1;
   let partitioner: Partitioner;
   try {
-    if (opts.join || opts.forceNewCluster)
-      throw new RangeError("--join and --force-new-cluster are not available with --partitions yet");
+    if (opts.forceNewCluster)
+      throw new RangeError("--force-new-cluster is not available with --partitions yet");
     partitioner = new Partitioner(count, parsePartitionRule(opts.partitionBy ?? "hash"));
   } catch (e) {
     server.close();
@@ -238,6 +238,7 @@ async function startPartitioned(opts: ServerOptions, server: http.Server): Promi
     pnode = await PartitionedNode.start<KvResult>({
       id: opts.id,
       members: opts.members,
+      join: opts.join,
       partitions: count,
       partitionBy: formatPartitionRule(partitioner.rule),
       stateMachine: (p) => stores[p]!,

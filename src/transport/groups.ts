@@ -40,6 +40,10 @@ export class GroupTransports {
         if (g === 0) this.shared.setPeers(peers);
       },
       status: (): PeerStatus[] => this.shared.status(),
+      // Admission follows group 0's configuration (members leave it last).
+      recheckInbound: () => {
+        if (g === 0) this.shared.recheckInbound?.();
+      },
       close: async () => {
         this.handlers[g] = null;
       },

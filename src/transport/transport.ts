@@ -25,5 +25,10 @@ export interface Transport {
   /** Where each peer is, as this node reaches it. */
   setPeers(peers: ReadonlyMap<NodeId, string>): void;
   status(): PeerStatus[];
+  /**
+   * Cuts the streams of peers no longer admitted (members whose removal just committed), so they
+   * learn it when they dial again. Transports without admission need not have it.
+   */
+  recheckInbound?(): void;
   close(): Promise<void>;
 }
