@@ -1,6 +1,8 @@
 /**
  * A member that runs P Raft groups (partitions) at once — the seed's "split the load, one leader
- * per partition". Every group has the same members; the node's groups share one data directory
+ * per partition". Every group has the same members (a change is made in every group, partition 0
+ * first when adding and last when removing: server/partitioned-membership.ts; partition 0's
+ * configuration admits peers); the node's groups share one data directory
  * (one WAL, see storage/shared-log.ts), one peer stream per node pair (see transport/groups.ts),
  * and one clock. Leaders are spread: partition p prefers the (p mod M)-th member, and a node that
  * leads a partition another healthy member prefers hands it over. Owns the groups' lifecycle, the
@@ -23,6 +25,7 @@ import {
   checkMemberId,
   checkMemberUrl,
   clusterIdOf,
+  forceNewPartitionedCluster,
   type NodeLogger,
   RaftNode,
   type RaftNodeOptions,
@@ -49,7 +52,7 @@ export function partitionedClusterId(
 export const MAX_PARTITIONS = 4096;
 
 export interface PartitionedNodeOptions<R = unknown>
-  extends Omit<RaftNodeOptions<R>, "stateMachine" | "transport" | "forceNewCluster" | "partition"> {
+  extends Omit<RaftNodeOptions<R>, "stateMachine" | "transport" | "partition"> {
   /** How many partitions (Raft groups); fixed when the cluster is created, and checked on every start. */
   readonly partitions: number;
   /** Each partition's state machine. */
@@ -202,7 +205,8 @@ export class PartitionedNode<R = unknown> {
     const members = [...urls.keys()].sort();
     const token = opts.clusterToken ?? "ballot";
     const formed = partitionedClusterId(token, p, rule, members);
-    if (opts.join && !opts.join.clusterId && !SharedLog.exists(opts.dataDir, opts.fs))
+    const fresh = !SharedLog.exists(opts.dataDir, opts.fs);
+    if (opts.join && !opts.join.clusterId && fresh)
       throw new RangeError("a node joining a cluster with an empty data directory needs the cluster's id");
     const log = SharedLog.open({
       dir: opts.dataDir,
@@ -223,7 +227,17 @@ export class PartitionedNode<R = unknown> {
       trailingEntries: opts.trailingEntries,
       logger: { warn: (m) => logger.warn(m) },
     });
-    const clusterId = log.group(0).clusterId;
+    let clusterId = log.group(0).clusterId;
+    if (opts.forceNewCluster) {
+      try {
+        if (fresh) throw new RangeError("forcing a new cluster needs this node's existing data directory");
+        if (opts.join) throw new RangeError("forcing a new cluster and joining one exclude each other");
+        clusterId = await forceNewPartitionedCluster(log, opts.id, urls.get(opts.id)!, logger);
+      } catch (e) {
+        log.close();
+        throw e;
+      }
+    }
     const electionTimeoutMs = opts.electionTimeoutMs ?? 500;
     const nodes: RaftNode<R>[] = [];
     const transport = new HttpTransport({
@@ -249,6 +263,7 @@ export class PartitionedNode<R = unknown> {
         nodes.push(
           await RaftNode.start<R>({
             ...opts,
+            forceNewCluster: false, // done above, for every group at once
             members: urls,
             stateMachine: opts.stateMachine(g),
             transport: mux.view(g),

@@ -27,6 +27,7 @@ import {
 } from "../raft/types.js";
 import { DiskStorage } from "../storage/disk.js";
 import type { FileSystem } from "../storage/fs.js";
+import type { SharedLog } from "../storage/shared-log.js";
 import { HttpTransport } from "../transport/http.js";
 import type { Transport } from "../transport/transport.js";
 import {
@@ -416,7 +417,9 @@ export class RaftNode<R = unknown> extends EventEmitter {
     const token = opts.clusterToken ?? "ballot";
     if (opts.partition) {
       if (opts.forceNewCluster)
-        throw new RangeError("--force-new-cluster is not available to a partitioned node yet");
+        throw new RangeError(
+          "a partitioned node forces a new cluster for all its groups at once (PartitionedNode)",
+        );
       return RaftNode.begin(new RaftNode<R>(opts, opts.partition.storage, opts.partition.clusterId, urls));
     }
     const fresh = !DiskStorage.exists(opts.dataDir, opts.fs);
@@ -1406,6 +1409,30 @@ async function forceNewCluster(
     );
     return;
   }
+  const f = await forceGroup(storage, id, url);
+  const from = storage.clusterId;
+  const clusterId = forcedClusterId(from, f.index);
+  storage.markForced(clusterId, { index: f.index, term: f.term, from });
+  log.warn(
+    `force-new-cluster: this node is now the only member of cluster ${clusterId} (was: ${f.was.join(", ")} of ${from}); ` +
+      `its ${f.uncommitted} uncommitted entries count as committed; other members must join again with empty data directories`,
+  );
+}
+
+/** The id of a cluster forced from `from` by an entry at `index`: same token, a new hash. */
+function forcedClusterId(from: string, index: number): string {
+  return `${from.replace(/-[0-9a-f]{12}$/, "")}-${createHash("sha256").update(`${from}\nforced at ${index}`).digest("hex").slice(0, 12)}`;
+}
+
+/**
+ * Makes one group's log the whole group: a configuration with `id` as its only voter, appended
+ * at a term no old member's entry can carry, committed with everything before it (durably).
+ */
+async function forceGroup(
+  storage: DiskStorage,
+  id: NodeId,
+  url: string,
+): Promise<{ index: number; term: number; was: NodeId[]; uncommitted: number }> {
   const last = storage.lastIndex();
   let latest = storage.snapshotMetadata().config;
   for (let i = storage.firstIndex(); i <= last; ) {
@@ -1425,8 +1452,6 @@ async function forceNewCluster(
     removed: [...new Set(others)],
   };
   const entry: Entry = { term, index: last + 1, type: "config", data: encodeConfig(config) };
-  const from = storage.clusterId;
-  const clusterId = `${from.replace(/-[0-9a-f]{12}$/, "")}-${createHash("sha256").update(`${from}\nforced at ${entry.index}`).digest("hex").slice(0, 12)}`;
   await new Promise<void>((resolve, reject) =>
     storage.save(
       {
@@ -1438,11 +1463,47 @@ async function forceNewCluster(
       (err) => (err ? reject(err) : resolve()),
     ),
   );
-  storage.markForced(clusterId, { index: entry.index, term, from });
-  log.warn(
-    `force-new-cluster: this node is now the only member of cluster ${clusterId} (was: ${[...latest.voters, ...latest.learners].join(", ")} of ${from}); ` +
-      `its ${last - hard.commit} uncommitted entries count as committed; other members must join again with empty data directories`,
+  return {
+    index: entry.index,
+    term,
+    was: [...latest.voters, ...latest.learners],
+    uncommitted: last - hard.commit,
+  };
+}
+
+/**
+ * --force-new-cluster for a partitioned member: every group's log made the whole group (as for
+ * one group), then the directory marked once, with the new cluster id. A crash before the mark
+ * leaves it unforced and the flag does it again (a second forced entry in a group is harmless:
+ * this member is that group's only voter either way).
+ */
+export async function forceNewPartitionedCluster(
+  log: SharedLog,
+  id: NodeId,
+  url: string,
+  logger: NodeLogger,
+): Promise<string> {
+  const g0 = log.group(0);
+  const done = g0.forced;
+  if (done) {
+    logger.warn(`force-new-cluster: already done (from cluster ${done.from}); ignoring the flag — remove it`);
+    return g0.clusterId;
+  }
+  const from = g0.clusterId;
+  let first: { index: number; term: number; was: NodeId[] } | null = null;
+  let uncommitted = 0;
+  for (let g = 0; g < log.groups; g++) {
+    const f = await forceGroup(log.group(g), id, url);
+    first ??= f;
+    uncommitted += f.uncommitted;
+  }
+  const clusterId = forcedClusterId(from, first!.index);
+  log.markForced(clusterId, { index: first!.index, term: first!.term, from });
+  logger.warn(
+    `force-new-cluster: this node is now the only member of every one of the ${log.groups} partitions of cluster ${clusterId} (was: ${first!.was.join(", ")} of ${from}); ` +
+      `their ${uncommitted} uncommitted entries count as committed; other members must join again with empty data directories`,
   );
+  return clusterId;
 }
 
 function describeChange(cc: ConfChange): string {

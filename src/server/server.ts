@@ -222,8 +222,6 @@ async function startPartitioned(opts: ServerOptions, server: http.Server): Promi
   const count = opts.partitions ?? 1;
   let partitioner: Partitioner;
   try {
-    if (opts.forceNewCluster)
-      throw new RangeError("--force-new-cluster is not available with --partitions yet");
     partitioner = new Partitioner(count, parsePartitionRule(opts.partitionBy ?? "hash"));
   } catch (e) {
     server.close();
@@ -239,6 +237,7 @@ async function startPartitioned(opts: ServerOptions, server: http.Server): Promi
       id: opts.id,
       members: opts.members,
       join: opts.join,
+      forceNewCluster: opts.forceNewCluster,
       partitions: count,
       partitionBy: formatPartitionRule(partitioner.rule),
       stateMachine: (p) => stores[p]!,

@@ -269,7 +269,8 @@ export class DiskStorage implements Storage {
     return id;
   }
 
-  private static writeIdentity(fs: FileSystem, dir: string, id: Identity): void {
+  /** @internal Writes ballot.json durably (SharedLog.markForced uses it too). */
+  static writeIdentity(fs: FileSystem, dir: string, id: Identity): void {
     const path = join(dir, IDENTITY_FILE);
     const tmp = `${path}.tmp`;
     if (fs.exists(tmp)) fs.unlink(tmp);
@@ -296,6 +297,16 @@ export class DiskStorage implements Storage {
     }
     this.identity = { ...this.identity, clusterId, forced };
     DiskStorage.writeIdentity(this.fs, this.dir, this.identity);
+  }
+
+  /** @internal A shared directory's owner rewrote ballot.json (SharedLog.markForced): this group's view of it. */
+  adoptIdentity(identity: Identity): void {
+    this.identity = identity;
+  }
+
+  /** @internal The identity this storage holds (SharedLog.markForced rewrites it for every group). */
+  get identityRecord(): Identity {
+    return this.identity;
   }
 
   private recover(): void {

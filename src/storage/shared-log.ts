@@ -25,8 +25,10 @@ export class SharedLog {
   private readonly wal: Wal;
   private readonly storages: DiskStorage[];
   private closed = false;
+  private readonly fs: FileSystem;
 
-  private constructor(dir: string, wal: Wal, storages: DiskStorage[]) {
+  private constructor(dir: string, wal: Wal, storages: DiskStorage[], fs: FileSystem) {
+    this.fs = fs;
     this.dir = dir;
     this.wal = wal;
     this.storages = storages;
@@ -49,7 +51,7 @@ export class SharedLog {
     // The entry cache is one budget for the node, not one per group: 1,000 idle groups hold little.
     const cacheBytes = Math.max(256 << 10, Math.floor((opts.cacheBytes ?? 64 << 20) / groups));
     const storages: DiskStorage[] = [];
-    const log = new SharedLog(opts.dir, wal, storages);
+    const log = new SharedLog(opts.dir, wal, storages, fs);
     for (let g = 0; g < groups; g++) {
       const snapDir = g === 0 ? join(opts.dir, "snap") : join(opts.dir, "groups", String(g), "snap");
       storages.push(
@@ -109,6 +111,16 @@ export class SharedLog {
     } finally {
       this.wal.uncork();
     }
+  }
+
+  /**
+   * Records, once for every group, that this directory now belongs to a new cluster forced from
+   * its old one (durably; see --force-new-cluster). Each group's forced entry is in its own log.
+   */
+  markForced(clusterId: string, forced: { index: number; term: number; from: string }): void {
+    const identity = { ...this.group(0).identityRecord, clusterId, forced };
+    DiskStorage.writeIdentity(this.fs, this.dir, identity);
+    for (const s of this.storages) s.adoptIdentity(identity);
   }
 
   /** Deletes the segments that no group needs any more. */

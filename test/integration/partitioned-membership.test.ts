@@ -5,8 +5,9 @@
  * one request promotes it in each; bad members are refused with nothing changed; a member removed through the CLI
  * leaves every partition and stops, and the rest keep every partition led and writable; removing
  * the member that receives the request sends it elsewhere; a formed member restarted with its
- * original --members after the changes recovers its data directory. A joiner asking for another
- * partition count is refused before it touches anything.
+ * original --members after the changes recovers its data directory; --force-new-cluster makes a
+ * survivor the whole of every partition. A joiner asking for another partition count is refused
+ * before it touches anything.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
@@ -230,5 +231,40 @@ describe("membership of a partitioned cluster (--partitions 4)", { timeout: 240_
     } finally {
       await client.close();
     }
+  });
+  it("--force-new-cluster makes a survivor the whole of every partition, with every acknowledged write", async () => {
+    const client = new BallotClient({ endpoints: ["n1", "n3", "n5"].map((id) => c.url(id)) });
+    try {
+      await writeUsers(client, "doomed");
+    } finally {
+      await client.close();
+    }
+    // Let the survivor apply everything that was acknowledged.
+    await waitFor("n1 has every key", async () => {
+      for (let u = 0; u < 12; u++) {
+        const r = await call(`${c.url("n1")}/v1/kv/user${u}/doomed`);
+        if (r.status !== 200) return false;
+      }
+      return true;
+    });
+    for (const id of ["n3", "n5"]) await c.signal(id, "SIGKILL");
+    await c.signal("n1", "SIGTERM");
+    c.spawn("n1", ["--force-new-cluster"]);
+    await waitFor("n1 alone leads every partition", () => settled("n1", ["n1"]));
+    assert.match(
+      c.logs.get("n1")!.join("\n"),
+      /force-new-cluster: this node is now the only member of every one of the 4 partitions of cluster \S+ \(was: /,
+    );
+    for (let u = 0; u < 12; u++) {
+      const r = await call(`${c.url("n1")}/v1/kv/user${u}/doomed`);
+      assert.equal(r.body.value, u, `user${u}'s write survived`);
+      assert.equal((await call(`${c.url("n1")}/v1/kv/user${u}/alone`, "PUT", { value: u })).status, 200);
+    }
+    // The flag left in place does nothing the second time.
+    await c.signal("n1", "SIGTERM");
+    c.spawn("n1", ["--force-new-cluster"]);
+    await waitFor("n1 is back", () => settled("n1", ["n1"]));
+    assert.match(c.logs.get("n1")!.join("\n"), /force-new-cluster: already done/);
+    assert.equal((await call(`${c.url("n1")}/v1/kv/user3/alone`)).body.value, 3);
   });
 });
