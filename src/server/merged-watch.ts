@@ -16,7 +16,7 @@ import { LIMITS, utf8Length } from "../kv/commands.js";
 import type { KvStore } from "../kv/store.js";
 import { CompactedError, revisionOf, type WatchCursor, type WatchHub } from "../kv/watch-hub.js";
 import { endWhenLeaderless, HttpError, startEventStream } from "./http-util.js";
-import { watchEventJson } from "./watch-api.js";
+import { watchEventJson, watchFailure } from "./watch-api.js";
 
 /** Stop writing while this much is queued on the socket; resume on drain. */
 const HIGH_WATER_BYTES = 1 << 20;
@@ -104,16 +104,7 @@ export function handleMergedWatch(
         }
       }
     } catch (err) {
-      if (err instanceof CompactedError) {
-        stream.event("error", {
-          code: "compacted",
-          message: `partition ${p}: ${err.message}`,
-          partition: p,
-          compactRevision: err.compactRevision,
-        });
-      } else {
-        stream.event("error", { code: "internal", message: (err as Error).message });
-      }
+      stream.event("error", watchFailure(err, p));
       end();
     } finally {
       pumping = false;

@@ -18,6 +18,20 @@ export function watchEventJson(e: WatchEvent): Record<string, unknown> {
     : { type: "delete", key: e.key, revision: e.revision };
 }
 
+/** The `event: error` that ends a watch whose cursor failed (fell out of the history, or worse). */
+export function watchFailure(err: unknown, partition?: number): Record<string, unknown> {
+  const where = partition === undefined ? {} : { partition };
+  const prefix = partition === undefined ? "" : `partition ${partition}: `;
+  if (err instanceof CompactedError)
+    return {
+      code: "compacted",
+      message: prefix + err.message,
+      ...where,
+      compactRevision: err.compactRevision,
+    };
+  return { code: "internal", message: prefix + (err as Error).message, ...where };
+}
+
 export async function handleWatch(
   ctx: ApiContext,
   req: http.IncomingMessage,
@@ -68,15 +82,7 @@ export async function handleWatch(
         stream.event(e.type, watchEventJson(e), revisionOf(e));
       }
     } catch (err) {
-      if (err instanceof CompactedError) {
-        stream.event("error", {
-          code: "compacted",
-          message: err.message,
-          compactRevision: err.compactRevision,
-        });
-      } else {
-        stream.event("error", { code: "internal", message: (err as Error).message });
-      }
+      stream.event("error", watchFailure(err));
       end();
     } finally {
       pumping = false;

@@ -10,12 +10,11 @@
  * before it touches anything.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { join } from "node:path";
+import { execFile } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { BallotClient } from "../../src/client/index.js";
-import { CLI, call, freePorts, ProcCluster, sleep } from "./procs.js";
+import { CLI, call, freePorts, ProcCluster } from "./procs.js";
 
 const run = promisify(execFile);
 const P = 4;
@@ -40,48 +39,10 @@ describe("membership of a partitioned cluster (--partitions 4)", { timeout: 240_
     await c?.stop();
   });
 
-  const joinNode = (id: string, port: number, via: string[], extra: string[] = []): ChildProcess => {
-    const url = `http://127.0.0.1:${port}`;
-    if (!c.ids.includes(id)) c.ids.push(id);
-    c.urls.set(id, url);
-    const p = spawn(
-      process.execPath,
-      [
-        CLI,
-        "start",
-        "--id",
-        id,
-        "--data-dir",
-        join(c.dir, id),
-        "--listen",
-        url,
-        "--join",
-        via.map((v) => c.url(v)).join(","),
-        "--election-timeout",
-        String(ET),
-        "--log-format",
-        "pretty",
-        ...extra,
-      ],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
-    const log: string[] = c.logs.get(id) ?? [];
-    c.logs.set(id, log);
-    const keep = (d: Buffer) => log.push(...d.toString().split("\n").filter(Boolean));
-    p.stdout!.on("data", keep);
-    p.stderr!.on("data", keep);
-    c.procs.set(id, p);
-    return p;
-  };
-
-  const waitFor = async (what: string, ok: () => Promise<boolean>, timeoutMs = 40_000): Promise<void> => {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (await ok().catch(() => false)) return;
-      await sleep(100);
-    }
-    throw new Error(`timed out waiting until ${what}\n${c.tail(40)}`);
-  };
+  const joinNode = (id: string, port: number, via: string[], extra: string[] = []) =>
+    c.spawnJoiner(id, port, via, extra);
+  const waitFor = (what: string, ok: () => Promise<boolean>, timeoutMs = 40_000) =>
+    c.waitUntil(what, ok, timeoutMs);
 
   /** Partition p's voters, as member `via` sees them. */
   const voters = async (via: string, p: number): Promise<string[]> => {

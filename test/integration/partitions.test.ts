@@ -300,17 +300,22 @@ describe("a partitioned cluster of real processes (--partitions 4 --partition-by
     // The client follows a watch over several partitions too, each event naming its partition.
     const client = new BallotClient({ endpoints: c.ids.map((id) => c.url(id)) });
     try {
+      // From a position read first, so no write below can land before the watch's start.
+      const now = await client.list("user", { limit: 1 });
+      assert.equal(now.revisions?.length, P, "a range over several partitions has each one's revision");
       const ctl = new AbortController();
+      const giveUp = setTimeout(() => ctl.abort(), 20_000);
       const seen: { key: string; partition?: number }[] = [];
       const following = (async () => {
-        for await (const e of client.watch("user", { signal: ctl.signal })) {
+        const fromRevisions = now.revisions!.map((r) => r + 1);
+        for await (const e of client.watch("user", { fromRevisions, signal: ctl.signal })) {
           seen.push(e);
           if (seen.length === 12) ctl.abort();
         }
       })();
-      await sleep(300);
       for (let u = 0; u < 12; u++) await client.put(`user${u}/followed`, u);
       await following;
+      clearTimeout(giveUp);
       assert.deepEqual(
         seen.map((e) => e.key).sort(),
         [...Array(12).keys()].map((u) => `user${u}/followed`).sort(),

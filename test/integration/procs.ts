@@ -139,25 +139,45 @@ export class ProcCluster {
 
   /** Starts node `id`; `more` arguments come last (a repeated flag's last value wins). */
   spawn(id: string, more: string[] = []): ChildProcess {
+    return this.launch(id, [
+      "--members",
+      this.members,
+      "--election-timeout",
+      String(this.electionTimeoutMs),
+      "--log-format",
+      "pretty",
+      ...this.extraArgs,
+      ...this.nodeArgs(id),
+      ...more,
+    ]);
+  }
+
+  /**
+   * Starts a brand-new node `id` on `port` that joins the cluster through the members `via`
+   * (`--join`, an empty data directory); it becomes one of this cluster's nodes. The cluster's
+   * extra arguments are not given: a joiner learns what it needs from the cluster.
+   */
+  spawnJoiner(id: string, port: number, via: string[], more: string[] = []): ChildProcess {
+    const url = `${this.urls.values().next().value!.split("://")[0]}://127.0.0.1:${port}`;
+    if (!this.ids.includes(id)) this.ids.push(id);
+    this.urls.set(id, url);
+    return this.launch(id, [
+      "--listen",
+      url,
+      "--join",
+      via.map((v) => this.url(v)).join(","),
+      "--election-timeout",
+      String(this.electionTimeoutMs),
+      "--log-format",
+      "pretty",
+      ...more,
+    ]);
+  }
+
+  private launch(id: string, args: string[]): ChildProcess {
     const p = spawn(
       process.execPath,
-      [
-        this.cli,
-        "start",
-        "--id",
-        id,
-        "--data-dir",
-        join(this.dir, id),
-        "--members",
-        this.members,
-        "--election-timeout",
-        String(this.electionTimeoutMs),
-        "--log-format",
-        "pretty",
-        ...this.extraArgs,
-        ...this.nodeArgs(id),
-        ...more,
-      ],
+      [this.cli, "start", "--id", id, "--data-dir", join(this.dir, id), ...args],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     const log = this.logs.get(id) ?? [];
@@ -170,6 +190,16 @@ export class ProcCluster {
     p.stderr!.on("data", keep);
     this.procs.set(id, p);
     return p;
+  }
+
+  /** Polls `ok` (a throw counts as not yet) until it holds; fails with the nodes' last log lines. */
+  async waitUntil(what: string, ok: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (await ok().catch(() => false)) return;
+      await sleep(100);
+    }
+    throw new Error(`timed out waiting until ${what}\n${this.tail(40)}`);
   }
 
   url(id: string): string {
