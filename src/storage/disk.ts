@@ -124,6 +124,13 @@ export class DiskStorage implements Storage {
   private baseTerm = 0;
   /** During replay: whether `base` was set by a reset record (else the first entry seen sets it provisionally). */
   private baseFromReset = false;
+  /**
+   * A reset to the snapshot that recovery made but the WAL does not record (a crash after a
+   * snapshot was installed and before its reset record was durable, or logged entries that
+   * contradict the snapshot): the next write logs it first, or the next replay would read the
+   * new entries as following the old log (a gap, or old entries outliving the reset).
+   */
+  private pendingReset: { index: number; term: number } | null = null;
   private replayStarted = false;
   /** Per held entry (position i − base − 1): term, segment and offset (−1 until written). */
   private terms: number[] = [];
@@ -431,15 +438,20 @@ export class DiskStorage implements Storage {
       );
     }
     if (snap.index === this.base) {
-      if (this.baseTerm >= 0 && this.baseTerm !== snap.term) this.resetTo(snap.index, snap.term);
+      if (this.baseTerm >= 0 && this.baseTerm !== snap.term) this.resetToSnapshot(snap);
       else this.baseTerm = snap.term;
       return;
     }
     if (snap.index <= this.lastIndex() && this.terms[snap.index - this.base - 1] === snap.term) {
       // The log agrees with the snapshot: keep it whole, trailing entries included (slow followers read them).
     } else {
-      this.resetTo(snap.index, snap.term);
+      this.resetToSnapshot(snap);
     }
+  }
+
+  private resetToSnapshot(snap: SnapshotMetadata): void {
+    this.resetTo(snap.index, snap.term);
+    this.pendingReset = { index: snap.index, term: snap.term };
   }
 
   private truncateTo(pos: number): void {
@@ -591,6 +603,7 @@ export class DiskStorage implements Storage {
         this.resetTo(meta.index, meta.term);
         head = framePayloads([tagged(this.group, encodeReset({ index: meta.index, term: meta.term }))]);
         size += head.byteLength;
+        this.pendingReset = null;
       }
       const entries = batch.entries;
       const snapIndex = this.snapshotMetadata().index;
@@ -606,6 +619,11 @@ export class DiskStorage implements Storage {
       if (size === 0) {
         done(null);
         return;
+      }
+      if (this.pendingReset) {
+        head = framePayloads([tagged(this.group, encodeReset(this.pendingReset))]);
+        size += head.byteLength;
+        this.pendingReset = null;
       }
       if (entries.length > 0) {
         const first = entries[0]!.index;

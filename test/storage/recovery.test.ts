@@ -161,6 +161,54 @@ describe("WAL recovery", () => {
     );
   });
 
+  it("a crash between installing a leader's snapshot and logging it: the log restarts from the snapshot, and stays readable after more writes and crashes", async () => {
+    for (const contradicting of [false, true]) {
+      // Completions held: the install's WAL record is never made durable before the crash.
+      const held: (() => void)[] = [];
+      const fs = new FaultFs({ schedule: (fn) => held.push(fn) });
+      let s = DiskStorage.open(opts(fs));
+      // The old log: 1..9 in term 1, or 1..45 in term 1 (contradicting a snapshot of term 4 at 40).
+      const old = contradicting ? 45 : 9;
+      const saved = save(s, { entries: Array.from({ length: old }, (_, i) => ent(i + 1, 1)) });
+      for (const fn of held.splice(0)) fn();
+      await saved;
+      const meta = { index: 40, term: 4, config: CONFIG };
+      const data = new TextEncoder().encode("leader state");
+      s.save(
+        {
+          entries: [],
+          snapshotChunks: [{ metadata: meta, offset: 0, totalBytes: data.byteLength, data, done: true }],
+          snapshot: meta,
+          hardState: { term: 4, vote: null, commit: 40 },
+        },
+        () => {},
+      );
+      fs.crash("lose");
+      s = DiskStorage.open(opts(fs));
+      assert.equal(s.firstIndex(), 41, `contradicting=${contradicting}`);
+      assert.equal(s.lastIndex(), 40);
+      // The leader sends on from the snapshot; a few entries, then another crash (all durable).
+      const more = save(s, {
+        entries: [ent(41, 4), ent(42, 4)],
+        hardState: { term: 4, vote: null, commit: 42 },
+      });
+      for (const fn of held.splice(0)) fn();
+      await more;
+      fs.crash("lose");
+      s = DiskStorage.open(opts(fs));
+      assert.equal(s.firstIndex(), 41);
+      assert.equal(s.lastIndex(), 42);
+      assert.deepEqual(
+        s.entries(41, 43, 1 << 20).map((e) => [e.index, e.term]),
+        [
+          [41, 4],
+          [42, 4],
+        ],
+      );
+      s.close();
+    }
+  });
+
   it("a data directory of another node or cluster, or of nobody, is refused", async () => {
     const fs = new FaultFs();
     await fiveEntries(fs);
