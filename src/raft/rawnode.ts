@@ -6,6 +6,7 @@
  * Only one Ready is outstanding at a time: ready() may not be called again before advance().
  * Steps and ticks between the two are fine; what they produce goes into the next Ready.
  */
+import { coalesceMessages } from "./coalesce.js";
 import { type ProposeResult, Raft, type RaftOptions, type ReadMode } from "./raft.js";
 import {
   type ConfChange,
@@ -173,8 +174,9 @@ export class RawNode {
       snapshotChunks: r.snapshotChunks,
       snapshot,
       entries,
-      leaderMessages,
-      messages,
+      // Every proposal and commit produced its own append: one per peer carries them all.
+      leaderMessages: coalesceMessages(leaderMessages, r.maxMsgBytes),
+      messages: coalesceMessages(messages, r.maxMsgBytes),
       committedEntries: r.log.nextCommitted(this.maxApplyBytes),
       readStates: r.readStates,
       mustSync: entries.length > 0 || snapshot !== undefined || termOrVoteChanged,
