@@ -7,7 +7,8 @@
  * safe non-negative integers; byte payloads as u32 length + bytes. Optional groups added later
  * (F_CONFIGX, F_LEASE) are present only when their fields are used, so a peer that predates them
  * reads every message that does not use them exactly as before. F_GROUP (a u16 after everything
- * else) names the Raft group of a partitioned node's message; group 0 travels without it.
+ * else) names the Raft group of a partitioned node's message; group 0 travels without it. A
+ * heartbeat batch (see HEARTBEATS below) carries many groups' plain heartbeats in one message.
  */
 import {
   type Configuration,
@@ -413,4 +414,120 @@ export function decodeGroupMessage(buf: Uint8Array): { group: number; message: M
   }
   if (!r.done()) throw new CodecError("trailing bytes after the message");
   return { group, message: m };
+}
+
+// ---------------------------------------------------------------- coalesced heartbeats
+
+/**
+ * The type code of a heartbeat batch: every plain heartbeat (or answer) a node has for one peer in
+ * one turn, of any number of groups, in one message (CockroachDB's coalesced heartbeats). Sent
+ * only to a peer that said it reads them (X-Ballot-Batches on its answer to our stream): a peer
+ * that predates them refuses the code as an unknown message type.
+ *
+ * Layout after the common head (u8 version, u8 this code, u16 flags = 0, from, to): u32 count,
+ * then per message: u8 kind (0 heartbeat, 1 heartbeatResp), u16 group, u8 fields (commit,
+ * sentTick, readSeq, force), f64 term, then each present field as f64.
+ */
+const HEARTBEATS = 200;
+const H_COMMIT = 1 << 0;
+const H_SENTTICK = 1 << 1;
+const H_READSEQ = 1 << 2;
+const H_FORCE = 1 << 3;
+const KNOWN_H_FIELDS = (1 << 4) - 1;
+/** The smallest a batched heartbeat can be: kind, group, fields, term. */
+const MIN_BATCHED = 1 + 2 + 1 + 8;
+
+/**
+ * Whether `m` can travel in a heartbeat batch: a heartbeat or its answer carrying nothing but the
+ * fields the batch has (follower read-lease fields, for one, travel alone).
+ */
+export function batchable(m: Message): boolean {
+  return (
+    (m.type === "heartbeat" || m.type === "heartbeatResp") &&
+    m.logTerm === undefined &&
+    m.index === undefined &&
+    m.entries === undefined &&
+    !m.reject &&
+    m.rejectHint === undefined &&
+    m.requestId === undefined &&
+    m.snapshot === undefined &&
+    m.offset === undefined &&
+    m.leaseTicks === undefined &&
+    m.leaseClock === undefined &&
+    m.leaseNonce === undefined &&
+    m.leaseCommit === undefined
+  );
+}
+
+/** One length-prefixed frame holding `batch` (all from `from` to `to`, each batchable()). */
+export function encodeHeartbeatBatch(
+  from: string,
+  to: string,
+  batch: readonly { group: number; message: Message }[],
+): Uint8Array {
+  const w = new Writer(4 + 16 + 2 * MAX_ID_BYTES + batch.length * (MIN_BATCHED + 24));
+  w.at = 4;
+  w.u8(CODEC_VERSION);
+  w.u8(HEARTBEATS);
+  w.u16(0);
+  w.str(from);
+  w.str(to);
+  w.u32(batch.length);
+  for (const { group, message: m } of batch) {
+    if (!batchable(m) || m.from !== from || m.to !== to) throw new RangeError(`not batchable: ${m.type}`);
+    if (!Number.isInteger(group) || group < 0 || group > MAX_GROUP)
+      throw new RangeError(`bad group ${group}`);
+    let fields = 0;
+    if (m.commit !== undefined) fields |= H_COMMIT;
+    if (m.sentTick !== undefined) fields |= H_SENTTICK;
+    if (m.readSeq !== undefined) fields |= H_READSEQ;
+    if (m.force) fields |= H_FORCE;
+    w.u8(m.type === "heartbeat" ? 0 : 1);
+    w.u16(group);
+    w.u8(fields);
+    w.num(m.term);
+    if (fields & H_COMMIT) w.num(m.commit!);
+    if (fields & H_SENTTICK) w.num(m.sentTick!);
+    if (fields & H_READSEQ) w.num(m.readSeq!);
+  }
+  const out = w.buf.subarray(0, w.at);
+  new DataView(out.buffer, out.byteOffset, 4).setUint32(0, out.byteLength - 4, true);
+  return out;
+}
+
+/** Whether a frame's payload is a heartbeat batch (decode it with decodeHeartbeatBatch). */
+export function isHeartbeatBatch(payload: Uint8Array): boolean {
+  return payload.byteLength >= 2 && payload[0] === CODEC_VERSION && payload[1] === HEARTBEATS;
+}
+
+/** Decodes and validates a whole heartbeat batch; throws CodecError for anything malformed. */
+export function decodeHeartbeatBatch(buf: Uint8Array): { group: number; message: Message }[] {
+  const r = new Reader(buf);
+  if (r.u8() !== CODEC_VERSION || r.u8() !== HEARTBEATS) throw new CodecError("not a heartbeat batch");
+  if (r.u16() !== 0) throw new CodecError("unknown heartbeat batch fields");
+  const from = r.str("from");
+  const to = r.str("to");
+  const n = r.u32();
+  if (n === 0 || n * MIN_BATCHED > buf.byteLength - r.at) throw new CodecError("bad heartbeat batch count");
+  const out: { group: number; message: Message }[] = [];
+  for (let i = 0; i < n; i++) {
+    const kind = r.u8();
+    if (kind > 1) throw new CodecError("unknown batched message kind");
+    const group = r.u16();
+    const fields = r.u8();
+    if ((fields & ~KNOWN_H_FIELDS) !== 0) throw new CodecError("unknown batched heartbeat fields");
+    const m: { -readonly [K in keyof Message]: Message[K] } = {
+      type: kind === 0 ? "heartbeat" : "heartbeatResp",
+      from,
+      to,
+      term: r.int("term"),
+    };
+    if (fields & H_COMMIT) m.commit = r.int("commit");
+    if (fields & H_SENTTICK) m.sentTick = r.int("sentTick");
+    if (fields & H_READSEQ) m.readSeq = r.int("readSeq");
+    if (fields & H_FORCE) m.force = true;
+    out.push({ group, message: m });
+  }
+  if (!r.done()) throw new CodecError("trailing bytes after the heartbeat batch");
+  return out;
 }

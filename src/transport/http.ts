@@ -18,7 +18,15 @@ import * as https from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Message, NodeId } from "../raft/types.js";
-import { CodecError, decodeGroupMessage, encodeFramedMessage } from "./codec.js";
+import {
+  batchable,
+  CodecError,
+  decodeGroupMessage,
+  decodeHeartbeatBatch,
+  encodeFramedMessage,
+  encodeHeartbeatBatch,
+  isHeartbeatBatch,
+} from "./codec.js";
 import { FrameReader } from "./frames.js";
 import {
   isCertificateError,
@@ -72,6 +80,12 @@ export interface HttpTransportOptions {
    * tick share one write.
    */
   readonly groups?: number;
+  /**
+   * Whether this node sends and reads heartbeat batches (codec.ts) when it runs several groups:
+   * every plain heartbeat of a turn for one peer, whatever its group, in one message. Default
+   * true; false behaves as a node that predates them (tests of mixed-version clusters).
+   */
+  readonly heartbeatBatches?: boolean;
 }
 
 const PING = new Uint8Array(4); // an empty frame
@@ -91,6 +105,12 @@ class PeerLink {
   private lastSend = 0;
   private reported: string | null = null;
   private corked = false;
+  /** The peer said (on its answer to this stream) that it reads heartbeat batches. */
+  batches = false;
+  /** This turn's heartbeats for the peer, of any group, waiting to leave as one batch. */
+  private beats: { group: number; message: Message }[] = [];
+  /** The groups with a heartbeat in `beats`: their next other message must not overtake it. */
+  readonly beatGroups = new Set<number>();
   /** Since when this link has tried to connect without ever succeeding (null once it has). */
   private neverConnectedSince: number | null = Date.now();
   closed = false;
@@ -100,6 +120,32 @@ class PeerLink {
     public url: string,
     private readonly t: HttpTransport,
   ) {}
+
+  /** Queues a batchable heartbeat (codec.batchable) to leave with the turn's others. */
+  queueBeat(group: number, message: Message): void {
+    if (this.beats.length === 0) setImmediate(() => this.flushBeats());
+    this.beats.push({ group, message });
+    this.beatGroups.add(group);
+  }
+
+  /** Sends the queued heartbeats: one batch, or one frame each if the stream no longer takes batches. */
+  flushBeats(): void {
+    if (this.beats.length === 0) return;
+    const beats = this.beats;
+    this.beats = [];
+    this.beatGroups.clear();
+    if (this.closed) return;
+    if (!this.socket || this.connecting) {
+      this.dropped += beats.length; // the next tick's heartbeats go to the new stream
+      return;
+    }
+    if (this.batches) {
+      this.t.heartbeatBatchesSent++;
+      this.send(encodeHeartbeatBatch(this.t.self, this.id, beats));
+    } else {
+      this.send(Buffer.concat(beats.map((b) => encodeFramedMessage(b.message, b.group))));
+    }
+  }
 
   send(bytes: Uint8Array): void {
     if (this.closed) return;
@@ -170,9 +216,11 @@ class PeerLink {
       ...(secure ? { agent: false, ...(this.t.tls ? peerClientOptions(this.t.tls, this.id) : {}) } : {}),
     };
     const req = secure ? https.request(target, options) : http.request(target, options);
-    req.on("upgrade", (_res, socket: Socket, head: Buffer) => {
+    req.on("upgrade", (res, socket: Socket, head: Buffer) => {
       this.connecting = false;
       this.attempts = 0;
+      this.batches =
+        this.t.readsBatches && headerValue(res.headers["x-ballot-batches"]).split(",").includes("heartbeats");
       if (this.closed) {
         socket.destroy();
         return;
@@ -328,6 +376,10 @@ export class HttpTransport implements Transport {
   private closed = false;
   /** Messages refused from peers (bad frames, wrong identity), for metrics. */
   rejected = 0;
+  /** Heartbeat batches sent (each carries a turn's heartbeats for one peer), for metrics and tests. */
+  heartbeatBatchesSent = 0;
+  /** Whether this node reads heartbeat batches (and says so), and sends them to peers that do. */
+  readonly readsBatches: boolean;
 
   constructor(opts: HttpTransportOptions) {
     this.self = opts.self;
@@ -342,6 +394,8 @@ export class HttpTransport implements Transport {
     this.onRemoved = opts.onRemoved;
     this.tls = opts.tls;
     this.groups = opts.groups ?? 1;
+    // One group has at most one heartbeat per peer per tick: nothing to batch.
+    this.readsBatches = this.groups > 1 && opts.heartbeatBatches !== false;
     this.setPeers(opts.peers);
   }
 
@@ -379,20 +433,32 @@ export class HttpTransport implements Transport {
 
   send(messages: readonly Message[], group = 0): void {
     if (this.closed || messages.length === 0) return;
-    // One write per peer per batch.
+    // One write per peer per batch; with several groups, plain heartbeats wait for the turn's
+    // others to the same peer and leave with them as one message.
     const byPeer = new Map<NodeId, Uint8Array[]>();
     for (const m of messages) {
+      const link = this.links.get(m.to);
+      if (!link) continue;
+      if (link.batches && batchable(m)) {
+        link.queueBeat(group, m);
+        continue;
+      }
       let list = byPeer.get(m.to);
       if (!list) {
         list = [];
         byPeer.set(m.to, list);
       }
+      if (link.beatGroups.has(group)) {
+        // This group's queued heartbeat goes first: a group's messages to a peer keep their order.
+        if (list.length > 0) link.send(Buffer.concat(list));
+        list.length = 0;
+        link.flushBeats();
+      }
       list.push(encodeFramedMessage(m, group));
     }
     for (const [to, frames] of byPeer) {
-      const link = this.links.get(to);
-      if (!link) continue;
-      link.send(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+      if (frames.length === 0) continue;
+      this.links.get(to)?.send(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
     }
   }
 
@@ -458,7 +524,7 @@ export class HttpTransport implements Transport {
       });
     }
     socket.write(
-      `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${UPGRADE_PROTOCOL}\r\nX-Ballot-Node: ${this.self}\r\n\r\n`,
+      `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${UPGRADE_PROTOCOL}\r\nX-Ballot-Node: ${this.self}\r\n${this.readsBatches ? "X-Ballot-Batches: heartbeats\r\n" : ""}\r\n`,
     );
     const priority = Number(headerValue(h["x-ballot-priority"]));
     if (Number.isSafeInteger(priority)) this.priorities.set(from, priority);
@@ -493,14 +559,15 @@ export class HttpTransport implements Transport {
       try {
         for (const f of reader.push(chunk)) {
           if (f.byteLength === 0) continue; // ping
-          const { group, message: m } = decodeGroupMessage(f);
-          if (m.from !== from || m.to !== this.self) {
-            throw new CodecError(
-              `message from '${m.from}' to '${m.to}' on the stream of '${from}' to '${this.self}'`,
-            );
+          if (this.readsBatches && isHeartbeatBatch(f)) {
+            // Checked whole before any of it is delivered.
+            const batch = decodeHeartbeatBatch(f);
+            for (const { group, message: m } of batch) this.checkInbound(from, m, group);
+            for (const { group, message: m } of batch) this.onMessage?.(m, group);
+            continue;
           }
-          if (group >= this.groups)
-            throw new CodecError(`a message of group ${group}, but this node has ${this.groups}`);
+          const { group, message: m } = decodeGroupMessage(f);
+          this.checkInbound(from, m, group);
           this.onMessage?.(m, group);
         }
       } catch (e) {
@@ -513,6 +580,17 @@ export class HttpTransport implements Transport {
     socket.on("error", () => {});
     socket.on("close", () => this.inbound.delete(socket));
     if (head.length > 0) onData(head);
+  }
+
+  /** Throws CodecError for a message that is not from the stream's peer to this node, or of a group it lacks. */
+  private checkInbound(from: NodeId, m: Message, group: number): void {
+    if (m.from !== from || m.to !== this.self) {
+      throw new CodecError(
+        `message from '${m.from}' to '${m.to}' on the stream of '${from}' to '${this.self}'`,
+      );
+    }
+    if (group >= this.groups)
+      throw new CodecError(`a message of group ${group}, but this node has ${this.groups}`);
   }
 
   /** When (performance.now()) `peer` last sent this node anything, pings included; undefined if never. */

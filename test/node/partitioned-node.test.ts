@@ -153,6 +153,12 @@ describe("PartitionedNode: many Raft groups per member", () => {
       10 * ET,
     );
 
+    // The partitions' heartbeats travel in batches, one per peer per turn (codec.ts).
+    for (const id of ids) {
+      const t = (nodes.get(id) as unknown as { transport: { heartbeatBatchesSent: number } }).transport;
+      assert.ok(t.heartbeatBatchesSent > 0, `${id} sent heartbeat batches`);
+    }
+
     // One job per partition, on its leader.
     await waitFor(
       "a job per partition",

@@ -7,11 +7,15 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Configuration, Message } from "../../src/raft/types.js";
 import {
+  batchable,
   CodecError,
   decodeGroupMessage,
+  decodeHeartbeatBatch,
   decodeMessage,
   encodeFramedMessage,
+  encodeHeartbeatBatch,
   encodeMessage,
+  isHeartbeatBatch,
 } from "../../src/transport/codec.js";
 import { FrameReader, frame } from "../../src/transport/frames.js";
 
@@ -184,5 +188,83 @@ describe("peer codec: framing in place", () => {
   it("still refuses an id longer than the limit", () => {
     assert.throws(() => encodeFramedMessage({ type: "heartbeat", from: "x".repeat(300), to: "b", term: 1 }));
     assert.throws(() => encodeFramedMessage({ type: "heartbeat", from: "é".repeat(200), to: "b", term: 1 }));
+  });
+});
+
+describe("heartbeat batches", () => {
+  const batch: { group: number; message: Message }[] = [
+    {
+      group: 0,
+      message: { type: "heartbeat", from: "a", to: "b", term: 3, commit: 7, sentTick: 120, readSeq: 4 },
+    },
+    { group: 65535, message: { type: "heartbeat", from: "a", to: "b", term: 9, commit: 0, force: true } },
+    { group: 12, message: { type: "heartbeatResp", from: "a", to: "b", term: 2, sentTick: 5 } },
+  ];
+
+  it("carry every heartbeat and answer of any group, field for field, in one frame", () => {
+    const f = encodeHeartbeatBatch("a", "b", batch);
+    const frames = new FrameReader().push(f);
+    assert.equal(frames.length, 1);
+    assert.ok(isHeartbeatBatch(frames[0]!));
+    assert.ok(!isHeartbeatBatch(encodeMessage(batch[0]!.message)));
+    assert.deepEqual(decodeHeartbeatBatch(frames[0]!), batch);
+    // Fewer bytes than one frame per heartbeat.
+    const single = batch.reduce((n, b) => n + encodeFramedMessage(b.message, b.group).byteLength, 0);
+    assert.ok(f.byteLength < single, `${f.byteLength} < ${single}`);
+  });
+
+  it("take plain heartbeats only: lease fields, appends and the like travel alone", () => {
+    assert.ok(batchable(batch[0]!.message));
+    assert.ok(!batchable({ ...batch[0]!.message, leaseTicks: 0 }));
+    assert.ok(!batchable({ type: "append", from: "a", to: "b", term: 1 }));
+    assert.ok(!batchable({ type: "heartbeatResp", from: "a", to: "b", term: 1, leaseClock: 3 }));
+    assert.throws(() =>
+      encodeHeartbeatBatch("a", "b", [{ group: 1, message: { type: "vote", from: "a", to: "b", term: 1 } }]),
+    );
+    assert.throws(() => encodeHeartbeatBatch("a", "c", batch), "every message must be between the two nodes");
+  });
+
+  it("refuse a batch cut short at any byte, trailing bytes, unknown kinds and fields, and a count it cannot hold", () => {
+    const f = new FrameReader().push(encodeHeartbeatBatch("a", "b", batch))[0]!;
+    for (let cut = 0; cut < f.byteLength; cut++) {
+      assert.throws(() => decodeHeartbeatBatch(f.subarray(0, cut)), CodecError, `cut at ${cut}`);
+    }
+    assert.throws(() => decodeHeartbeatBatch(new Uint8Array([...f, 0])), CodecError);
+    const at = (mutate: (b: Uint8Array, dv: DataView) => void) => {
+      const b = f.slice();
+      mutate(b, new DataView(b.buffer));
+      return () => decodeHeartbeatBatch(b);
+    };
+    const head = 4 + 3 + 3; // version, type and flags; then "a" and "b" (u16 length + 1 byte each)
+    assert.throws(
+      at((b) => (b[2] = 1)),
+      CodecError,
+      "reserved flags",
+    );
+    assert.throws(
+      at((_b, dv) => dv.setUint32(head, 1e6, true)),
+      CodecError,
+      "a count beyond the frame",
+    );
+    assert.throws(
+      at((_b, dv) => dv.setUint32(head, 0, true)),
+      CodecError,
+      "an empty batch",
+    );
+    assert.throws(
+      at((b) => (b[head + 4] = 2)),
+      CodecError,
+      "kind",
+    );
+    assert.throws(
+      at((b) => (b[head + 4 + 3] = 0x10)),
+      CodecError,
+      "fields",
+    );
+    assert.throws(
+      at((_b, dv) => dv.setFloat64(head + 4 + 4, -1, true)),
+      CodecError,
+      "a negative term",
+    );
   });
 });
