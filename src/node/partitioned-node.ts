@@ -256,6 +256,20 @@ export class PartitionedNode<R = unknown> {
     });
     if (opts.server) transport.attach(opts.server);
     const mux = new GroupTransports(transport, p);
+    // One turn's kicked partitions drain together, with the WAL corked while their Ready loops
+    // start: every first save of the turn leaves in one write and one fdatasync.
+    let kicked: (() => void)[] = [];
+    const schedule = (drain: () => void) => {
+      if (kicked.length === 0)
+        setImmediate(() => {
+          const list = kicked;
+          kicked = [];
+          log.batch(() => {
+            for (const d of list) d();
+          });
+        });
+      kicked.push(drain);
+    };
     let lag: LagProbe | null = null;
     const lagProbe = (tickMs: number) => (lag ??= new LagProbe(tickMs));
     try {
@@ -267,7 +281,7 @@ export class PartitionedNode<R = unknown> {
             members: urls,
             stateMachine: opts.stateMachine(g),
             transport: mux.view(g),
-            partition: { group: g, count: p, storage: log.group(g), clusterId, lagProbe },
+            partition: { group: g, count: p, storage: log.group(g), clusterId, lagProbe, schedule },
             logger: prefixed(logger, p > 1 ? `partition ${g}: ` : ""),
           }),
         );

@@ -47,7 +47,12 @@ export class SharedLog {
     // Refuses a directory created with another group count, before anything else is read.
     const identity = DiskStorage.checkIdentity(fs, opts, groups);
     const logger = opts.logger ?? { warn: (m: string) => console.warn(`ballot storage: ${m}`) };
-    const wal = new Wal(fs, join(opts.dir, "wal"), { segmentBytes: opts.segmentBytes, logger });
+    // Many groups resume their Ready loops after each sync: their next saves leave together.
+    const wal = new Wal(fs, join(opts.dir, "wal"), {
+      segmentBytes: opts.segmentBytes,
+      logger,
+      holdAfterSync: groups > 1,
+    });
     // The entry cache is one budget for the node, not one per group: 1,000 idle groups hold little.
     const cacheBytes = Math.max(256 << 10, Math.floor((opts.cacheBytes ?? 64 << 20) / groups));
     const storages: DiskStorage[] = [];

@@ -135,10 +135,26 @@ describe("shared WAL", () => {
     });
     await Promise.all(done);
     assert.equal(fs.syncs - before, 1);
-    // Without batch(), the first save goes out alone and the rest ride the next sync together.
+    // Saves made from the continuations of a sync's callbacks (each group resuming its Ready
+    // loop) are held to the next turn and leave together too.
+    const before1 = fs.syncs;
+    const next: Promise<void>[] = [];
+    for (let g = 0; g < 16; g++) next.push(save(log.group(g), { entries: [ent(2, 1)] }));
+    await Promise.all(next);
+    const resumed = Array.from({ length: 16 }, (_, g) =>
+      Promise.resolve().then(() => save(log.group(g), { entries: [ent(3, 1)] })),
+    );
+    await Promise.all(resumed);
+    assert.equal(
+      fs.syncs - before1,
+      2,
+      "one sync for the first 16 (a turn after the last), one for the resumed 16",
+    );
+    // Without batch(), on an idle WAL, the first save goes out alone and the rest ride the next sync together.
+    await new Promise((r) => setImmediate(r));
     const before2 = fs.syncs;
     const more: Promise<void>[] = [];
-    for (let g = 0; g < 16; g++) more.push(save(log.group(g), { entries: [ent(2, 1)] }));
+    for (let g = 0; g < 16; g++) more.push(save(log.group(g), { entries: [ent(4, 1)] }));
     await Promise.all(more);
     assert.equal(fs.syncs - before2, 2);
     log.close();
