@@ -224,6 +224,8 @@ export class PartitionedNode<R = unknown> {
         opts.join !== undefined ||
         stored.replace(/-[0-9a-f]{12}$/, "") === formed.replace(/-[0-9a-f]{12}$/, ""),
       fs: opts.fs,
+      // Every partition resumes its Ready loop after each sync: their next saves leave together.
+      holdAfterSync: p > 1 ? (release) => setImmediate(release) : undefined,
       trailingEntries: opts.trailingEntries,
       logger: { warn: (m) => logger.warn(m) },
     });

@@ -18,6 +18,8 @@ import { Wal } from "./wal.js";
 export interface SharedLogOptions extends DiskStorageOptions {
   /** How many Raft groups share the directory (1 to 65,536). Fixed when the directory is created. */
   readonly groups: number;
+  /** See WalOptions.holdAfterSync: how the running node lets every group's next save leave together. */
+  readonly holdAfterSync?: (release: () => void) => void;
 }
 
 export class SharedLog {
@@ -47,11 +49,10 @@ export class SharedLog {
     // Refuses a directory created with another group count, before anything else is read.
     const identity = DiskStorage.checkIdentity(fs, opts, groups);
     const logger = opts.logger ?? { warn: (m: string) => console.warn(`ballot storage: ${m}`) };
-    // Many groups resume their Ready loops after each sync: their next saves leave together.
     const wal = new Wal(fs, join(opts.dir, "wal"), {
       segmentBytes: opts.segmentBytes,
       logger,
-      holdAfterSync: groups > 1,
+      holdAfterSync: opts.holdAfterSync,
     });
     // The entry cache is one budget for the node, not one per group: 1,000 idle groups hold little.
     const cacheBytes = Math.max(256 << 10, Math.floor((opts.cacheBytes ?? 64 << 20) / groups));

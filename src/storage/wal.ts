@@ -24,11 +24,12 @@ export interface WalOptions {
   readonly segmentBytes?: number;
   readonly logger?: WalLogger;
   /**
-   * Holds the next write back until the turn after a sync's callbacks (default false). Writers
-   * that save again from async continuations of those callbacks (many Raft groups, each resuming
-   * its Ready loop) then leave together rather than the first alone, at the cost of one turn.
+   * Holds the next write back after a sync's callbacks until `release` is called by this
+   * scheduler (e.g. setImmediate: the next turn). Writers that save again from async
+   * continuations of those callbacks (many Raft groups, each resuming its Ready loop) then leave
+   * together rather than the first alone. Absent: the next write goes out at once.
    */
-  readonly holdAfterSync?: boolean;
+  readonly holdAfterSync?: (release: () => void) => void;
 }
 
 interface Segment {
@@ -82,9 +83,9 @@ export class Wal {
     this.dir = dir;
     this.segmentBytes = opts.segmentBytes ?? 64 << 20;
     this.logger = opts.logger ?? { warn: () => {} };
-    this.holdAfterSync = opts.holdAfterSync ?? false;
+    this.holdAfterSync = opts.holdAfterSync ?? null;
   }
-  private readonly holdAfterSync: boolean;
+  private readonly holdAfterSync: ((release: () => void) => void) | null;
 
   /**
    * Opens the log: calls `onRecord` for every valid record in order, truncates a torn tail of the
@@ -276,7 +277,7 @@ export class Wal {
     // Still "syncing" while the callbacks run, so the writes they trigger queue up and leave
     // together in the next flush instead of the first of them going out alone.
     for (const p of batch) p.done(null);
-    if (this.holdAfterSync) setImmediate(() => this.release());
+    if (this.holdAfterSync) this.holdAfterSync(() => this.release());
     else this.release();
   }
 

@@ -126,7 +126,7 @@ describe("shared WAL", () => {
 
   it("one write and one fdatasync carry a batch of every group's saves", async () => {
     const fs = new FaultFs({ schedule: (fn) => setImmediate(fn) });
-    const log = SharedLog.open(opts(fs, 16));
+    const log = SharedLog.open({ ...opts(fs, 16), holdAfterSync: (release) => setImmediate(release) });
     const before = fs.syncs;
     const done: Promise<void>[] = [];
     log.batch(() => {
@@ -158,6 +158,22 @@ describe("shared WAL", () => {
     await Promise.all(more);
     assert.equal(fs.syncs - before2, 2);
     log.close();
+  });
+
+  it("a close while the next write is held back still writes what is staged (a compaction nobody waits on)", async () => {
+    const fs = new FaultFs({ schedule: (fn) => setImmediate(fn) });
+    const o = { ...opts(fs, 2), holdAfterSync: (release: () => void) => setImmediate(release) };
+    const log = SharedLog.open(o);
+    const g = log.group(1);
+    await save(g, { entries: Array.from({ length: 10 }, (_, i) => ent(i + 1, 1)) });
+    // The sync's callbacks just ran: the WAL holds writes to the next turn, and we close now.
+    g.writeSnapshot({ index: 8, term: 1, config: CONFIG }, [new Uint8Array(1)]);
+    g.compact(8);
+    log.close();
+    const again = SharedLog.open(o);
+    assert.equal(again.group(1).firstIndex(), 9, "the compaction record reached the file");
+    assert.equal(again.group(1).lastIndex(), 10);
+    again.close();
   });
 
   it("deletes a segment only once every group has compacted past it", async () => {
