@@ -10,12 +10,25 @@
  *
  * Usage: npm run bench:partitions [-- --counts 1,4,16,64] [--k 256] [--seconds S] [--rounds N]
  *        [--idle 1000] [--idle-seconds S]     (writes bench/results/partitions.json)
+ *        [--member-cpu F]  (each member capped at F of a core through a cgroup: the members stop
+ *                         sharing two cores with each other and the driver, as on machines of
+ *                         their own; needs root and a cgroup CPU controller)
+ *        [--before DIR]  (each count also run on another built checkout, interleaved, for a
+ *                         same-run A/B; printed, nothing is written)
+ *        [--profile]   (each member CPU-profiled through the middle of each write run, and its
+ *                       idle share and top functions printed; nothing is written; the profiles
+ *                       are kept in $BALLOT_PROFILE_KEEP if set)
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
 import { Partitioner } from "../../src/kv/partitioner.js";
 import { ProcCluster, sleep } from "../../test/integration/procs.js";
+import { CpuCap } from "../cpu-cap.js";
 import { describeMachine } from "../machine.js";
+import { summarize } from "../profile/summarize.js";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -27,6 +40,10 @@ const seconds = Number(arg("seconds") ?? 5);
 const rounds = Number(arg("rounds") ?? 2);
 const idleCount = Number(arg("idle") ?? 1000);
 const idleSeconds = Number(arg("idle-seconds") ?? 10);
+const profile = process.argv.includes("--profile");
+const beforeDir = arg("before");
+const memberCpu = arg("member-cpu") ? Number(arg("member-cpu")) : null;
+const caps = new CpuCap();
 const KEYS = 1000;
 const value = JSON.stringify({ value: "v".repeat(100) });
 
@@ -35,8 +52,15 @@ interface PartitionView {
   leader: { id: string; url: string | null } | null;
 }
 
-async function cluster(p: number): Promise<ProcCluster> {
-  const c = await ProcCluster.start({ extraArgs: p > 1 ? ["--partitions", String(p)] : [] });
+async function cluster(p: number, build?: string): Promise<ProcCluster> {
+  const c = await ProcCluster.start({
+    extraArgs: p > 1 ? ["--partitions", String(p)] : [],
+    cli: build
+      ? `${build}/dist/src/cli/main.js`
+      : profileDir
+        ? fileURLToPath(new URL("../profile/node.js", import.meta.url))
+        : undefined,
+  });
   // Every partition led, and led by the member it is balanced to (or 20 s passed).
   const until = Date.now() + 20_000;
   while (Date.now() < until) {
@@ -49,6 +73,7 @@ async function cluster(p: number): Promise<ProcCluster> {
       break;
     await sleep(200);
   }
+  if (memberCpu !== null) for (const id of c.ids) caps.cap(id, c.procs.get(id)!.pid!, memberCpu);
   return c;
 }
 
@@ -60,10 +85,17 @@ async function leaders(c: ProcCluster): Promise<string[]> {
   return r.partitions ? r.partitions.map((x) => x.leader?.id ?? r.leader.id) : [r.leader.id];
 }
 
-async function drive(
-  c: ProcCluster,
-  p: number,
-): Promise<{ opsPerSec: number; p50Ms: number; p99Ms: number; errors: number; redirects: number }> {
+interface WriteRun {
+  opsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  errorStatuses?: Record<number, number>;
+  redirects: number;
+  cpuPercentOfCore: { members: number[]; driver: number };
+}
+
+async function drive(c: ProcCluster, p: number): Promise<WriteRun> {
   const part = new Partitioner(p);
   const lead = await leaders(c);
   const pools = new Map(
@@ -72,8 +104,14 @@ async function drive(
   const lat: number[] = [];
   let errors = 0;
   let redirects = 0;
+  const statuses: Record<number, number> = {};
   let n = 0;
-  const end = performance.now() + seconds * 1000;
+  // Where the two cores went: each member's share and the driver's (100 % = one core).
+  const pids = c.ids.map((id) => c.procs.get(id)!.pid!);
+  const before = pids.map(sample);
+  const driverBefore = process.cpuUsage();
+  const start = performance.now();
+  const end = start + seconds * 1000;
   await Promise.all(
     Array.from({ length: k }, async () => {
       while (performance.now() < end) {
@@ -88,15 +126,34 @@ async function drive(
         await r.body.text();
         if (r.statusCode === 200) lat.push(performance.now() - t);
         else if (r.statusCode === 307) redirects++;
-        else errors++;
+        else {
+          errors++;
+          statuses[r.statusCode] = (statuses[r.statusCode] ?? 0) + 1;
+        }
       }
     }),
   );
+  const wall = (performance.now() - start) / 1000;
+  const after = pids.map(sample);
+  const driver = process.cpuUsage(driverBefore);
+  const pct = (x: number) => Math.round(x * 1000) / 10;
+  const cpu = {
+    members: after.map((a, i) => pct((a.ticks - before[i]!.ticks) / 100 / wall)), // USER_HZ = 100
+    driver: pct((driver.user + driver.system) / 1e6 / wall),
+  };
   for (const pool of pools.values()) await pool.close();
   lat.sort((a, b) => a - b);
   const q = (x: number) =>
     Math.round((lat[Math.min(lat.length - 1, Math.floor(x * lat.length))] ?? 0) * 100) / 100;
-  return { opsPerSec: Math.round(lat.length / seconds), p50Ms: q(0.5), p99Ms: q(0.99), errors, redirects };
+  return {
+    opsPerSec: Math.round(lat.length / seconds),
+    p50Ms: q(0.5),
+    p99Ms: q(0.99),
+    errors,
+    ...(errors > 0 ? { errorStatuses: statuses } : {}),
+    redirects,
+    cpuPercentOfCore: cpu,
+  };
 }
 
 /** How many partitions each member reports quiet (GET /v1/cluster). */
@@ -124,13 +181,22 @@ const out: Record<string, unknown> = {
   description: `3 members on one machine, ballot start --partitions P (hash rule); one driver keeps K=${k} writes of 100-byte values over ${KEYS} keys in flight, each sent to its partition's leader through undici Pools, one request per write; ${seconds} s per run, ${rounds} rounds, counts interleaved. Idle: 3 members of ${idleCount} partitions doing nothing for ${idleSeconds} s, CPU and RSS per process from /proc, and the same for one partition as the baseline of any idle member`,
   date: new Date().toISOString(),
   machine: describeMachine(),
+  memberCpuCap:
+    memberCpu === null
+      ? "none: the members and the driver share the machine's cores"
+      : `each member limited to ${memberCpu} of a core (cgroup CPU quota), the driver not`,
 };
-const runs: Record<
-  string,
-  { opsPerSec: number; p50Ms: number; p99Ms: number; errors: number; redirects: number }[]
-> = {};
-for (let round = 0; round < rounds; round++) {
+const runs: Record<string, WriteRun[]> = {};
+let profileDir: string | null = null;
+for (let round = 0; round < (beforeDir ? 0 : rounds); round++) {
   for (const p of counts) {
+    if (profile) {
+      // The window opens once the cluster settled and the driver warmed up (bench/profile/node.ts).
+      profileDir = mkdtempSync(join(tmpdir(), "ballot-profile-"));
+      process.env.BALLOT_PROFILE_DIR = profileDir;
+      process.env.BALLOT_PROFILE_START_MS = "4000";
+      process.env.BALLOT_PROFILE_MS = String(Math.max(1000, seconds * 1000 - 3000));
+    }
     const c = await cluster(p);
     try {
       const before = await leaders(c);
@@ -140,13 +206,48 @@ for (let round = 0; round < rounds; round++) {
       list.push(f);
       runs[String(p)] = list;
       console.log(
-        `round ${round + 1}, ${p} partition(s): ${f.opsPerSec} w/s, p50 ${f.p50Ms} ms, p99 ${f.p99Ms} ms, errors ${f.errors}, 307s ${f.redirects}${before.join() === after.join() ? "" : " (leaders moved)"}`,
+        `round ${round + 1}, ${p} partition(s): ${f.opsPerSec} w/s, p50 ${f.p50Ms} ms, p99 ${f.p99Ms} ms, errors ${f.errors}${f.errorStatuses ? ` ${JSON.stringify(f.errorStatuses)}` : ""}, 307s ${f.redirects}, CPU % of a core: members ${f.cpuPercentOfCore.members.join(" ")}, driver ${f.cpuPercentOfCore.driver}${before.join() === after.join() ? "" : " (leaders moved)"}`,
       );
+      if (profileDir) {
+        await sleep(1500);
+        for (const id of c.ids) {
+          const file = join(profileDir, `${id}.cpuprofile`);
+          const keep = process.env.BALLOT_PROFILE_KEEP; // a directory for the .cpuprofile files
+          if (keep) copyFileSync(file, join(keep, `p${p}-round${round + 1}-${id}.cpuprofile`));
+          const s = summarize(file);
+          console.log(`  ${id}: idle ${s.idlePct}%`);
+          for (const t of s.top.slice(0, 14)) console.log(`    ${String(t.selfPct).padStart(5)}% ${t.fn}`);
+        }
+      }
     } finally {
       await c.stop();
+      caps.release();
+      if (profileDir) rmSync(profileDir, { recursive: true, force: true });
     }
   }
 }
+if (beforeDir) {
+  for (let round = 0; round < rounds; round++) {
+    for (const p of counts) {
+      for (const [name, build] of [
+        ["this build", undefined],
+        ["before", beforeDir],
+      ] as const) {
+        const c = await cluster(p, build);
+        try {
+          const f = await drive(c, p);
+          console.log(
+            `A/B round ${round + 1}, ${p} partition(s), ${name}: ${f.opsPerSec} w/s, p99 ${f.p99Ms} ms, CPU ${f.cpuPercentOfCore.members.join(" ")} / driver ${f.cpuPercentOfCore.driver}`,
+          );
+        } finally {
+          await c.stop();
+          caps.release();
+        }
+      }
+    }
+  }
+}
+if (profile || beforeDir) process.exit(0);
 const best = (p: number) => Math.max(...(runs[String(p)] ?? []).map((f) => f.opsPerSec));
 out.writes = Object.fromEntries(
   counts.map((p) => [
@@ -201,10 +302,16 @@ async function idleCost(count: number): Promise<Record<string, unknown>> {
 }
 // The same members with one partition, in the same run: what any idle member costs (its tick
 // timer, partition 0's heartbeats), against which the many partitions' cost is read.
-out.idleOnePartition = await idleCost(1);
-out.idle = await idleCost(idleCount);
+if (memberCpu === null) {
+  out.idleOnePartition = await idleCost(1);
+  out.idle = await idleCost(idleCount);
+}
+// A capped run is its own result: the same counts on members limited to a share of a core.
 writeFileSync(
-  new URL("../../../bench/results/partitions.json", import.meta.url),
+  new URL(
+    `../../../bench/results/${memberCpu === null ? "partitions.json" : `partitions-member-cpu-${memberCpu}.json`}`,
+    import.meta.url,
+  ),
   `${JSON.stringify(out, null, 2)}\n`,
 );
 console.log(JSON.stringify(out.writes, null, 2));

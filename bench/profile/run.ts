@@ -8,7 +8,7 @@
  *
  * Usage: npm run bench:profile   (writes bench/results/profile.json and bench/results/profiles/)
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,42 +16,13 @@ import { Pool } from "undici";
 import { BallotClient } from "../../src/client/index.js";
 import { ProcCluster, sleep } from "../../test/integration/procs.js";
 import { describeMachine } from "../machine.js";
+import { summarize } from "./summarize.js";
 
 const K = 64;
 const SECONDS = 12;
 const results = new URL("../../../bench/results/", import.meta.url);
 const wrapper = fileURLToPath(new URL("./node.js", import.meta.url));
 const value = "v".repeat(100);
-
-interface CpuProfile {
-  nodes: {
-    id: number;
-    hitCount?: number;
-    callFrame: { functionName: string; url: string; lineNumber: number };
-  }[];
-}
-
-function summarize(file: string): { idlePct: number; top: { fn: string; selfPct: number }[] } {
-  const p = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
-  const total = p.nodes.reduce((s, n) => s + (n.hitCount ?? 0), 0) || 1;
-  const by = new Map<string, number>();
-  let idle = 0;
-  for (const n of p.nodes) {
-    const cf = n.callFrame;
-    if (cf.functionName === "(idle)") idle += n.hitCount ?? 0;
-    const where = cf.url
-      ? `${cf.url.replace(/^.*\/dist\//, "").replace(/^node:/, "node:")}:${cf.lineNumber + 1}`
-      : "";
-    const key = `${cf.functionName || "(anonymous)"} ${where}`.trim();
-    by.set(key, (by.get(key) ?? 0) + (n.hitCount ?? 0));
-  }
-  const top = [...by]
-    .filter(([k]) => !k.startsWith("(idle)"))
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 25)
-    .map(([fn, n]) => ({ fn, selfPct: Math.round((n / total) * 1000) / 10 }));
-  return { idlePct: Math.round((idle / total) * 1000) / 10, top };
-}
 
 async function profiled(name: string, drive: (c: ProcCluster, leader: string) => Promise<number>) {
   const dir = mkdtempSync(join(tmpdir(), "ballot-profile-"));
