@@ -192,6 +192,14 @@ try {
     console.log(`read K=64 ${consistency.padEnd(12)} ${f.opsPerSec} r/s p50 ${f.p50Ms} p99 ${f.p99Ms}`);
   }
   out.ballotTerm = { before: termBefore, after: termAfter };
+  if (termAfter.join() !== termBefore.join()) {
+    // What the members said about it: which member campaigned, and why (a leader change under load is a bug).
+    out.ballotLeadershipLog = ballot.ids
+      .flatMap((id) => (ballot.logs.get(id) ?? []).map((l) => `${id}: ${l}`))
+      .filter((l) => /became leader|leader is|campaign|election|stepp|lost|quorum|stall|lag/i.test(l))
+      .slice(-40);
+    console.log((out.ballotLeadershipLog as string[]).join("\n"));
+  }
   out.writes = writes;
   out.readsViaBallotClient = reads;
   console.log(`Ballot term before ${termBefore.join(",")} after ${termAfter.join(",")}`);

@@ -1085,8 +1085,21 @@ export class RaftNode<R = unknown> extends EventEmitter {
 
   private onSoftState(role: Role, leader: NodeId | null): void {
     if (role !== this.role) {
+      const was = this.role;
       this.role = role;
       if (role === "leader") this.log.info(`became leader in term ${this.raw.raft.term}`);
+      // Why leadership moved, in the log of the member that moved it (one line per change; the
+      // partitions of a member report through partition 0 only, or a member's death says it P times).
+      const says = !this.partitioned || this.group === 0;
+      if (says && was === "leader" && role !== "leader")
+        this.log.warn(
+          `stepped down in term ${this.raw.raft.term} (leader now: ${leader ?? "none known"}; longest clock catch-up ${this.maxTickBurst} ticks)`,
+        );
+      // A PreVote round starts only on an election timeout (a transfer campaigns at once).
+      if (says && was === "follower" && role === "preCandidate" && this.leader !== null)
+        this.log.warn(
+          `heard nothing from leader ${this.leader} for an election timeout: campaigning (term ${this.raw.raft.term}; longest clock catch-up ${this.maxTickBurst} ticks)`,
+        );
       this.emit("role", role);
     }
     if (leader !== this.leader) {

@@ -66,6 +66,13 @@ describe("a 3-node cluster of real processes", () => {
     // The randomized timeout is below 2 × 500 ms; detection plus one election round fits in 2 × that.
     assert.ok(took < 2 * 2 * c.electionTimeoutMs, `the first write after the kill took ${took} ms`);
     console.log(`first write accepted ${took} ms after the leader was killed`);
+    // A survivor's log says why leadership moved.
+    assert.ok(
+      c
+        .alive()
+        .some((id) => (c.logs.get(id) ?? []).some((l) => l.includes(`heard nothing from leader ${old}`))),
+      `no survivor logged the election timeout\n${c.tail()}`,
+    );
     c.spawn(old);
     await c.waitForLeader();
   });
