@@ -493,6 +493,22 @@ export class Raft {
     return true;
   }
 
+  /**
+   * After a stall of this node's own clock (tickHeld() caught up many ticks at once), waits at
+   * least `ticks` more before acting on an election timeout or a leader's quorum check. While
+   * this node could not run it could not hear anyone either, and a stall of the whole machine
+   * (a paused VM, a starved host) stops the leader as well: the first heartbeat after it comes
+   * one heartbeat interval later, and campaigning before it would depose a healthy leader. Only
+   * ever delays a campaign, a vote granted or a step-down, so no lease is shortened by it (a
+   * leader's lease counts from its followers' acknowledgements, not from this timer).
+   */
+  graceAfterStall(ticks: number): void {
+    if (!(ticks > 0) || this.quiesced) return;
+    // As if the leader (or, for a leader, a quorum) was last heard `ticks` before the timeout: a
+    // follower is back inside the leader's lease for them, so it refuses other PreVotes too.
+    this.electionElapsed = Math.min(this.electionElapsed, Math.max(0, this.electionTicks - ticks));
+  }
+
   /** Acts on an election timeout or quorum check that fell due during tickHeld() ticks. */
   checkTimeouts(): void {
     if (this.role === "leader") {

@@ -69,6 +69,11 @@ export class RawNode {
     this.raft.tickHeld();
   }
 
+  /** After a stall of this node's clock, waits `ticks` more before any timeout acts; see Raft.graceAfterStall. */
+  graceAfterStall(ticks: number): void {
+    this.raft.graceAfterStall(ticks);
+  }
+
   /** Catches a quiet group's clock up by `n` ticks; false if the group is awake. See Raft.elapseQuiet. */
   elapseQuiet(n: number): boolean {
     return this.raft.elapseQuiet(n);

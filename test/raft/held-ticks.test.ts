@@ -53,4 +53,73 @@ describe("held ticks", () => {
     c.node("a").raw.checkTimeouts();
     assert.equal(c.raft("a").role, "follower", "checkTimeouts does, without a live quorum");
   });
+
+  it("after a stall of the whole machine, a follower waits the grace for the leader's next heartbeat before campaigning", () => {
+    const c = withLeader(["a", "b", "c"]);
+    settle(c, ET);
+    const term = c.raft("a").term;
+    const GRACE = 3;
+    // Everyone stalled (nothing was sent meanwhile); b resumes first.
+    for (let i = 0; i < 3 * ET; i++) c.node("b").raw.tickHeld();
+    c.node("b").raw.graceAfterStall(GRACE);
+    c.node("b").raw.checkTimeouts();
+    c.process("b");
+    assert.ok(!c.queue.some((m) => m.from === "b" && isCampaign(m)), "no campaign on resuming");
+    // b does not grant another's PreVote meanwhile either: it is back inside the leader's lease.
+    c.node("b").raw.step({ type: "preVote", from: "c", to: "b", term: term + 1, index: 100, logTerm: term });
+    c.process("b");
+    assert.ok(
+      !c.queue.some((m) => m.type === "preVoteResp" && m.from === "b" && !m.reject),
+      "no PreVote granted",
+    );
+    c.queue.length = 0;
+    // The leader resumes and heartbeats within the grace: b stays a follower.
+    c.tick("a", 1);
+    c.deliverAll();
+    for (let i = 0; i < GRACE; i++) c.tick("b", 1);
+    c.deliverAll();
+    assert.equal(c.raft("b").role, "follower");
+    assert.equal(c.raft("b").term, term);
+  });
+
+  it("the grace only delays: with the leader really gone, the follower campaigns once it has passed", () => {
+    const c = withLeader(["a", "b", "c"]);
+    settle(c, ET);
+    c.isolate("a");
+    for (let i = 0; i < 3 * ET; i++) c.node("b").raw.tickHeld();
+    c.node("b").raw.graceAfterStall(3);
+    c.node("b").raw.checkTimeouts();
+    c.process("b");
+    assert.ok(!c.queue.some((m) => m.from === "b" && isCampaign(m)));
+    // Within one randomized election timeout (below 2 × ET) of the grace's start, not before it ends.
+    let ticks = 0;
+    while (!c.queue.some((m) => m.from === "b" && isCampaign(m)) && ticks < 2 * ET) {
+      c.node("b").raw.tick();
+      c.process("b");
+      ticks++;
+    }
+    assert.ok(
+      c.queue.some((m) => m.from === "b" && isCampaign(m)),
+      "campaigns once the grace ran out",
+    );
+    assert.ok(ticks >= 3, `not before the grace ended (${ticks} ticks)`);
+  });
+
+  it("a leader's quorum check after its own stall waits the grace for acknowledgements", () => {
+    const c = withLeader(["a", "b", "c"]);
+    settle(c, ET);
+    // A quorum check that passes, so the next one counts afresh.
+    for (let i = 0; i < 2 * ET; i++) c.node("a").raw.tickHeld();
+    c.deliverAll();
+    c.node("a").raw.checkTimeouts();
+    assert.equal(c.raft("a").role, "leader");
+    c.isolate("a");
+    for (let i = 0; i < 2 * ET; i++) c.node("a").raw.tickHeld();
+    c.deliverAll();
+    c.node("a").raw.graceAfterStall(3);
+    c.node("a").raw.checkTimeouts();
+    assert.equal(c.raft("a").role, "leader", "still leading during the grace");
+    for (let i = 0; i < 3; i++) c.node("a").raw.tick();
+    assert.equal(c.raft("a").role, "follower", "steps down once the grace passed without a quorum");
+  });
 });
