@@ -660,14 +660,8 @@ export class RaftNode<R = unknown> extends EventEmitter {
     // A stall of two heartbeat intervals or more: nobody could be heard meanwhile, and if the
     // whole machine stalled the leader did too. Its next heartbeat gets two intervals to arrive.
     const heartbeatTicks = Math.max(1, Math.round(this.heartbeatIntervalMs / this.tickMs));
-    if (due >= 2 * heartbeatTicks) {
-      this.stallsGraced++;
-      this.raw.graceAfterStall(2 * heartbeatTicks + 1);
-    }
+    if (due >= 2 * heartbeatTicks) this.raw.graceAfterStall(2 * heartbeatTicks + 1);
   }
-
-  /** Stalls of the clock after which timeouts were given a grace (see Raft.graceAfterStall). */
-  stallsGraced = 0;
 
   /** A moving average of how long proposals made here take to settle (ms): the retry hint under overload. */
   private settleMs = 0;
