@@ -7,13 +7,34 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ET, isCampaign, settle, withLeader } from "./util.js";
 
+type Cluster = ReturnType<typeof withLeader>;
+
+/** `id`'s loop stalls for `ticks` tick periods: its clock catches up with the timeouts held. */
+function stall(c: Cluster, id: string, ticks: number): void {
+  for (let i = 0; i < ticks; i++) c.node(id).raw.tickHeld();
+}
+
+/**
+ * Leader a stalls past a quorum check that passes (its held ticks still heartbeat, and are
+ * answered), then is cut off and stalls past the next one, which is not acted on yet.
+ */
+function leaderStalledAlone(c: Cluster): void {
+  stall(c, "a", 2 * ET);
+  c.deliverAll();
+  c.node("a").raw.checkTimeouts();
+  assert.equal(c.raft("a").role, "leader");
+  c.isolate("a");
+  stall(c, "a", 2 * ET);
+  c.deliverAll();
+}
+
 describe("held ticks", () => {
   it("a follower stalled past its election timeout does not campaign when the leader's heartbeat is waiting", () => {
     const c = withLeader(["a", "b", "c"]);
     settle(c, ET);
     const term = c.raft("a").term;
     // b's loop stalls for three election timeouts; meanwhile a's heartbeats reach its socket.
-    for (let i = 0; i < 3 * ET; i++) c.node("b").raw.tickHeld();
+    stall(c, "b", 3 * ET);
     c.process("b");
     assert.ok(!c.queue.some((m) => m.from === "b" && isCampaign(m)), "held ticks call no election");
     c.tick("a", 1); // a's heartbeat, read by b before it acts on its timeouts
@@ -28,7 +49,7 @@ describe("held ticks", () => {
   it("a follower whose stall brought no heartbeat campaigns on checkTimeouts", () => {
     const c = withLeader(["a", "b", "c"]);
     settle(c, ET);
-    for (let i = 0; i < 3 * ET; i++) c.node("b").raw.tickHeld();
+    stall(c, "b", 3 * ET);
     c.node("b").raw.checkTimeouts();
     c.process("b");
     assert.ok(
@@ -40,15 +61,9 @@ describe("held ticks", () => {
   it("a leader stalled past its quorum check keeps leading when the acknowledgements are waiting", () => {
     const c = withLeader(["a", "b", "c"]);
     settle(c, ET);
-    // a stalls for two election timeouts: its held ticks still send heartbeats, which are answered.
-    for (let i = 0; i < 2 * ET; i++) c.node("a").raw.tickHeld();
-    c.deliverAll();
-    c.node("a").raw.checkTimeouts();
-    assert.equal(c.raft("a").role, "leader");
-    // The same stall with every answer lost: the quorum check fails once it is acted on.
-    c.isolate("a");
-    for (let i = 0; i < 2 * ET; i++) c.node("a").raw.tickHeld();
-    c.deliverAll();
+    // Stalls with its answers waiting keep it leading; the same stall with every answer lost
+    // fails the quorum check once it is acted on.
+    leaderStalledAlone(c);
     assert.equal(c.raft("a").role, "leader", "held ticks never step down");
     c.node("a").raw.checkTimeouts();
     assert.equal(c.raft("a").role, "follower", "checkTimeouts does, without a live quorum");
@@ -60,7 +75,7 @@ describe("held ticks", () => {
     const term = c.raft("a").term;
     const GRACE = 3;
     // Everyone stalled (nothing was sent meanwhile); b resumes first.
-    for (let i = 0; i < 3 * ET; i++) c.node("b").raw.tickHeld();
+    stall(c, "b", 3 * ET);
     c.node("b").raw.graceAfterStall(GRACE);
     c.node("b").raw.checkTimeouts();
     c.process("b");
@@ -86,7 +101,7 @@ describe("held ticks", () => {
     const c = withLeader(["a", "b", "c"]);
     settle(c, ET);
     c.isolate("a");
-    for (let i = 0; i < 3 * ET; i++) c.node("b").raw.tickHeld();
+    stall(c, "b", 3 * ET);
     c.node("b").raw.graceAfterStall(3);
     c.node("b").raw.checkTimeouts();
     c.process("b");
@@ -108,14 +123,8 @@ describe("held ticks", () => {
   it("a leader's quorum check after its own stall waits the grace for acknowledgements", () => {
     const c = withLeader(["a", "b", "c"]);
     settle(c, ET);
-    // A quorum check that passes, so the next one counts afresh.
-    for (let i = 0; i < 2 * ET; i++) c.node("a").raw.tickHeld();
-    c.deliverAll();
-    c.node("a").raw.checkTimeouts();
-    assert.equal(c.raft("a").role, "leader");
-    c.isolate("a");
-    for (let i = 0; i < 2 * ET; i++) c.node("a").raw.tickHeld();
-    c.deliverAll();
+    // A quorum check that passes, so the next one counts afresh; then a's stall alone.
+    leaderStalledAlone(c);
     c.node("a").raw.graceAfterStall(3);
     c.node("a").raw.checkTimeouts();
     assert.equal(c.raft("a").role, "leader", "still leading during the grace");
