@@ -272,6 +272,8 @@ export class RaftNode<R = unknown> extends EventEmitter {
   readonly tickMs: number;
   readonly electionTimeoutMs: number;
   readonly heartbeatIntervalMs: number;
+  /** Ticks in two heartbeat intervals: a clock catch-up this long is a stall (see syncClock). */
+  private readonly stallTicks: number;
   /** See RaftNodeOptions.followerReadLeases. */
   readonly followerReadLeases: boolean;
   private readonly snapshotEntries: number;
@@ -340,6 +342,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
         Math.floor(this.electionTimeoutMs / 10),
       ),
     );
+    this.stallTicks = 2 * Math.max(1, Math.round(heartbeat / this.tickMs));
     this.snapshotEntries = opts.snapshotEntries ?? 100_000;
     this.proposalTimeoutMs = opts.proposalTimeoutMs ?? 10_000;
     this.admissionLimits = { ...DEFAULT_ADMISSION, ...opts.admission };
@@ -659,8 +662,7 @@ export class RaftNode<R = unknown> extends EventEmitter {
     for (let i = 0; i < due; i++) this.raw.tickHeld();
     // A stall of two heartbeat intervals or more: nobody could be heard meanwhile, and if the
     // whole machine stalled the leader did too. Its next heartbeat gets two intervals to arrive.
-    const heartbeatTicks = Math.max(1, Math.round(this.heartbeatIntervalMs / this.tickMs));
-    if (due >= 2 * heartbeatTicks) this.raw.graceAfterStall(2 * heartbeatTicks + 1);
+    if (due >= this.stallTicks) this.raw.graceAfterStall(this.stallTicks + 1);
   }
 
   /** A moving average of how long proposals made here take to settle (ms): the retry hint under overload. */
