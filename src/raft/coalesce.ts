@@ -33,12 +33,19 @@ function continues(prev: Message, next: Message): boolean {
 function mergeAppends(prev: Message, next: Message): Message {
   const a = prev.entries ?? [];
   const b = next.entries ?? [];
-  return {
+  const merged: Message = {
     ...next,
     index: prev.index,
     logTerm: prev.logTerm,
     entries: a.length === 0 ? b : b.length === 0 ? a : [...a, ...b],
   };
+  // `force` marks an append that carries only the commit index and wants no answer: one that now
+  // carries entries must be answered, whichever of the two asked for none.
+  if (merged.force && merged.entries!.length > 0) {
+    const { force: _, ...answered } = merged;
+    return answered;
+  }
+  return merged;
 }
 
 /** Whether `next` (to the same peer) makes the acknowledgement `prev` redundant. */

@@ -891,7 +891,7 @@ export class Raft {
   }
 
   /** Sends entries (or a snapshot) to one peer; returns false when nothing was sent. */
-  private sendAppend(to: NodeId, pr: Progress, allowEmpty = true): boolean {
+  private sendAppend(to: NodeId, pr: Progress, allowEmpty = true, commitOnly = false): boolean {
     if (pr.isPaused()) return false;
     const prevIndex = pr.next - 1;
     const prevTerm = this.log.term(prevIndex);
@@ -901,6 +901,13 @@ export class Raft {
     }
     const entries = this.log.slice(pr.next, this.log.lastIndex() + 1, this.maxMsgBytes);
     if (entries.length === 0 && !allowEmpty) return false;
+    const lease = this.readLeaseFields(pr);
+    // An append that only carries a new commit index to a follower in the pipeline asks for no
+    // answer: the follower has acknowledged, or will, everything before it, and with many groups
+    // these answers are a fifth of all peer messages. Should that earlier acknowledgement be lost,
+    // the next heartbeat's answer shows the follower behind and its append there is answered
+    // (etcd recovers a lost acknowledgement the same way); heartbeats also keep lease and liveness.
+    const unanswered = commitOnly && entries.length === 0 && pr.state === "replicate" && lease === undefined;
     this.send({
       type: "append",
       from: this.id,
@@ -911,17 +918,18 @@ export class Raft {
       entries,
       commit: this.log.committed,
       sentTick: this.tickCount,
-      ...this.readLeaseFields(pr),
+      ...lease,
+      ...(unanswered ? { force: true } : {}),
     });
     pr.sentEntries(prevIndex + entries.length, entries.length);
     return true;
   }
 
-  /** Sends new entries to every follower; with `allowEmpty`, an empty append where there is nothing new (to carry the commit index). */
+  /** Sends new entries to every follower; with `allowEmpty` (a commit broadcast), an empty append where there is nothing new, to carry the commit index. */
   private bcastAppend(allowEmpty = false): void {
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
-      this.sendAppend(id, pr, allowEmpty);
+      this.sendAppend(id, pr, allowEmpty, allowEmpty);
     }
   }
 
@@ -1045,6 +1053,8 @@ export class Raft {
     const lastNew = this.log.maybeAppend(prevIndex, m.logTerm ?? 0, m.commit ?? 0, m.entries ?? []);
     if (lastNew >= 0) {
       this.noteAckedMatch(lastNew);
+      // The leader asked for no answer (see sendAppend): it already knows we hold all this.
+      if (m.force && (m.entries?.length ?? 0) === 0 && m.leaseTicks === undefined) return;
       this.send({
         type: "appendResp",
         from: this.id,

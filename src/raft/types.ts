@@ -116,7 +116,8 @@ export interface Message {
   /**
    * vote: this campaign is a leadership transfer and may disturb a live leader's lease. readIndex:
    * the follower asks for a lease read. heartbeat: the leader goes quiet (see RaftOptions.quiesce);
-   * it is not answered.
+   * it is not answered. append (empty, to a follower whose match is its index): it only carries the
+   * commit index and is not answered when accepted (a peer that predates this answers anyway).
    */
   readonly force?: boolean;
   /**

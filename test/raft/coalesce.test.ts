@@ -29,6 +29,22 @@ function ack(to: string, index: number, extra: Partial<Message> = {}): Message {
 }
 
 describe("coalescing a Ready's messages", () => {
+  it("an unanswered commit-only append merged with entries becomes an answered append; two commit-only ones stay unanswered", () => {
+    const commitOnly = (index: number, commit: number): Message => ({
+      ...app("b", index, 2, 0, commit),
+      force: true,
+    });
+    const [afterEntries] = coalesceMessages([app("b", 5, 1, 2, 4), commitOnly(7, 7)], 1 << 20);
+    assert.equal(afterEntries!.entries!.length, 2);
+    assert.equal(afterEntries!.commit, 7);
+    assert.equal(afterEntries!.force, undefined, "it carries entries: the follower must answer");
+    const [beforeEntries] = coalesceMessages([commitOnly(5, 5), app("b", 5, 2, 1, 5)], 1 << 20);
+    assert.equal(beforeEntries!.force, undefined);
+    const [both] = coalesceMessages([commitOnly(5, 4), commitOnly(5, 5)], 1 << 20);
+    assert.equal(both!.force, true);
+    assert.equal(both!.commit, 5);
+  });
+
   it("consecutive appends to one peer become one: the first's start, every entry, the last's commit and tick", () => {
     const out = coalesceMessages(
       [app("b", 5, 1, 2, 4), app("c", 5, 1, 2, 4), app("b", 7, 2, 3, 5), app("b", 10, 2, 0, 9)],

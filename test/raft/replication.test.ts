@@ -271,4 +271,87 @@ describe("replication", () => {
     assert.deepEqual(c.logTerms("a"), c.logTerms("b"));
     for (const id of ["a", "b", "c"]) assert.deepEqual(c.appliedTexts(id), ["kept"], `${id} applied`);
   });
+  it("an append that only carries the commit index to a caught-up follower is not answered, and the follower still commits", () => {
+    const c = withLeader(["a", "b", "c"], BASIC);
+    const seen: Message[] = [];
+    c.propose("a", "x");
+    drain(c, { seen: (m) => seen.push(m) });
+    const index = c.raft("a").log.lastIndex();
+    const commitOnly = seen.filter((m) => m.type === "append" && (m.entries?.length ?? 0) === 0);
+    assert.deepEqual(
+      commitOnly.map((m) => [m.to, m.force, m.commit]).sort(),
+      [
+        ["b", true, index],
+        ["c", true, index],
+      ],
+      "one commit-only append per follower, each asking for no answer",
+    );
+    const answers = seen.filter((m) => m.type === "appendResp");
+    assert.equal(answers.length, 2, "only the appends with the entry are answered");
+    for (const id of ["b", "c"]) {
+      assert.equal(c.raft(id).log.committed, index, `${id} learned the commit`);
+      assert.deepEqual(c.appliedTexts(id), ["x"], `${id} applied`);
+    }
+  });
+
+  it("a follower whose acknowledgement was lost before an unanswered commit append is answered after the next heartbeat", () => {
+    const c = withLeader(["a", "b", "c"], BASIC);
+    c.propose("a", "x");
+    // b's acknowledgement of x is lost: the leader's match for b stays behind x.
+    drain(c, { hold: (m) => m.type === "appendResp" && m.from === "b" });
+    const index = c.raft("a").log.lastIndex();
+    assert.ok(c.raft("a").progress.get("b")!.match < index);
+    assert.equal(c.raft("b").log.committed, index, "b learned the commit all the same");
+    const seen: Message[] = [];
+    for (let i = 0; i < c.raft("a").heartbeatTicks; i++) {
+      c.tickAll(1);
+      drain(c, { seen: (m) => seen.push(m) });
+    }
+    assert.ok(
+      seen.some((m) => m.type === "append" && m.to === "b" && !m.force),
+      "the heartbeat's answer showed b behind, and the append that followed asked for an answer",
+    );
+    assert.equal(c.raft("a").progress.get("b")!.match, index, "b's answer arrived");
+  });
+
+  it("a follower leaves an accepted commit-only append unanswered, but answers one it must reject or that offers a lease", () => {
+    const node = nodeWithLog("b", [1, 1]);
+    const answers = (m: Partial<Message>): Message[] => {
+      node.raw.step({
+        type: "append",
+        from: "a",
+        to: "b",
+        term: 1,
+        entries: [],
+        force: true,
+        ...m,
+      } as Message);
+      return handleReady(node.raw, node.storage).messages.filter((x) => x.type === "appendResp");
+    };
+    assert.deepEqual(answers({ index: 2, logTerm: 1, commit: 2 }), [], "accepted: no answer");
+    assert.equal(node.raw.raft.log.committed, 2, "and the commit index was taken");
+    const reject = answers({ index: 5, logTerm: 1, commit: 2 });
+    assert.equal(reject.length, 1, "a gap is answered");
+    assert.equal(reject[0]!.reject, true);
+    assert.equal(
+      answers({ index: 2, logTerm: 1, commit: 2, leaseTicks: 0 }).length,
+      1,
+      "a lease offer is answered",
+    );
+  });
+
+  it("merging a commit-only append into one with entries makes the result answered", () => {
+    const c = withLeader(["a", "b", "c"], BASIC);
+    c.propose("a", "x");
+    drain(c);
+    // Acknowledgements and a new proposal in one Ready: the commit append and the new entry merge.
+    const seen: Message[] = [];
+    c.propose("a", "y");
+    drain(c, { seen: (m) => seen.push(m) });
+    for (const m of seen) {
+      if (m.type === "append" && (m.entries?.length ?? 0) > 0)
+        assert.notEqual(m.force, true, "carries entries");
+    }
+    for (const id of ["b", "c"]) assert.deepEqual(c.appliedTexts(id), ["x", "y"]);
+  });
 });
