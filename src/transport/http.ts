@@ -76,8 +76,8 @@ export interface HttpTransportOptions {
   /**
    * Raft groups this node runs (default 1). A message naming a group past them is garbage, and
    * the peer's stream is cut. With several, writes to a peer within one turn of the event loop
-   * leave together (the socket is corked until the next turn), so every group's heartbeats of a
-   * tick share one write.
+   * leave together (as one buffer, written at the turn's end), so every group's messages of a
+   * turn share one write.
    */
   readonly groups?: number;
   /**
@@ -104,7 +104,8 @@ class PeerLink {
   private pingTimer: NodeJS.Timeout | null = null;
   private lastSend = 0;
   private reported: string | null = null;
-  private corked = false;
+  /** This turn's frames for the peer when the node runs several groups (see send). */
+  private turn: Uint8Array[] | null = null;
   /** The peer said (on its answer to this stream) that it reads heartbeat batches. */
   batches = false;
   /** This turn's heartbeats for the peer, of any group, waiting to leave as one batch. */
@@ -156,14 +157,15 @@ class PeerLink {
         return;
       }
       this.lastSend = Date.now();
-      if (this.t.groups > 1 && !this.corked) {
-        // Several groups send in separate callbacks of one turn: one write for all of them.
-        this.corked = true;
-        s.cork();
-        setImmediate(() => {
-          this.corked = false;
-          s.uncork();
-        });
+      if (this.t.groups > 1) {
+        // Several groups send in separate callbacks of one turn: their frames leave as one buffer
+        // in one write at the turn's end (cheaper than a corked socket's write per group, whose
+        // every chunk the stream tracks and calls back on its own).
+        if (this.turn === null) {
+          this.turn = [bytes];
+          setImmediate(() => this.flushTurn());
+        } else this.turn.push(bytes);
+        return;
       }
       s.write(bytes);
       return;
@@ -175,6 +177,19 @@ class PeerLink {
       this.dropped++;
     }
     this.dial();
+  }
+
+  /** Writes this turn's frames (see send): lost like any unsent message if the stream went meanwhile. */
+  private flushTurn(): void {
+    const frames = this.turn;
+    this.turn = null;
+    if (!frames || this.closed) return;
+    const s = this.socket;
+    if (!s || this.connecting || s.destroyed) {
+      this.dropped += frames.length;
+      return;
+    }
+    s.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
   }
 
   /** Connects unless connected, connecting or waiting to retry. */
