@@ -14,7 +14,8 @@
  *                         sharing two cores with each other and the driver, as on machines of
  *                         their own; needs root and a cgroup CPU controller)
  *        [--before DIR]  (each count also run on another built checkout, interleaved, for a
- *                         same-run A/B; printed, nothing is written)
+ *                         same-run A/B; printed, and written only with --ab-out FILE, the
+ *                         other build described by --before-label TEXT)
  *        [--profile]   (each member CPU-profiled through the middle of each write run, and its
  *                       idle share and top functions printed; nothing is written; the profiles
  *                       are kept in $BALLOT_PROFILE_KEEP if set)
@@ -42,6 +43,9 @@ const idleCount = Number(arg("idle") ?? 1000);
 const idleSeconds = Number(arg("idle-seconds") ?? 10);
 const profile = process.argv.includes("--profile");
 const beforeDir = arg("before");
+/** With --before: also write the A/B's runs and means to this file (the before build named by --before-label). */
+const abOut = arg("ab-out");
+const beforeLabel = arg("before-label");
 const memberCpu = arg("member-cpu") ? Number(arg("member-cpu")) : null;
 const caps = new CpuCap();
 const KEYS = 1000;
@@ -226,6 +230,7 @@ for (let round = 0; round < (beforeDir ? 0 : rounds); round++) {
     }
   }
 }
+const ab: { round: number; partitions: number; build: string; figures: WriteRun }[] = [];
 if (beforeDir) {
   for (let round = 0; round < rounds; round++) {
     for (const p of counts) {
@@ -236,6 +241,7 @@ if (beforeDir) {
         const c = await cluster(p, build);
         try {
           const f = await drive(c, p);
+          ab.push({ round: round + 1, partitions: p, build: name, figures: f });
           console.log(
             `A/B round ${round + 1}, ${p} partition(s), ${name}: ${f.opsPerSec} w/s, p99 ${f.p99Ms} ms, CPU ${f.cpuPercentOfCore.members.join(" ")} / driver ${f.cpuPercentOfCore.driver}`,
           );
@@ -246,6 +252,38 @@ if (beforeDir) {
       }
     }
   }
+}
+if (beforeDir && abOut) {
+  const mean = (p: number, build: string) => {
+    const xs = ab.filter((r) => r.partitions === p && r.build === build).map((r) => r.figures.opsPerSec);
+    return Math.round(xs.reduce((a, b) => a + b, 0) / xs.length);
+  };
+  const summary = Object.fromEntries(
+    counts.map((p) => {
+      const now = mean(p, "this build");
+      const then = mean(p, "before");
+      return [
+        String(p),
+        { meanThisBuild: now, meanBefore: then, ratio: Math.round((now / then) * 100) / 100 },
+      ];
+    }),
+  );
+  const one = counts.includes(1)
+    ? Object.fromEntries(
+        counts.map((p) => [
+          String(p),
+          {
+            thisBuild: Math.round((mean(p, "this build") / mean(1, "this build")) * 100) / 100,
+            before: Math.round((mean(p, "before") / mean(1, "before")) * 100) / 100,
+          },
+        ]),
+      )
+    : undefined;
+  writeFileSync(
+    abOut,
+    `${JSON.stringify({ ...out, benchmark: "partitions A/B", before: beforeLabel ?? beforeDir, runs: ab, meanWritesPerSec: summary, vsOnePartitionOfMeans: one }, null, 1)}\n`,
+  );
+  console.log(`A/B written to ${abOut}: ${JSON.stringify(summary)}`);
 }
 if (profile || beforeDir) process.exit(0);
 const best = (p: number) => Math.max(...(runs[String(p)] ?? []).map((f) => f.opsPerSec));
