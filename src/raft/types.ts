@@ -116,8 +116,9 @@ export interface Message {
   /**
    * vote: this campaign is a leadership transfer and may disturb a live leader's lease. readIndex:
    * the follower asks for a lease read. heartbeat: the leader goes quiet (see RaftOptions.quiesce);
-   * it is not answered. append (empty, to a follower whose match is its index): it only carries the
-   * commit index and is not answered when accepted (a peer that predates this answers anyway).
+   * it is not answered. append (empty, a commit broadcast to a follower in the replicate state, no
+   * lease fields): it only carries the commit index and is not answered when accepted (a peer that
+   * predates this answers anyway).
    */
   readonly force?: boolean;
   /**
