@@ -14,6 +14,8 @@ export async function etcdCluster(): Promise<{
   stop(): void;
   leader: string;
   follower: string;
+  /** The members' process ids, for benchmarks that count their CPU. */
+  pids: number[];
 }> {
   execFileSync("bash", [new URL("../../scripts/install-etcd.sh", import.meta.url).pathname], {
     stdio: "inherit",
@@ -65,7 +67,13 @@ export async function etcdCluster(): Promise<{
     );
     const leaderIdx = st.findIndex((s) => s?.leader && s.header?.member_id === s.leader);
     if (leaderIdx >= 0) {
-      return { clients, stop, leader: clients[leaderIdx]!, follower: clients[(leaderIdx + 1) % 3]! };
+      return {
+        clients,
+        stop,
+        leader: clients[leaderIdx]!,
+        follower: clients[(leaderIdx + 1) % 3]!,
+        pids: procs.map((p) => p.pid!),
+      };
     }
     await sleep(100);
   }
