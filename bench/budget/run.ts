@@ -22,6 +22,7 @@ import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
 import { freePorts, ProcCluster } from "../../test/integration/procs.js";
+import { drive as driveFor } from "../drive.js";
 import { etcdCluster } from "../etcd-cluster.js";
 import { describeMachine } from "../machine.js";
 
@@ -56,45 +57,26 @@ interface Run {
   totalUsPerWrite: number;
 }
 
+/** The closed-loop load (bench/drive.ts), with the CPU every process spent on it. */
 async function drive(
   k: number,
   op: (i: number) => Promise<void>,
   procs: Record<string, number>,
   secs: number,
 ): Promise<Run> {
-  const lat: number[] = [];
-  let errors = 0;
-  let n = 0;
   const before = Object.fromEntries(Object.entries(procs).map(([name, pid]) => [name, cpuUs(pid)]));
   const driverBefore = process.cpuUsage();
-  const end = performance.now() + secs * 1000;
-  await Promise.all(
-    Array.from({ length: k }, async () => {
-      while (performance.now() < end) {
-        const i = n++;
-        const t = performance.now();
-        try {
-          await op(i);
-          lat.push(performance.now() - t);
-        } catch {
-          errors++;
-        }
-      }
-    }),
-  );
+  const f = await driveFor(k, op, secs);
   const d = process.cpuUsage(driverBefore);
-  const writes = Math.max(1, lat.length);
+  const writes = Math.max(1, f.opsPerSec * secs);
   const per: Record<string, number> = { driver: Math.round((d.user + d.system) / writes) };
   for (const [name, pid] of Object.entries(procs))
     per[name] = Math.round((cpuUs(pid) - before[name]!) / writes);
-  lat.sort((a, b) => a - b);
-  const q = (p: number) =>
-    Math.round((lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? 0) * 100) / 100;
   return {
-    writesPerSec: Math.round(lat.length / secs),
-    p50Ms: q(0.5),
-    p99Ms: q(0.99),
-    errors,
+    writesPerSec: f.opsPerSec,
+    p50Ms: f.p50Ms,
+    p99Ms: f.p99Ms,
+    errors: f.errors,
     cpuUsPerWrite: per,
     totalUsPerWrite: Object.values(per).reduce((a, b) => a + b, 0),
   };

@@ -18,6 +18,7 @@ import { Etcd3 } from "etcd3";
 import { Pool } from "undici";
 import { BallotClient } from "../../src/client/index.js";
 import { ProcCluster } from "../../test/integration/procs.js";
+import { drive as driveFor, type Figures } from "../drive.js";
 import { etcdCluster } from "../etcd-cluster.js";
 import { describeMachine } from "../machine.js";
 
@@ -37,38 +38,9 @@ const warmSeconds = Number(arg("warm") ?? 1);
 const value = "v".repeat(100);
 const KEYS = 1000;
 
-interface Figures {
-  opsPerSec: number;
-  p50Ms: number;
-  p99Ms: number;
-  errors: number;
-}
-
-/** K workers calling `op` back to back for `secs`; latencies of the successful calls. */
-async function drive(k: number, op: (i: number) => Promise<unknown>, secs = seconds): Promise<Figures> {
-  const lat: number[] = [];
-  let errors = 0;
-  let n = 0;
-  const end = performance.now() + secs * 1000;
-  await Promise.all(
-    Array.from({ length: k }, async () => {
-      while (performance.now() < end) {
-        const i = n++;
-        const t = performance.now();
-        try {
-          await op(i);
-          lat.push(performance.now() - t);
-        } catch {
-          errors++;
-        }
-      }
-    }),
-  );
-  lat.sort((a, b) => a - b);
-  const q = (p: number) =>
-    Math.round((lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? 0) * 100) / 100;
-  return { opsPerSec: Math.round(lat.length / secs), p50Ms: q(0.5), p99Ms: q(0.99), errors };
-}
+/** K workers calling `op` back to back for `secs` (default: the run's length). */
+const drive = (k: number, op: (i: number) => Promise<unknown>, secs = seconds): Promise<Figures> =>
+  driveFor(k, op, secs);
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 const ballot = await ProcCluster.start();
